@@ -1,0 +1,157 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""The image type every stage takes: data, celestial WCS, unit, beam, mask."""
+
+from typing import NamedTuple
+
+import numpy as np
+import astropy.units as u
+from astropy.nddata import NDData
+from astropy.wcs.utils import proj_plane_pixel_scales
+
+__all__ = ["Beam", "SkyImage"]
+
+
+class Beam(NamedTuple):
+    """
+    An elliptical Gaussian beam or PSF (FWHM axes and position angle).
+
+    Read from the FITS keywords ``BMAJ``, ``BMIN`` (degrees, FWHM) and
+    ``BPA`` (degrees east of north), as radio imagers write them.
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> from astrofmtools.io import Beam
+    >>> beam = Beam(5.4 * u.arcsec, 5.4 * u.arcsec, 0 * u.deg)
+    >>> beam.area.to(u.arcsec**2)  # doctest: +FLOAT_CMP
+    <Quantity 33.04 arcsec2>
+    """
+
+    major: u.Quantity
+    minor: u.Quantity
+    pa: u.Quantity
+
+    @property
+    def area(self):
+        """Solid angle of the Gaussian beam, pi·major·minor / (4 ln 2)."""
+        return (np.pi / (4 * np.log(2)) * self.major * self.minor).to(u.arcsec**2)
+
+    @classmethod
+    def from_header(cls, header):
+        """The beam in a FITS header (``BMAJ``/``BMIN``/``BPA``), or None."""
+        if "BMAJ" not in header or "BMIN" not in header:
+            return None
+        try:
+            bmaj, bmin = float(header["BMAJ"]), float(header["BMIN"])
+            bpa = float(header.get("BPA", 0.0))
+        except (TypeError, ValueError):
+            return None
+        if not (np.isfinite(bmaj) and np.isfinite(bmin)) or bmaj <= 0 or bmin <= 0:
+            return None
+        return cls(bmaj * u.deg, bmin * u.deg, bpa * u.deg)
+
+
+class SkyImage(NDData):
+    """
+    A 2-D sky image: pixels, a celestial WCS, a unit, a beam and a mask.
+
+    This is an `~astropy.nddata.NDData`, so everything that takes one
+    (photutils, astropy.visualization, reproject) takes it too. Build it
+    with `~astrofmtools.io.load_image`, which accepts any FITS input.
+
+    Parameters
+    ----------
+    data : array-like
+        The 2-D pixel array (row = y, column = x, numpy order). It may be a
+        memory map of the file.
+    wcs : `~astropy.wcs.WCS` or None
+        A 2-D celestial WCS, or None for pixel-only work.
+    unit : `~astropy.units.Unit` or str, optional
+        The pixel unit (from ``BUNIT``).
+    mask : array of bool, optional
+        True where the image has no data (NaN or ``BLANK`` pixels, outside
+        the survey footprint). Pixels to *ignore* (bright stars, artefacts)
+        are a separate mask given to each stage.
+    beam : `Beam`, optional
+        The restoring beam or PSF, when known.
+    header : `~astropy.io.fits.Header`, optional
+        The header the image came from.
+    source : str, optional
+        Where the image came from: a file name and HDU, for messages.
+    meta : dict, optional
+        Anything else.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astrofmtools.io import SkyImage
+    >>> image = SkyImage(np.zeros((20, 30)), unit="Jy/beam")
+    >>> image.shape, image.unit, image.has_wcs
+    ((20, 30), Unit("Jy / beam"), False)
+    """
+
+    def __init__(self, data, wcs=None, unit=None, mask=None, beam=None,
+                 header=None, source=None, meta=None):
+        super().__init__(data, wcs=wcs, unit=unit, mask=mask, meta=meta)
+        self.beam = beam
+        self.header = header
+        self.source = source if source is not None else "<array>"
+
+    def __repr__(self):
+        unit = f" [{self.unit}]" if self.unit is not None else ""
+        wcs = " with WCS" if self.has_wcs else " without WCS"
+        beam = ""
+        if self.beam is not None:
+            beam = (f", beam {self.beam.major.to_value(u.arcsec):.3g}\"x"
+                    f"{self.beam.minor.to_value(u.arcsec):.3g}\"")
+        return f"<SkyImage {self.shape[1]}x{self.shape[0]}{unit}{wcs}{beam} from {self.source}>"
+
+    __str__ = __repr__
+
+    @property
+    def shape(self):
+        """The array shape, (ny, nx)."""
+        return self.data.shape
+
+    @property
+    def has_wcs(self):
+        """Whether the image has a celestial WCS (needed for sky outputs)."""
+        return self.wcs is not None
+
+    @property
+    def pixel_scale(self):
+        """
+        Mean pixel side as an angle (`~astropy.units.Quantity`), or None.
+
+        Examples
+        --------
+        >>> from astrofmtools.datasets import make_radio_field
+        >>> image, truth = make_radio_field(shape=(64, 64), n_compact=2, n_extended=0, seed=1)
+        >>> image.pixel_scale  # doctest: +FLOAT_CMP
+        <Quantity 1.8 arcsec>
+        """
+        if self.wcs is None:
+            return None
+        scales = proj_plane_pixel_scales(self.wcs)  # degrees per pixel
+        return (np.sqrt(scales[0] * scales[1]) * u.deg).to(u.arcsec)
+
+    @property
+    def beam_pixels(self):
+        """
+        The beam as (major, minor) FWHM in pixels and PA in degrees, or None.
+
+        None when either the beam or the WCS is unknown.
+        """
+        if self.beam is None or self.wcs is None:
+            return None
+        scale = self.pixel_scale
+        return (float(self.beam.major / scale), float(self.beam.minor / scale),
+                float(self.beam.pa.to_value(u.deg)))
+
+    def require_wcs(self, what="sky coordinates"):
+        """Raise `~astrofmtools.InputError` if the image has no celestial WCS."""
+        from ..exceptions import InputError
+        if self.wcs is None:
+            raise InputError(f"{what} need a celestial WCS, and {self.source} has none "
+                             "(no CTYPE1/CTYPE2 sky axes in its header).")
+        return self.wcs

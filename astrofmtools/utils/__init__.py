@@ -1,0 +1,5 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""Small shared helpers: atomic output files and table metadata."""
+
+from .output import *  # noqa: F401, F403
+from .meta import *  # noqa: F401, F403
