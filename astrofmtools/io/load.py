@@ -143,9 +143,9 @@ def _from_file(path, hdu, plane, beam, memmap):
         hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
     except (OSError, ValueError, TypeError, IndexError) as exc:
         raise InputError(f"{str(path)!r} is not a readable FITS file ({exc}).") from None
-    # An HDUList closed here would invalidate memory maps; it is closed when
-    # the image is garbage-collected (astropy keeps the mmap alive).
-    return _from_hdulist(hdul, str(path), hdu=hdu, plane=plane, beam=beam, memmap=memmap)
+    # Closing the file keeps memory-mapped pixels valid: numpy holds the map.
+    with hdul:
+        return _from_hdulist(hdul, str(path), hdu=hdu, plane=plane, beam=beam, memmap=memmap)
 
 
 def _describe(hdul):
