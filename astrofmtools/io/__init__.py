@@ -7,3 +7,4 @@ over large mosaics in overlapping tiles.
 from .image import *  # noqa: F401, F403
 from .load import *  # noqa: F401, F403
 from .tiles import *  # noqa: F401, F403
+from .write import *  # noqa: F401, F403

@@ -139,10 +139,16 @@ def _from_file(path, hdu, plane, beam, memmap):
         raise InputError(f"{str(path)!r} is a folder, not a FITS file.")
     if path.stat().st_size == 0:
         raise InputError(f"{str(path)!r} is empty (0 bytes), not a FITS file.")
-    try:
-        hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
-    except (OSError, ValueError, TypeError, IndexError) as exc:
-        raise InputError(f"{str(path)!r} is not a readable FITS file ({exc}).") from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            hdul = fits.open(path, lazy_load_hdus=False)
+        except (OSError, ValueError, TypeError, IndexError) as exc:
+            raise InputError(f"{str(path)!r} is not a readable FITS file ({exc}).") from None
+    for w in caught:
+        if "truncated" in str(w.message):
+            hdul.close()
+            raise InputError(f"{str(path)!r} is truncated: {w.message}.")
     # Closing the file keeps memory-mapped pixels valid: numpy holds the map.
     with hdul:
         return _from_hdulist(hdul, str(path), hdu=hdu, plane=plane, beam=beam, memmap=memmap)
@@ -151,7 +157,8 @@ def _from_file(path, hdu, plane, beam, memmap):
 def _describe(hdul):
     rows = []
     for i, h in enumerate(hdul):
-        shape = "x".join(str(n) for n in reversed(h.shape)) if h.shape else "no data"
+        naxis = [h.header.get(f"NAXIS{k}", 0) for k in range(1, h.header.get("NAXIS", 0) + 1)]
+        shape = "x".join(str(n) for n in naxis) if naxis else "no data"
         rows.append(f"{i}: {h.name} ({type(h).__name__}, {shape})")
     return "; ".join(rows)
 
@@ -212,7 +219,7 @@ def _from_hdu(h, name, plane, beam, memmap, hdul=None):
 
 
 def _header_has_celestial(header):
-    naxis = header.get("NAXIS", 0)
+    naxis = max(header.get("NAXIS", 0), header.get("WCSAXES", 0), 2)
     ctypes = [str(header.get(f"CTYPE{k}", "")) for k in range(1, naxis + 1)]
     return any(c[:4] in ("RA--", "DEC-", "GLON", "GLAT", "ELON", "ELAT") or c[1:4] in
                ("LON", "LAT") for c in ctypes)

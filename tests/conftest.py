@@ -1,0 +1,24 @@
+import os
+from pathlib import Path
+
+import pytest
+import astropy
+
+ASTROPY_DATA = Path(os.path.dirname(astropy.__file__))
+
+
+@pytest.fixture
+def astropy_test_file():
+    """A real FITS file from astropy's own test data (skip if the wheel lacks it)."""
+    def find(relative):
+        path = ASTROPY_DATA / relative
+        if not path.exists():
+            pytest.skip(f"astropy test file {relative} not installed")
+        return path
+    return find
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp_path(request, tmp_path, monkeypatch):
+    """Run every test (and doctest) in its own temporary folder."""
+    monkeypatch.chdir(tmp_path)
