@@ -1,0 +1,275 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+The ``astrofm`` command: thin calls into the library.
+
+Exit codes: 0 success, 2 bad usage or input (one line on stderr; the
+traceback only with ``-v``), 1 internal error.
+"""
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .exceptions import InputError
+
+__all__ = ["main"]
+
+log = logging.getLogger("astrofmtools")
+
+_EPILOG = {
+    "sources": "example:\n  astrofm sources mosaic.fits -o sources.ecsv --regions sources.reg",
+    "cutouts": "example:\n  astrofm cutouts mosaic.fits sources.ecsv -o cutouts.fits --size 64",
+    "info": "example:\n  astrofm info mosaic.fits",
+    "demo": "example:\n  astrofm demo -o astrofm-demo",
+}
+
+
+def _common(parser, output=True, output_help="output file"):
+    group = parser.add_argument_group("common options")
+    if output:
+        group.add_argument("-o", "--output", required=True, help=output_help)
+        group.add_argument("--overwrite", action="store_true",
+                           help="replace existing output files")
+    verbosity = group.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true",
+                           help="say more; show tracebacks on errors")
+    verbosity.add_argument("-q", "--quiet", action="store_true",
+                           help="print nothing but errors; no progress bars")
+
+
+def _image_options(parser):
+    parser.add_argument("image", help="FITS image (any HDU; radio cubes with length-1 axes)")
+    parser.add_argument("--hdu", default=None,
+                        help="HDU index or EXTNAME (default: first HDU with image data)")
+    parser.add_argument("--plane", default=None,
+                        help="for cubes: 0-based plane index, comma-separated for several axes")
+
+
+def _parse_hdu(text):
+    if text is None:
+        return None
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _parse_plane(text):
+    if text is None:
+        return None
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--plane must be integers separated by commas, not {text!r}.") from None
+    return values[0] if len(values) == 1 else values
+
+
+def _load(args):
+    from .io import load_image
+    return load_image(args.image, hdu=_parse_hdu(args.hdu), plane=_parse_plane(args.plane))
+
+
+def build_parser():
+    """The argument parser of the ``astrofm`` command."""
+    parser = argparse.ArgumentParser(
+        prog="astrofm",
+        description="Foundation-model tools for astronomical FITS images.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"astrofmtools {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name, help_):
+        return sub.add_parser(name, help=help_, description=help_[0].upper() + help_[1:] + ".",
+                              epilog=_EPILOG[name],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = add("sources", "find sources in a FITS image and write a catalogue (and regions)")
+    _image_options(p)
+    p.add_argument("--snr", type=float, default=5.0,
+                   help="detection threshold in units of the matched-filtered noise "
+                        "(default: 5)")
+    p.add_argument("--psf-fwhm", type=float, default=None,
+                   help="beam/PSF FWHM in pixels (default: from BMAJ/BMIN or the survey)")
+    p.add_argument("--no-deblend", action="store_true", help="do not split blended islands")
+    p.add_argument("--regions", default=None, help="also write a region file (.reg or .crtf)")
+    p.add_argument("--region-shape", default="ellipse", choices=["circle", "box", "ellipse"],
+                   help="shape of the regions (default: ellipse)")
+    p.add_argument("--background-map", default=None,
+                   help="also write the background and RMS maps to this FITS file")
+    _common(p, output_help="catalogue (.ecsv, .fits or .vot)")
+
+    p = add("cutouts", "cut stamps around the sources of a table out of a FITS image")
+    _image_options(p)
+    p.add_argument("table", help="source table with x/y (0-based pixels) or sky columns")
+    p.add_argument("--size", default="64",
+                   help="cutout side in pixels, or 'bbox' for a close crop around each "
+                        "source's bounding box (default: 64)")
+    p.add_argument("--output-size", type=int, default=None,
+                   help="resize every cutout to this side (default: no resizing, or 64 "
+                        "with --size bbox)")
+    _common(p, output_help="multi-extension FITS file of the cutouts")
+
+    p = add("info", "describe what the loader sees in a FITS file")
+    _image_options(p)
+    _common(p, output=False)
+
+    p = add("demo", "run the whole chain on the example image that ships with the package")
+    p.add_argument("--image", default=None,
+                   help="run on this FITS image instead of the shipped example")
+    _common(p, output_help="output folder (refused if it exists, unless --overwrite)")
+    return parser
+
+
+def _cmd_sources(args):
+    from .background import estimate_background
+    from .catalog import write_regions, write_table
+    from .sources import find_sources
+    from .utils import check_output_path
+
+    check_output_path(args.output, args.overwrite)
+    for extra in (args.regions, args.background_map):
+        if extra is not None:
+            check_output_path(extra, args.overwrite)
+    image = _load(args)
+    t0 = time.perf_counter()
+    background = estimate_background(image)
+    table = find_sources(image, snr=args.snr, psf_fwhm=args.psf_fwhm,
+                         deblend=not args.no_deblend, background=background)
+    log.info("%d sources found in %s in %.1f s", len(table), image.source,
+             time.perf_counter() - t0)
+    write_table(table, args.output, overwrite=args.overwrite)
+    log.info("catalogue written to %s", args.output)
+    if args.background_map is not None:
+        background.write(args.background_map, overwrite=args.overwrite)
+        log.info("background and RMS maps written to %s", args.background_map)
+    if args.regions is not None:
+        write_regions(table, args.regions, shape=args.region_shape, wcs=image.wcs,
+                      overwrite=args.overwrite)
+        log.info("regions written to %s", args.regions)
+
+
+def _cmd_cutouts(args):
+    from .catalog import read_table
+    from .cutouts import make_cutouts
+    from .utils import check_output_path
+
+    check_output_path(args.output, args.overwrite)
+    size = args.size
+    if size != "bbox":
+        try:
+            size = int(size)
+        except ValueError:
+            raise InputError(f"--size must be a number of pixels or 'bbox', not {size!r}.") \
+                from None
+    output_size = args.output_size
+    if size == "bbox" and output_size is None:
+        output_size = 64
+    image = _load(args)
+    table = read_table(args.table)
+    stack = make_cutouts(image, table, size=size, output_size=output_size)
+    stack.write(args.output, overwrite=args.overwrite)
+    log.info("%d cutouts of %s written to %s", len(stack), "x".join(
+        str(n) for n in stack.data.shape[-2:]), args.output)
+
+
+def _cmd_info(args):
+    from .background import global_noise
+    image = _load(args)
+    print(describe_image(image, global_noise(image)))
+
+
+def describe_image(image, noise=None):
+    """Lines of text describing a loaded image (used by ``astrofm info``)."""
+    import astropy.units as u
+    lines = [f"source:      {image.source}",
+             f"shape:       {image.shape[1]} x {image.shape[0]} pixels (x by y)",
+             f"dtype:       {image.data.dtype}",
+             f"unit:        {image.unit if image.unit is not None else '(none: no BUNIT)'}"]
+    if image.header is not None and image.header.get("NAXIS", 2) > 2:
+        lines.append(f"axes:        NAXIS={image.header['NAXIS']} in the file; "
+                     "length-1 axes dropped")
+    if image.wcs is not None:
+        centre = image.wcs.pixel_to_world((image.shape[1] - 1) / 2, (image.shape[0] - 1) / 2)
+        lines += [f"wcs:         {' '.join(image.wcs.wcs.ctype)}",
+                  f"centre:      {centre.to_string('hmsdms', precision=2)} "
+                  f"({centre.frame.name})",
+                  f"pixel scale: {image.pixel_scale.to_value(u.arcsec):.4g} arcsec"]
+    else:
+        lines.append("wcs:         none (pixel-only work; sky outputs need a WCS)")
+    if image.beam is not None:
+        b = image.beam
+        lines.append(f"beam:        {b.major.to_value(u.arcsec):.3g}\" x "
+                     f"{b.minor.to_value(u.arcsec):.3g}\", PA {b.pa.to_value(u.deg):.3g} deg")
+    else:
+        lines.append("beam:        unknown (no BMAJ/BMIN)")
+    if image.mask is not None:
+        lines.append(f"no data:     {int(image.mask.sum())} pixels (NaN or BLANK)")
+    if noise is not None:
+        lines.append(f"noise:       {noise.std:.4g} (sigma-clipped std), "
+                     f"median {noise.median:.4g}")
+    return "\n".join(lines)
+
+
+def _cmd_demo(args):
+    from .pipeline import run_pipeline
+    from .datasets import example_image_path
+    result = run_pipeline(args.image or example_image_path(), args.output,
+                          overwrite=args.overwrite)
+    if not args.quiet:
+        print(result.summary)
+
+
+_COMMANDS = {"sources": _cmd_sources, "cutouts": _cmd_cutouts, "info": _cmd_info,
+             "demo": _cmd_demo}
+
+
+def main(argv=None):
+    """
+    Run the ``astrofm`` command.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    code : int
+        0 on success, 2 for bad usage or input, 1 for an internal error.
+
+    Examples
+    --------
+    >>> from astrofmtools.cli import main
+    >>> main(["info", "missing.fits"])
+    2
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
+        return int(exc.code or 0)
+    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
+    logging.basicConfig(level=level, format="astrofm: %(message)s", force=True)
+    from .utils.progress import set_progress
+    set_progress(not args.quiet)
+    try:
+        _COMMANDS[args.command](args)
+    except InputError as exc:
+        if args.verbose:
+            raise
+        print(f"astrofm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("astrofm: interrupted", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if args.verbose:
+            raise
+        print(f"astrofm {args.command}: internal error: {type(exc).__name__}: {exc} "
+              "(run with -v for the traceback)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
