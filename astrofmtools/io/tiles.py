@@ -70,7 +70,7 @@ def tile_grid(shape, tile_size=1024, overlap=64):
     3
     >>> grid[1]  # doctest: +NORMALIZE_WHITESPACE
     ((slice(0, 100, None), slice(80, 180, None)),
-     (slice(0, 100, None), slice(90, 170, None)))
+     (slice(0, 100, None), slice(90, 165, None)))
     """
     if tile_size <= 0 or overlap < 0 or overlap >= tile_size:
         raise InputError(f"tile_size must be positive and overlap in [0, tile_size); got "

@@ -31,8 +31,8 @@ def image_header(image):
     >>> from astrofmtools.datasets import example_image_path
     >>> from astrofmtools.io import image_header, load_image
     >>> header = image_header(load_image(example_image_path()))
-    >>> header["CTYPE1"], header["BUNIT"], round(header["BMAJ"] * 3600, 2)
-    ('RA---TAN', 'Jy/beam', 5.4)
+    >>> header["CTYPE1"], header["BUNIT"], float(round(header["BMAJ"] * 3600, 2))
+    ('RA---TAN', 'Jy beam-1', 5.4)
     """
     header = fits.Header()
     if image.header is not None:

@@ -76,7 +76,8 @@ def atomic_output(path, overwrite=False):
     >>> with atomic_output("hello.txt", overwrite=True) as tmp:
     ...     with open(tmp, "w") as f:
     ...         _ = f.write("hello")
-    >>> open("hello.txt").read()
+    >>> from pathlib import Path
+    >>> Path("hello.txt").read_text()
     'hello'
     """
     path = check_output_path(path, overwrite=overwrite)

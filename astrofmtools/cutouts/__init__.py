@@ -1,0 +1,10 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Cutouts of many sources at once: fixed-size stamps or close crops around
+each source's bounding box, from one image (pixel or sky positions) or from
+a folder of survey cutout files, as one `CutoutStack` (an N×H×W array, the
+source table and a WCS per cutout) that round-trips through one FITS file.
+"""
+
+from .stack import *  # noqa: F401, F403
+from .core import *  # noqa: F401, F403

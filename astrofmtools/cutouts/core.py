@@ -1,0 +1,571 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""Make cutout stacks from an image and a table, or from survey cutout files."""
+
+import glob
+import os
+from pathlib import Path
+
+import numpy as np
+import astropy.units as u
+from astropy.coordinates import SkyCoord
+from astropy.table import QTable, Table
+
+from ..exceptions import InputError
+from ..stretch import resize
+from ..utils import progress, provenance
+from .stack import CUTOUT_COLUMNS, CutoutParent, CutoutStack
+
+__all__ = ["make_cutouts", "cutouts_from_files"]
+
+_BBOX = ("bbox_xmin", "bbox_xmax", "bbox_ymin", "bbox_ymax")
+_FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fits.fz")
+
+
+def make_cutouts(image, table, size=64, *, output_size=None, pad=0.1, min_size=None,
+                 fill=np.nan, xy=None, sky=None):
+    """
+    Cut a stamp around every source of a table, all at once.
+
+    Parameters
+    ----------
+    image : `~astrofmtools.io.SkyImage` or any input of `~astrofmtools.io.load_image`
+        The image. A file name is opened memory-mapped, so only the pixels
+        the cutouts need are read.
+    table : `~astropy.table.Table` or `~astropy.coordinates.SkyCoord`
+        One row per source. Positions come from, in this order of
+        preference: columns ``x``, ``y`` (0-based pixels), a SkyCoord column
+        ``sky_centroid``, or columns ``ra``, ``dec`` (degrees, ICRS); or
+        from the columns named by ``xy`` / ``sky``. A SkyCoord is taken as
+        a table with one ``sky_centroid`` column.
+    size : int, (int, int), `~astropy.units.Quantity` or ``"bbox"``, optional
+        ``int`` or ``(ny, nx)``: fixed cutouts of that many pixels; an
+        angle (e.g. ``2 * u.arcmin``) is converted with the image's pixel
+        scale. ``"bbox"``: a close square crop around each source's
+        bounding box (columns ``bbox_xmin``, ``bbox_xmax``, ``bbox_ymin``,
+        ``bbox_ymax``, 0-based inclusive), padded by ``pad``, then resized
+        to ``output_size``.
+    output_size : int or (int, int), optional
+        Resize every cutout to this size (anti-aliased, NaN-aware). Needed
+        with ``size="bbox"``; with a fixed size the aspect ratio must stay
+        the same.
+    pad : int or float, optional
+        For ``size="bbox"``: the margin added on each side of the bbox's
+        longer side before it is made square. An ``int`` is a number of
+        pixels; a ``float`` is a fraction of the bbox's longer side (the
+        default 0.1 adds 10% on each side).
+    min_size : int, optional
+        For ``size="bbox"``: the smallest crop side in pixels, so that
+        point sources are not blown up from a few pixels.
+    fill : float, optional
+        The value of cutout pixels that fall outside the image.
+    xy : (str, str), optional
+        Names of the pixel position columns.
+    sky : str or (str, str), optional
+        Name of a SkyCoord column, or names of RA and Dec columns
+        (degrees, ICRS). Sky positions need an image with a WCS.
+
+    Returns
+    -------
+    stack : `~astrofmtools.cutouts.CutoutStack`
+        ``data`` (N, H, W) float32; ``table`` = the input rows and columns
+        plus ``cutout_x0``, ``cutout_y0`` (0-based parent pixel of the
+        crop's first pixel), ``cutout_scale`` (parent pixels per cutout
+        pixel), ``cutout_x``, ``cutout_y`` (the source position in the
+        cutout, 0-based cutout pixels), ``edge`` (True when the cutout is
+        partly outside the image or holds NaN pixels) and ``cutout_parent``;
+        ``wcs`` (built on demand). An empty table gives an empty stack.
+
+    Raises
+    ------
+    astrofmtools.InputError
+        For a table without position (or bbox) columns (the message lists
+        the columns looked for and those present), sky positions with an
+        image without WCS, non-finite positions, or a bad size.
+
+    Notes
+    -----
+    **Centre convention.** A fixed-size cutout of ``(ny, nx)`` pixels puts
+    the pixel that contains the source, ``(round(y), round(x))`` (halves
+    rounded up), at index ``(ny // 2, nx // 2)``: the central pixel for an
+    odd size, the one just above and right of the middle for an even size.
+    ``cutout_x``, ``cutout_y`` give the exact sub-pixel position of the
+    source in the cutout.
+
+    **Close crops** (``size="bbox"``) are squares of side ``max(bbox width,
+    bbox height) + 2 * pad`` (at least ``min_size``), centred on the bbox,
+    resized to ``output_size`` with `~astrofmtools.stretch.resize`
+    (`skimage.transform.resize`: bilinear, Gaussian anti-aliasing when
+    shrinking). Pixel values are interpolated,
+    so a surface brightness (Jy/beam) keeps its value; NaN pixels are left
+    out of the interpolation, and an output pixel that is mostly NaN is
+    NaN. ``cutout_scale`` = crop side / output side.
+
+    **WCS.** Each cutout's WCS is the parent WCS with ``CRPIX`` shifted by
+    the crop origin and, for resized cutouts, ``CRPIX`` and ``CDELT`` (or
+    ``CD``, and SIP coefficients) scaled by ``cutout_scale``; it is built
+    only when asked for (`~astrofmtools.cutouts.CutoutStack.wcs_of`).
+
+    **Speed.** Fixed-size cutouts are copied by plain slicing into one
+    preallocated float32 array (no per-cutout WCS or image copies), so
+    10,000 cutouts of a memory-mapped mosaic take about as long as the
+    bare numpy loop (see ``benchmarks/cutouts.py``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.table import QTable
+    >>> from astrofmtools.cutouts import make_cutouts
+    >>> from astrofmtools.datasets import example_image_path
+    >>> table = QTable({"x": [150.0, 10.0], "y": [140.0, 150.0]})
+    >>> stack = make_cutouts(example_image_path(), table, size=32)
+    >>> stack
+    <CutoutStack: 2 cutouts of 32x32 [Jy / beam] from ...first_example.fits[0]>
+    >>> stack.data.shape, stack.table["edge"].tolist()   # the second runs off the image
+    ((2, 32, 32), [False, True])
+    >>> int(stack.table["cutout_x0"][1]), bool(np.isnan(stack.data[1, 0, 0]))
+    (-6, True)
+
+    Close crops around bounding boxes, resized to 24x24:
+
+    >>> boxes = QTable({"bbox_xmin": [140], "bbox_xmax": [159],
+    ...                 "bbox_ymin": [135], "bbox_ymax": [144]})
+    >>> crops = make_cutouts(example_image_path(), boxes, size="bbox", output_size=24, pad=2)
+    >>> crops.data.shape, float(crops.table["cutout_scale"][0])
+    ((1, 24, 24), 1.0)
+    """
+    from ..io import load_image
+
+    if isinstance(image, (str, os.PathLike)):
+        image = load_image(image, memmap=True)
+    else:
+        image = load_image(image)
+    table = _as_table(table)
+    n = len(table)
+    mode, shape = _parse_size(size, image)
+    out_shape = _parse_output_size(output_size, mode)
+
+    if mode == "bbox":
+        missing = [c for c in _BBOX if c not in table.colnames]
+        if missing:
+            raise InputError(f"size='bbox' needs the columns {', '.join(_BBOX)} (0-based "
+                             f"inclusive pixels); the table lacks {', '.join(missing)}. Its "
+                             f"columns: {', '.join(table.colnames) or 'none'}.")
+        x, y = _positions(image, table, xy, sky, required=False)
+        data, x0, y0, scale, edge = _bbox_cutouts(image, table, out_shape, pad, min_size, fill)
+        if x is None:  # no position columns: the bbox centre
+            x = (np.asarray(table["bbox_xmin"], float) + np.asarray(table["bbox_xmax"])) / 2
+            y = (np.asarray(table["bbox_ymin"], float) + np.asarray(table["bbox_ymax"])) / 2
+    else:
+        x, y = _positions(image, table, xy, sky, required=True)
+        ny, nx = shape
+        x0 = np.floor(x + 0.5).astype(np.int64) - nx // 2
+        y0 = np.floor(y + 0.5).astype(np.int64) - ny // 2
+        data, edge = _gather(_image_arrays(image), x0, y0, ny, nx, fill)
+        scale = np.ones(n)
+        if out_shape is not None and out_shape != (ny, nx):
+            sy, sx = ny / out_shape[0], nx / out_shape[1]
+            if not np.isclose(sy, sx):
+                raise InputError(f"output_size {out_shape} changes the aspect ratio of the "
+                                 f"{ny}x{nx} cutouts; keep ny/nx the same.")
+            data = resize(data, out_shape)
+            scale[:] = sx
+
+    meta = provenance(stage="cutouts", image=str(image.source),
+                      size=size if isinstance(size, str) else list(shape),
+                      output_size=None if out_shape is None else list(out_shape),
+                      pad=pad if mode == "bbox" else None, fill=float(fill))
+    if table.meta:
+        meta["input_meta"] = dict(table.meta)
+    table.meta = meta
+    _add_cutout_columns(table, x0, y0, scale, x, y, edge, parent=0)
+    return CutoutStack(data, table, [CutoutParent.from_image(image)], image.unit)
+
+
+def cutouts_from_files(paths, size=None, *, hdu=None, plane=None, fill=np.nan):
+    """
+    A stack from FITS files that each hold one centred source.
+
+    This is how survey cutout services (SkyView, the Legacy Survey viewer,
+    ...) deliver images: one file per source, the source at the centre.
+
+    Parameters
+    ----------
+    paths : str, `~pathlib.Path` or list of them
+        The files; or one folder (all its ``.fits``/``.fit``/``.fts``
+        files, ``.gz`` too, sorted by name); or a glob pattern.
+    size : int or (int, int), optional
+        Crop (or pad with ``fill``) every image to this size around its
+        centre. By default all files must have the same shape.
+    hdu : int or str, optional
+        The HDU to read in every file (default: the first with an image).
+    plane : int or tuple, optional
+        For cubes, the plane to take (see `~astrofmtools.io.load_image`).
+    fill : float, optional
+        Value of padded pixels.
+
+    Returns
+    -------
+    stack : `~astrofmtools.cutouts.CutoutStack`
+        One cutout per file, in the order given. ``table`` columns:
+        ``file`` (the path given), ``x``, ``y`` (the image centre,
+        ``((nx - 1) / 2, (ny - 1) / 2)``, 0-based pixels of the file),
+        ``ra``, ``dec`` (deg; NaN for a file without WCS) and
+        ``sky_centroid`` (when every file has a WCS), and the cutout
+        columns of `~astrofmtools.cutouts.make_cutouts`. Each file is a
+        parent of the stack, so each cutout keeps its own file's WCS.
+
+    Raises
+    ------
+    astrofmtools.InputError
+        If a file cannot be read (the message names it), a folder holds no
+        FITS file, or the images differ in shape and no ``size`` is given.
+
+    Notes
+    -----
+    Cropping follows the centre convention of
+    `~astrofmtools.cutouts.make_cutouts`: the pixel containing the image
+    centre lands at index ``size // 2``, so a 300-pixel file cropped to 64
+    keeps pixels 118..181.
+
+    Examples
+    --------
+    >>> from astrofmtools.cutouts import cutouts_from_files
+    >>> from astrofmtools.datasets import example_image_path
+    >>> stack = cutouts_from_files([example_image_path()] * 2, size=100)
+    >>> stack
+    <CutoutStack: 2 cutouts of 100x100 [Jy / beam] from 2 images>
+    >>> stack.table["file"][0].endswith("first_example.fits"), int(stack.table["cutout_x0"][0])
+    (True, 100)
+    >>> round(float(stack.table["ra"][0].value), 3)   # the image centre
+    216.014
+    """
+    from ..io import load_image
+
+    files = _expand_paths(paths)
+    images = []
+    for path in progress(files, desc="reading cutout files", unit="file"):
+        images.append(load_image(path, hdu=hdu, plane=plane))
+    if size is None:
+        shapes = {}
+        for f, im in zip(files, images):
+            shapes.setdefault(im.shape, []).append(f)
+        if len(shapes) > 1:
+            listing = "; ".join(f"{s[1]}x{s[0]}: {', '.join(map(str, fs[:3]))}"
+                                f"{' ...' if len(fs) > 3 else ''}" for s, fs in shapes.items())
+            raise InputError(f"The files differ in shape ({listing}); pass size=... to crop "
+                             "or pad them to one size.")
+        shape = next(iter(shapes)) if shapes else (0, 0)
+    else:
+        mode, shape = _parse_size(size, None)
+        if mode == "bbox":
+            raise InputError("cutouts_from_files takes a fixed size (int or (ny, nx)), not "
+                             "'bbox'.")
+    ny, nx = shape
+    n = len(files)
+    data = np.empty((n, ny, nx), dtype=np.float32)
+    x = np.empty(n)
+    y = np.empty(n)
+    x0 = np.empty(n, dtype=np.int64)
+    y0 = np.empty(n, dtype=np.int64)
+    edge = np.zeros(n, dtype=bool)
+    ra = np.full(n, np.nan)
+    dec = np.full(n, np.nan)
+    for k, im in enumerate(images):
+        x[k] = (im.shape[1] - 1) / 2
+        y[k] = (im.shape[0] - 1) / 2
+        x0[k] = int(np.floor(x[k] + 0.5)) - nx // 2
+        y0[k] = int(np.floor(y[k] + 0.5)) - ny // 2
+        cut, flag = _gather(_image_arrays(im), x0[k:k + 1], y0[k:k + 1], ny, nx, fill)
+        data[k] = cut[0]
+        edge[k] = flag[0]
+        if im.wcs is not None:
+            c = im.wcs.pixel_to_world(x[k], y[k]).icrs
+            ra[k], dec[k] = c.ra.deg, c.dec.deg
+    units = {im.unit for im in images}
+    if len(units) > 1:
+        raise InputError(f"The files have different pixel units ({', '.join(map(str, units))}); "
+                         "make one stack per unit and survey.")
+    table = QTable(meta=provenance(stage="cutouts_from_files", n_files=n,
+                                   size=[int(ny), int(nx)]))
+    table["file"] = [str(f) for f in files]
+    table["file"].info.description = "the FITS file the cutout comes from"
+    table["x"] = x
+    table["x"].info.description = "image centre x in the file (0-based pixel)"
+    table["y"] = y
+    table["y"].info.description = "image centre y in the file (0-based pixel)"
+    table["ra"] = ra * u.deg
+    table["ra"].info.description = "right ascension (ICRS) of the image centre; NaN without WCS"
+    table["dec"] = dec * u.deg
+    table["dec"].info.description = "declination (ICRS) of the image centre; NaN without WCS"
+    if n and all(im.wcs is not None for im in images):
+        table["sky_centroid"] = SkyCoord(ra, dec, unit="deg", frame="icrs")
+        table["sky_centroid"].info.description = "sky position (ICRS) of the image centre"
+    parents = [CutoutParent.from_image(im) for im in images]
+    _add_cutout_columns(table, x0, y0, np.ones(n), x, y, edge, parent=np.arange(n))
+    return CutoutStack(data, table, parents, units.pop() if units else None)
+
+
+# ---------------------------------------------------------------------- helpers
+def _as_table(table):
+    if isinstance(table, SkyCoord):
+        out = QTable()
+        out["sky_centroid"] = table.reshape(-1) if table.ndim else table.reshape(1)
+        return out
+    if not isinstance(table, Table):
+        raise InputError(f"make_cutouts needs an astropy Table (or a SkyCoord) of sources, "
+                         f"not a {type(table).__name__}.")
+    return QTable(table, copy=True)
+
+
+def _parse_size(size, image):
+    if isinstance(size, str):
+        if size != "bbox":
+            raise InputError(f"size must be an int, (ny, nx), an angle or 'bbox'; got {size!r}.")
+        return "bbox", None
+    if isinstance(size, u.Quantity):
+        if image is None or image.wcs is None:
+            raise InputError("An angular size needs an image with a WCS; give the size in "
+                             "pixels.")
+        try:
+            pix = (size / image.pixel_scale).to_value(u.dimensionless_unscaled)
+        except u.UnitConversionError:
+            raise InputError(f"size {size} is neither pixels nor an angle.") from None
+        pix = np.atleast_1d(np.ceil(pix - 1e-9).astype(int))
+        size = tuple(int(p) for p in pix) if pix.size == 2 else int(pix[0])
+    if np.ndim(size) == 0:
+        size = (size, size)
+    try:
+        ny, nx = (int(s) for s in size)
+        ok = all(float(s) == int(s) for s in size)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or ny <= 0 or nx <= 0:
+        raise InputError(f"size must be a positive int or (ny, nx) pair of them; got {size!r}.")
+    return "fixed", (ny, nx)
+
+
+def _parse_output_size(output_size, mode):
+    if output_size is None:
+        if mode == "bbox":
+            raise InputError("size='bbox' makes crops of different sizes: give output_size "
+                             "(e.g. output_size=64) to resize them to one.")
+        return None
+    mode_out, shape = _parse_size(output_size, None)
+    if mode_out != "fixed":
+        raise InputError(f"output_size must be an int or (ny, nx); got {output_size!r}.")
+    if mode == "bbox" and shape[0] != shape[1]:
+        raise InputError(f"Close crops are square: output_size must be square, not {shape}.")
+    return shape
+
+
+def _column_values(table, name):
+    col = table[name]
+    if hasattr(col, "filled"):
+        col = col.filled(np.nan) if col.dtype.kind == "f" else col
+    return col
+
+
+def _positions(image, table, xy, sky, required):
+    """Pixel positions (x, y) of the table's sources, or (None, None)."""
+    cols = table.colnames
+    looked = "'x','y' (pixel), 'sky_centroid' (SkyCoord), 'ra','dec' (deg)"
+    if xy is not None:
+        missing = [c for c in xy if c not in cols]
+        if len(xy) != 2 or missing:
+            raise InputError(f"xy={tuple(xy)!r}: the table has no column(s) "
+                             f"{', '.join(map(repr, missing))}; its columns: {', '.join(cols)}.")
+        return _pixel_columns(table, xy)
+    if sky is not None:
+        names = (sky,) if isinstance(sky, str) else tuple(sky)
+        missing = [c for c in names if c not in cols]
+        if missing:
+            raise InputError(f"sky={sky!r}: the table has no column(s) "
+                             f"{', '.join(map(repr, missing))}; its columns: {', '.join(cols)}.")
+        return _sky_columns(image, table, names)
+    if "x" in cols and "y" in cols:
+        return _pixel_columns(table, ("x", "y"))
+    if "sky_centroid" in cols:
+        return _sky_columns(image, table, ("sky_centroid",))
+    if "ra" in cols and "dec" in cols:
+        return _sky_columns(image, table, ("ra", "dec"))
+    if not required:
+        return None, None
+    raise InputError(f"The table has no source positions: looked for columns {looked} (or "
+                     f"name them with xy=... or sky=...); its columns: "
+                     f"{', '.join(cols) or 'none'}.")
+
+
+def _pixel_columns(table, names):
+    values = []
+    for name in names:
+        col = _column_values(table, name)
+        if isinstance(col, u.Quantity):
+            if col.unit not in (u.pix, u.dimensionless_unscaled):
+                raise InputError(f"Column {name!r} has unit {col.unit}; pixel positions must "
+                                 "be unitless or in pix.")
+            col = col.value
+        try:
+            values.append(np.asarray(col, dtype=float))
+        except (TypeError, ValueError):
+            raise InputError(f"Column {name!r} does not hold numbers.") from None
+    _check_finite(table, *values, what=f"columns {names[0]!r}, {names[1]!r}")
+    return values[0], values[1]
+
+
+def _sky_columns(image, table, names):
+    what = f"Sky positions (column{'s' if len(names) > 1 else ''} {', '.join(map(repr, names))})"
+    wcs = image.require_wcs(what)
+    if len(names) == 1:
+        coords = table[names[0]]
+        if not isinstance(coords, SkyCoord):
+            raise InputError(f"Column {names[0]!r} is not a SkyCoord column.")
+    elif len(names) == 2:
+        ra, dec = (_column_values(table, n) for n in names)
+        ra = ra if isinstance(ra, u.Quantity) else np.asarray(ra, float) * u.deg
+        dec = dec if isinstance(dec, u.Quantity) else np.asarray(dec, float) * u.deg
+        coords = SkyCoord(ra, dec, frame="icrs")
+    else:
+        raise InputError(f"sky must name one SkyCoord column or (ra, dec) columns; got {names}.")
+    if len(coords) == 0:
+        return np.empty(0), np.empty(0)
+    x, y = wcs.world_to_pixel(coords)
+    x, y = np.asarray(x, float).reshape(-1), np.asarray(y, float).reshape(-1)
+    _check_finite(table, x, y, what=f"the positions from {', '.join(map(repr, names))} "
+                  f"converted with the WCS of {image.source}")
+    return x, y
+
+
+def _check_finite(table, x, y, what):
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        shown = ", ".join(str(r) for r in rows[:10]) + (" ..." if len(rows) > 10 else "")
+        raise InputError(f"{len(rows)} row(s) have no finite pixel position in {what}: rows "
+                         f"{shown}. Remove them (or fill them) before cutting.")
+
+
+def _image_arrays(image):
+    """The pixel array, a no-data mask worth applying (or None) and the BLANK value."""
+    data = image.data
+    mask = image.mask
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != data.shape or not mask.any():
+            mask = None
+        elif not np.isfinite(data[mask]).any():
+            mask = None  # NaN already marks every masked pixel
+    blank = None
+    if data.dtype.kind in "iu" and image.header is not None:
+        blank = image.header.get("BLANK")
+    return data, mask, blank
+
+
+def _gather(arrays, x0, y0, ny, nx, fill):
+    """Copy (ny, nx) blocks starting at (y0, x0) into a float32 stack; flag edges."""
+    data, mask, blank = arrays
+    n = len(x0)
+    NY, NX = data.shape[-2:]
+    out = np.empty((n, ny, nx), dtype=np.float32)
+    inside = (x0 >= 0) & (y0 >= 0) & (x0 + nx <= NX) & (y0 + ny <= NY)
+    rows = np.flatnonzero(inside)
+    if len(rows):
+        # Cutouts wholly inside: fancy indexing of a strided window view of the
+        # (memory-mapped) array copies them in C, a chunk at a time (a bounded
+        # temporary); as fast as, or faster than, a loop of plain slices.
+        windows = np.lib.stride_tricks.sliding_window_view(data, (ny, nx))
+        chunk = max(1, (1 << 22) // (ny * nx))
+        for start in range(0, len(rows), chunk):
+            r = rows[start:start + chunk]
+            out[r] = windows[y0[r], x0[r]]
+    for k in np.flatnonzero(~inside).tolist():
+        a, b = int(y0[k]), int(x0[k])
+        out[k] = fill
+        ya, yb, xa, xb = max(a, 0), min(a + ny, NY), max(b, 0), min(b + nx, NX)
+        if ya < yb and xa < xb:
+            out[k, ya - a:yb - a, xa - b:xb - b] = data[ya:yb, xa:xb]
+    if blank is not None:
+        out[out == np.float32(blank)] = np.nan
+    if mask is not None:
+        for k in range(n):
+            a, b = int(y0[k]), int(x0[k])
+            ya, yb, xa, xb = max(a, 0), min(a + ny, NY), max(b, 0), min(b + nx, NX)
+            if ya < yb and xa < xb:
+                view = out[k, ya - a:yb - a, xa - b:xb - b]
+                view[mask[ya:yb, xa:xb]] = np.nan
+    # one pass over the stack: a NaN anywhere makes the cutout's sum NaN
+    nodata = ~np.isfinite(np.add.reduce(out, axis=(1, 2), dtype=np.float64))
+    return out, ~inside | nodata
+
+
+def _bbox_cutouts(image, table, out_shape, pad, min_size, fill):
+    n = len(table)
+    xmin, xmax, ymin, ymax = (np.asarray(_column_values(table, c)) for c in _BBOX)
+    for name, col in zip(_BBOX, (xmin, xmax, ymin, ymax)):
+        if n and (col.dtype.kind not in "iuf" or not np.isfinite(col.astype(float)).all()):
+            raise InputError(f"Column {name!r} must hold finite pixel indices.")
+    xmin, xmax, ymin, ymax = (np.rint(c).astype(np.int64) for c in (xmin, xmax, ymin, ymax))
+    w = xmax - xmin + 1
+    h = ymax - ymin + 1
+    if n and ((w <= 0).any() or (h <= 0).any()):
+        rows = np.flatnonzero((w <= 0) | (h <= 0))[:10]
+        raise InputError(f"bbox_xmax < bbox_xmin or bbox_ymax < bbox_ymin in rows "
+                         f"{', '.join(map(str, rows))}.")
+    side = np.maximum(w, h)
+    if isinstance(pad, (bool, np.bool_)) or not np.isscalar(pad) or pad < 0:
+        raise InputError(f"pad must be a non-negative int (pixels) or float (fraction of the "
+                         f"bbox side); got {pad!r}.")
+    if isinstance(pad, (int, np.integer)):
+        margin = np.full(n, int(pad), dtype=np.int64)
+    else:
+        margin = np.ceil(side * float(pad) - 1e-9).astype(np.int64)
+    crop = side + 2 * margin
+    if min_size is not None:
+        crop = np.maximum(crop, int(min_size))
+    x0 = xmin - (crop - w) // 2
+    y0 = ymin - (crop - h) // 2
+    oy, ox = out_shape
+    arrays = _image_arrays(image)
+    data = np.empty((n, oy, ox), dtype=np.float32)
+    edge = np.zeros(n, dtype=bool)
+    for k in progress(range(n), desc="cropping", unit="source", total=n):
+        L = int(crop[k])
+        cut, flag = _gather(arrays, x0[k:k + 1], y0[k:k + 1], L, L, fill)
+        edge[k] = flag[0]
+        data[k] = cut[0] if (L, L) == (oy, ox) else resize(cut[0], (oy, ox))
+    return data, x0, y0, crop / oy, edge
+
+
+def _add_cutout_columns(table, x0, y0, scale, x, y, edge, parent):
+    n = len(table)
+    scale = np.asarray(scale, dtype=float)
+    values = {
+        "cutout_x0": np.asarray(x0, dtype=np.int64),
+        "cutout_y0": np.asarray(y0, dtype=np.int64),
+        "cutout_scale": scale,
+        "cutout_x": (np.asarray(x, float) - x0 + 0.5) / scale - 0.5,
+        "cutout_y": (np.asarray(y, float) - y0 + 0.5) / scale - 0.5,
+        "edge": np.asarray(edge, dtype=bool),
+        "cutout_parent": np.broadcast_to(np.asarray(parent, dtype=np.int64), (n,)).copy(),
+    }
+    for name, value in values.items():
+        table[name] = value
+        table[name].info.description = CUTOUT_COLUMNS[name][2]
+
+
+def _expand_paths(paths):
+    if isinstance(paths, (str, os.PathLike)):
+        p = Path(paths)
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir()
+                           if f.is_file() and f.name.lower().endswith(_FITS_SUFFIXES))
+            if not files:
+                raise InputError(f"Folder {str(p)!r} holds no FITS file "
+                                 f"({', '.join(_FITS_SUFFIXES)}).")
+            return files
+        if any(ch in str(paths) for ch in "*?["):
+            files = sorted(glob.glob(str(paths)))
+            if not files:
+                raise InputError(f"No file matches {str(paths)!r}.")
+            return files
+        return [paths]
+    return list(paths)

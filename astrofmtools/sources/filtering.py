@@ -1,0 +1,189 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+The detection filter: the beam or PSF whitened by the noise correlation.
+
+A matched filter maximises the significance of a source of known shape in
+noise of known power spectrum: filter with ``S(k) / P(k)``, the source's
+Fourier transform divided by the noise power. For a Gaussian source
+(covariance ``C_psf``) in Gaussian-correlated noise (autocorrelation
+covariance ``C_noise``) that is a Gaussian of covariance
+``C_psf - C_noise``:
+
+- white noise (optical, X-ray): filter with the PSF itself;
+- noise already correlated on the beam's scale (radio maps, whose noise is
+  the dirty beam's): no filtering, the map is already matched-filtered;
+- in between (resampled images): a narrower Gaussian.
+
+Filtering with the PSF regardless of the noise, as is often done, lowers
+the significance of point sources in radio maps by about 30%.
+"""
+
+import numpy as np
+import scipy.fft
+import scipy.ndimage as ndi
+import astropy.units as u
+
+__all__ = []
+
+#: FWHM / sigma of a Gaussian.
+FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
+
+#: Lags (dy, dx) at which the noise autocorrelation is measured.
+_LAGS = ((0, 1), (1, 0), (1, 1), (1, -1), (0, 2), (2, 0))
+
+
+def gaussian_cov(fwhm_major, fwhm_minor, theta_deg):
+    """The (x, y) covariance (pixels^2) of a Gaussian; theta from +x, counter-clockwise."""
+    s1, s2 = fwhm_major / FWHM_PER_SIGMA, fwhm_minor / FWHM_PER_SIGMA
+    t = np.deg2rad(theta_deg)
+    rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    return rot @ np.diag([s1 ** 2, s2 ** 2]) @ rot.T
+
+
+def cov_to_fwhm(cov):
+    """(major FWHM, minor FWHM, theta from +x CCW in degrees) of a covariance."""
+    vals, vecs = np.linalg.eigh(cov)
+    vals = np.clip(vals, 0.0, None)
+    major = vecs[:, 1]
+    theta = np.rad2deg(np.arctan2(major[1], major[0])) % 180.0
+    return (float(FWHM_PER_SIGMA * np.sqrt(vals[1])), float(FWHM_PER_SIGMA * np.sqrt(vals[0])),
+            float(theta))
+
+
+def beam_area_pixels(cov):
+    """Area (pixels) of a peak-normalised Gaussian: 2 pi sqrt(det C)."""
+    return float(2.0 * np.pi * np.sqrt(max(np.linalg.det(cov), 0.0)))
+
+
+def sky_pa_to_pixel_angle(wcs, pa, x0, y0):
+    """The pixel-frame angle (from +x, CCW, degrees) of a sky position angle at (x0, y0)."""
+    start = wcs.pixel_to_world(x0, y0)
+    step = start.directional_offset_by(pa * u.deg, 1 * u.arcsec)
+    x1, y1 = wcs.world_to_pixel(step)
+    return float(np.rad2deg(np.arctan2(y1 - y0, x1 - x0)))
+
+
+def pixel_angle_to_sky_pa(wcs, x, y, theta):
+    """Sky position angles (deg east of north, in [0, 180)) of pixel-frame angles."""
+    x, y, t = np.asarray(x, float), np.asarray(y, float), np.deg2rad(np.asarray(theta, float))
+    start = wcs.pixel_to_world(x, y)
+    end = wcs.pixel_to_world(x + 0.5 * np.cos(t), y + 0.5 * np.sin(t))
+    return start.position_angle(end).to_value(u.deg) % 180.0
+
+
+def _central(shape, size):
+    return tuple(slice(max((n - size) // 2, 0), max((n - size) // 2, 0) + min(n, size))
+                 for n in shape)
+
+
+def noise_covariance(z, valid, size=1024, clip=3.5):
+    """
+    The covariance (pixels^2, in (x, y)) of the noise autocorrelation.
+
+    Measured from the correlation of the noise at lags of one and two
+    pixels, fitting a Gaussian autocorrelation ``exp(-d^T P d / 2)``.
+    Sources are kept out by dropping pixels within 3 pixels of any pixel
+    beyond ``clip`` sigma. Returns zeros for uncorrelated (white) noise.
+
+    Parameters
+    ----------
+    z : 2-D array
+        The background-subtracted image divided by its RMS map.
+    valid : 2-D bool array
+        Pixels that may be used.
+    size : int
+        Side of the central region used.
+    """
+    sl = _central(z.shape, size)
+    zc = np.asarray(z[sl], dtype=np.float64)
+    good = np.asarray(valid[sl]) & np.isfinite(zc)
+    bright = ~good | (np.abs(np.where(good, zc, 0.0)) > clip)
+    good &= ndi.maximum_filter(bright.view(np.uint8), size=7) == 0
+    zc = np.where(good, zc, 0.0)
+    rows, rhs, rho = [], [], {}
+    ny, nx = zc.shape
+    for dy, dx in _LAGS:
+        b = zc[max(0, dy):ny + min(0, dy), max(0, dx):nx + min(0, dx)]
+        a = zc[max(0, -dy):ny - max(0, dy), max(0, -dx):nx - max(0, dx)]
+        ga = good[max(0, -dy):ny - max(0, dy), max(0, -dx):nx - max(0, dx)]
+        gb = good[max(0, dy):ny + min(0, dy), max(0, dx):nx + min(0, dx)]
+        both = ga & gb
+        if np.count_nonzero(both) < 100:
+            continue
+        av, bv = a[both], b[both]
+        r = float(np.sum(av * bv) / np.sqrt(np.sum(av * av) * np.sum(bv * bv)))
+        rho[(dy, dx)] = r
+        if 0.05 < r < 0.9999:
+            rows.append([dx * dx, 2 * dx * dy, dy * dy])
+            rhs.append(-2.0 * np.log(r))
+    if rho.get((0, 1), 0.0) <= 0.05 and rho.get((1, 0), 0.0) <= 0.05:
+        return np.zeros((2, 2))
+    rows, rhs = np.array(rows, float), np.array(rhs, float)
+    if rows.shape[0] >= 3 and np.linalg.matrix_rank(rows) == 3:
+        pxx, pxy, pyy = np.linalg.lstsq(rows, rhs, rcond=None)[0]
+        prec = np.array([[pxx, pxy], [pxy, pyy]])
+        if np.all(np.linalg.eigvalsh(prec) > 0):
+            return np.linalg.inv(prec)
+    # isotropic fallback from the axis lags
+    r1 = np.mean([max(rho.get(k, 0.0), 0.05) for k in ((0, 1), (1, 0))])
+    return np.eye(2) * (-0.5 / np.log(min(r1, 0.9999)))
+
+
+def estimate_psf_fwhm(sub, z, valid, size=2048, min_snr=20.0, max_sources=100):
+    """
+    The median FWHM (pixels) of bright compact sources, or None.
+
+    For each of the brightest local maxima (``z >= min_snr``), the area of
+    the connected region above half its peak gives ``FWHM = 2 sqrt(area /
+    pi)``; regions larger than a 10-pixel-FWHM source are skipped as
+    extended. Returns the median and the number of sources used.
+    """
+    sl = _central(z.shape, size)
+    zc = np.where(np.asarray(valid[sl]), np.asarray(z[sl]), 0.0)
+    sc = np.asarray(sub[sl])
+    peaks = (zc >= min_snr) & (zc == ndi.maximum_filter(zc, size=5))
+    ys, xs = np.nonzero(peaks)
+    if ys.size == 0:
+        return None, 0
+    order = np.argsort(zc[ys, xs])[::-1][:max_sources]
+    fwhms = []
+    half = 12
+    for y, x in zip(ys[order], xs[order]):
+        y0, y1 = max(y - half, 0), min(y + half + 1, zc.shape[0])
+        x0, x1 = max(x - half, 0), min(x + half + 1, zc.shape[1])
+        cut = sc[y0:y1, x0:x1]
+        labels, _ = ndi.label(cut >= 0.5 * sc[y, x], structure=np.ones((3, 3), bool))
+        region = labels == labels[y - y0, x - x0]
+        area = np.count_nonzero(region)
+        ry, rx = np.nonzero(region)
+        touches = ry.min() == 0 or rx.min() == 0 or ry.max() == cut.shape[0] - 1 or \
+            rx.max() == cut.shape[1] - 1
+        if touches or area > np.pi * 25:
+            continue
+        fwhms.append(2.0 * np.sqrt(area / np.pi))
+    if len(fwhms) < 3:
+        return None, len(fwhms)
+    return float(np.median(fwhms)), len(fwhms)
+
+
+def gaussian_filter_fft(data, cov):
+    """
+    Convolve with a unit-sum Gaussian of covariance ``cov`` (x, y; pixels^2).
+
+    Multiplies the Fourier transform by the Gaussian's transfer function
+    (any orientation, no kernel array), with zero padding against
+    wrap-around.
+    """
+    sig = np.sqrt(max(np.linalg.eigvalsh(cov)[-1], 0.0))
+    pad = int(np.ceil(4 * sig)) + 1
+    ny, nx = data.shape
+    fy = scipy.fft.next_fast_len(ny + pad, real=True)
+    fx = scipy.fft.next_fast_len(nx + pad, real=True)
+    spec = scipy.fft.rfft2(data, s=(fy, fx), workers=-1)
+    ky = scipy.fft.fftfreq(fy)[:, None]
+    kx = scipy.fft.rfftfreq(fx)[None, :]
+    transfer = np.exp(-2.0 * np.pi ** 2 * (cov[0, 0] * kx ** 2 + 2 * cov[0, 1] * kx * ky
+                                           + cov[1, 1] * ky ** 2))
+    spec *= transfer.astype(spec.dtype, copy=False)
+    out = scipy.fft.irfft2(spec, s=(fy, fx), workers=-1)[:ny, :nx]
+    return out.astype(data.dtype, copy=False)

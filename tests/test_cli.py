@@ -1,0 +1,97 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import QTable
+
+from astrofmtools.cli import main
+from astrofmtools.datasets import example_image_path
+
+EXAMPLE = example_image_path()
+
+
+def test_help_lists_every_subcommand(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("sources", "cutouts", "info", "demo"):
+        assert command in out
+    assert main(["sources", "--help"]) == 0
+    assert "example:" in capsys.readouterr().out
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "astrofm"
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.startswith("astrofmtools ")
+
+
+def test_bad_usage_and_input_exit_2(capsys):
+    assert main(["sources"]) == 2  # missing arguments
+    assert main(["info", "missing.fits"]) == 2
+    err = capsys.readouterr().err
+    assert "missing.fits" in err and "Traceback" not in err
+
+
+def test_info(capsys):
+    assert main(["info", EXAMPLE]) == 0
+    out = capsys.readouterr().out
+    assert "300 x 300" in out and "RA---TAN" in out and "5.4\"" in out and "Jy / beam" in out
+
+
+def test_sources_then_cutouts(capsys):
+    from regions import Regions
+    assert main(["sources", EXAMPLE, "-o", "s.ecsv", "--regions", "s.reg", "-q",
+                 "--background-map", "bkg.fits"]) == 0
+    table = QTable.read("s.ecsv")
+    assert len(table) >= 2
+    assert "sky_centroid" in table.colnames
+    # the hybrid radio galaxy at the centre of the shipped image is found
+    centre = np.hypot(table["x"].value - 149.5, table["y"].value - 149.5)
+    assert centre.min() < 20
+    regions = Regions.read("s.reg", format="ds9")
+    assert len(regions) == len(table)
+    with fits.open("bkg.fits") as hdul:
+        assert len(hdul) >= 2 and hdul[1].data.shape == (300, 300)
+
+    # nothing is overwritten without --overwrite
+    before = open("s.ecsv").read()
+    assert main(["sources", EXAMPLE, "-o", "s.ecsv", "-q"]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert open("s.ecsv").read() == before
+    assert main(["sources", EXAMPLE, "-o", "s.ecsv", "-q", "--overwrite", "--snr", "8"]) == 0
+
+    assert main(["cutouts", EXAMPLE, "s.ecsv", "-o", "c.fits", "--size", "32", "-q"]) == 0
+    from astrofmtools.cutouts import CutoutStack
+    stack = CutoutStack.read("c.fits")
+    assert stack.data.shape[1:] == (32, 32) and len(stack) == len(QTable.read("s.ecsv"))
+    assert main(["cutouts", EXAMPLE, "s.ecsv", "-o", "b.fits", "--size", "bbox",
+                 "--output-size", "24", "-q"]) == 0
+    assert CutoutStack.read("b.fits").data.shape[1:] == (24, 24)
+    assert main(["cutouts", EXAMPLE, "s.ecsv", "-o", "d.fits", "--size", "big"]) == 2
+
+
+def test_cutouts_table_without_positions(capsys):
+    QTable({"flux": [1.0, 2.0]}).write("nopos.ecsv")
+    assert main(["cutouts", EXAMPLE, "nopos.ecsv", "-o", "c.fits"]) == 2
+    err = capsys.readouterr().err
+    assert "nopos.ecsv" in err or "x" in err
+
+
+@pytest.mark.slow
+def test_demo_writes_every_output():
+    from PIL import Image
+    from regions import Regions
+    assert main(["demo", "-o", "demo", "-q"]) == 0
+    table = QTable.read("demo/sources.ecsv")
+    assert {"ra", "dec", "sky_centroid"} <= set(table.colnames)
+    assert len(Regions.read("demo/sources.reg", format="ds9")) == len(table)
+    assert len(Regions.read("demo/sources.crtf", format="crtf")) == len(table)
+    with Image.open("demo/overlay.png") as png:
+        assert png.size[0] > 300
+    assert "sources:" in open("demo/summary.txt").read()
+    assert main(["demo", "-o", "demo", "-q"]) == 2  # refuses an existing folder
+    assert main(["demo", "-o", "demo", "-q", "--overwrite"]) == 0
