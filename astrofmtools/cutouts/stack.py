@@ -58,6 +58,18 @@ class CutoutParent(NamedTuple):
         beam and the other cards of the original header.
     wcs : `~astropy.wcs.WCS` or None
         Its 2-D celestial WCS.
+
+    Examples
+    --------
+    >>> from astrofmtools.cutouts import CutoutParent
+    >>> from astrofmtools.datasets import example_image_path
+    >>> from astrofmtools.io import load_image
+    >>> parent = CutoutParent.from_image(load_image(example_image_path()))
+    >>> parent.source.endswith("first_example.fits[0]"), parent.header["SURVEY"]
+    (True, 'FIRST')
+    >>> text = parent.header.tostring()
+    >>> CutoutParent.from_header_string(parent.source, text).wcs.wcs.ctype[0]
+    'RA---TAN'
     """
 
     source: str
@@ -199,7 +211,9 @@ class CutoutStack:
             origin = f" from {len(self.parents)} images"
         else:
             origin = ""
-        return f"<CutoutStack: {len(self)} cutouts of {w}x{h}{channels}{unit}{origin}>"
+        n = len(self)
+        return (f"<CutoutStack: {n} cutout{'' if n == 1 else 's'} of {w}x{h}{channels}{unit}"
+                f"{origin}>")
 
     def __getitem__(self, key):
         if isinstance(key, tuple):
@@ -313,6 +327,18 @@ class CutoutStack:
     def image_to_cutout(self, index, x, y):
         """
         Map parent-image pixel positions into cutouts (inverse of `cutout_to_image`).
+
+        Parameters
+        ----------
+        index : int or array of int
+            The cutout (row) of each position.
+        x, y : float or array
+            0-based pixel positions in the parent images.
+
+        Returns
+        -------
+        x, y : float or `~numpy.ndarray`
+            0-based pixel positions in the cutouts (resized ones included).
 
         Examples
         --------

@@ -229,7 +229,7 @@ def _segment(snrmap, excluded, plan):
     plab = islands[py, px]
     counts = np.bincount(plab, minlength=n_islands + 1)
     n_peaks = np.ones(n_islands + 1, np.int64)
-    final = islands.copy()
+    final = islands  # deblended in place: islands are recorded in island_of
     island_of = list(range(n_islands + 1))
     multi = np.nonzero(counts > 1)[0]
     if multi.size:
@@ -240,7 +240,7 @@ def _segment(snrmap, excluded, plan):
             idx = order[start:start + counts[lab]]
             sl = slices[lab - 1]
             cut = snrmap[sl]
-            inside = islands[sl] == lab
+            inside = final[sl] == lab
             ys, xs = py[idx] - sl[0].start, px[idx] - sl[1].start
             sig = _significant_peaks(cut, inside, ys, xs, plan.prominence)
             n_peaks[lab] = sig.size
@@ -534,8 +534,9 @@ def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, back
     meta = provenance(
         stage="sources", image=image.source, snr=float(snr), island_snr=plan.island_snr,
         npixels=plan.npixels, peak_prominence=plan.prominence, deblend=bool(deblend),
-        psf_fwhm_pix=list(np.round(cov_to_fwhm(plan.psf_cov), 4)), psf_source=plan.psf_source,
-        noise_correlation_fwhm_pix=list(np.round(cov_to_fwhm(plan.noise_cov), 4)),
+        psf_fwhm_pix=[round(v, 4) for v in cov_to_fwhm(plan.psf_cov)],
+        psf_source=plan.psf_source,
+        noise_correlation_fwhm_pix=[round(v, 4) for v in cov_to_fwhm(plan.noise_cov)],
         matched_filter=_describe_filter(plan, matched_filter), filter_noise_ratio=plan.filter_noise_ratio,
         box_size=box_size, tile_size=int(tile_size) if tiled else 0,
         sky_columns=image.wcs is not None, unit=str(image.unit) if image.unit else None)
