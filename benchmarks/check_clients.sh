@@ -18,7 +18,9 @@
 #      image and fk5 coordinates, which are compared with the table: DS9's
 #      WCS and 1-based pixels must agree with ours;
 #   3. reads each table with STILTS (columns, units) and compares the values
-#      STILTS sees with ours.
+#      STILTS sees with ours. The default ECSV, which holds astropy's
+#      serialised SkyCoord, is expected to fail there (STILTS 3.4 refuses
+#      astropy's YAML tags); write_table(..., portable=True) is the fix.
 # Every DS9 call is wrapped in `timeout 60`: a DS9 error waits for a click.
 set -euo pipefail
 
@@ -78,6 +80,8 @@ write_regions(table, "pixel_box.reg", shape="box", text="id", overwrite=True)
 write_regions(table, "sky_circle.crtf", format="crtf", wcs=image, overwrite=True)
 for name in ("sources.fits", "sources.vot", "sources.ecsv", "sources.csv"):
     write_table(table, name, overwrite=True)
+# ECSV without astropy's SkyCoord serialisation, whose YAML tags STILTS refuses
+write_table(table, "sources_portable.ecsv", overwrite=True, portable=True)
 # what DS9 should find: our centres, and the bbox centres of the boxes
 bx = 0.5 * (table["bbox_xmin"] + table["bbox_xmax"])
 by = 0.5 * (table["bbox_ymin"] + table["bbox_ymax"])
@@ -160,24 +164,32 @@ cols = re.search(r"^Columns\n-+\n(.*)", text, re.S | re.M)
 print("columns:", ", ".join(l.split(" - ")[0].split(": ", 1)[1] for l in
       (cols.group(1).splitlines() if cols else []) if re.match(r"^\s+\d+: ", l)))
 '
-for spec in "in=sources.fits" "in=sources.vot" "in=sources.ecsv ifmt=ecsv" "in=sources.csv ifmt=csv"; do
-    echo "-- stilts tpipe $spec omode=meta"
+for spec in "sources.fits" "sources.vot" "sources_portable.ecsv ifmt=ecsv" \
+            "sources.csv ifmt=csv" "sources.ecsv ifmt=ecsv"; do
+    name=${spec%% *}
+    echo "-- stilts tpipe in=$spec omode=meta"
     # shellcheck disable=SC2086
-    stilts tpipe $spec omode=meta > stilts_meta.txt
-    python -c "$SUMMARY" stilts_meta.txt
-    name=$(echo "$spec" | sed 's/in=sources\.\([a-z]*\).*/\1/')
-    # shellcheck disable=SC2086
-    stilts tpipe $spec cmd='keepcols "x y ra dec"' ofmt=csv out="stilts_$name.csv"
+    if stilts tpipe in=$spec omode=meta > stilts_meta.txt 2> stilts_error.txt; then
+        python -c "$SUMMARY" stilts_meta.txt
+        # shellcheck disable=SC2086
+        stilts tpipe in=$spec cmd='keepcols "x y ra dec"' ofmt=csv out="stilts_$name.csv"
+    else
+        echo "STILTS cannot read $name: $(head -1 stilts_error.txt)"
+    fi
 done
 python - <<'EOF'
+import os
 import numpy as np
 from astropy.table import QTable, Table
 exp = QTable.read("expected.ecsv")
-for name in ("fits", "vot", "ecsv", "csv"):
+for name in ("sources.fits", "sources.vot", "sources_portable.ecsv", "sources.csv",
+             "sources.ecsv"):
+    if not os.path.exists(f"stilts_{name}.csv"):
+        continue
     t = Table.read(f"stilts_{name}.csv", format="ascii.csv")
     worst = max(np.abs(np.asarray(t[c], float) - np.asarray(exp[c], float)).max()
                 for c in ("x", "y", "ra", "dec"))
-    print(f"STILTS read {len(t)}/{len(exp)} rows of sources.{name}: "
+    print(f"STILTS read {len(t)}/{len(exp)} rows of {name}: "
           f"max |difference| in x, y, ra, dec = {worst:.2g}")
 EOF
 echo "PNGs: $(ls "$OUT"/ds9_*.png | tr '\n' ' ')"

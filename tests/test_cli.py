@@ -58,10 +58,10 @@ def test_sources_then_cutouts(capsys):
         assert len(hdul) >= 2 and hdul[1].data.shape == (300, 300)
 
     # nothing is overwritten without --overwrite
-    before = open("s.ecsv").read()
+    before = Path("s.ecsv").read_text()
     assert main(["sources", EXAMPLE, "-o", "s.ecsv", "-q"]) == 2
     assert "exists" in capsys.readouterr().err
-    assert open("s.ecsv").read() == before
+    assert Path("s.ecsv").read_text() == before
     assert main(["sources", EXAMPLE, "-o", "s.ecsv", "-q", "--overwrite", "--snr", "8"]) == 0
 
     assert main(["cutouts", EXAMPLE, "s.ecsv", "-o", "c.fits", "--size", "32", "-q"]) == 0
@@ -92,6 +92,6 @@ def test_demo_writes_every_output():
     assert len(Regions.read("demo/sources.crtf", format="crtf")) == len(table)
     with Image.open("demo/overlay.png") as png:
         assert png.size[0] > 300
-    assert "sources:" in open("demo/summary.txt").read()
+    assert "sources:" in Path("demo/summary.txt").read_text()
     assert main(["demo", "-o", "demo", "-q"]) == 2  # refuses an existing folder
     assert main(["demo", "-o", "demo", "-q", "--overwrite"]) == 0

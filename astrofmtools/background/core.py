@@ -38,6 +38,14 @@ class GlobalNoise(NamedTuple):
         Gaussian noise.
     n_pixels : int
         The number of pixels left after clipping.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astrofmtools.background import global_noise
+    >>> stats = global_noise((np.random.default_rng(3).normal(0.0, 1.0, (300, 300)), None))
+    >>> round(stats.rms, 2), round(stats.std, 2)  # the clipped std is 1.5% low
+    (1.0, 0.98)
     """
 
     mean: float

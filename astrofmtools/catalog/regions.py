@@ -78,10 +78,12 @@ def table_to_regions(table, shape="circle", wcs=None, text="auto", label="auto",
         and ``semiminor`` rotated by ``orientation``, else the ellipse
         inscribed in the bounding box, else a circle of ``radius``.
     wcs : `~astropy.wcs.WCS`, `~astropy.io.fits.Header`, `~astropy.nddata.NDData` or str, optional
-        The image's celestial WCS (an NDData or `~astrofmtools.io.SkyImage`
-        gives its own; a string is an image file). With it, regions are in
-        sky coordinates and pixel sizes are converted to angles at each
-        source.
+        The celestial WCS of the image the table was measured on (an NDData
+        or `~astrofmtools.io.SkyImage` gives its own; a string is an image
+        file). With it, regions are in sky coordinates and pixel sizes are
+        converted to angles at each source. Centres come from the table's
+        sky positions when it has them, else from ``x``, ``y`` through the
+        WCS.
     text : str or None, optional
         The column written as each region's text. ``'auto'``: the
         ``label`` column (followed by the score, to two decimals, when
@@ -155,13 +157,14 @@ def table_to_regions(table, shape="circle", wcs=None, text="auto", label="auto",
     bbox = _bbox(table)
 
     # Decide the coordinates the regions are written in.
+    bbox_box = shape == "box" and bbox is not None and radius is None  # centred on the bbox
     if wcs is not None:
         mode = "sky"
         if pix is None and sky is not None:
             pix = np.array(wcs.world_to_pixel(sky), dtype=float)
     elif sky is not None and shape == "circle" and radius is not None and radius[0] == "sky":
         mode = "skycircle"
-    elif pix is not None or (shape == "box" and bbox is not None and radius is None):
+    elif pix is not None or bbox_box:
         mode = "pixel"
     elif sky is not None:
         raise InputError(
@@ -171,7 +174,7 @@ def table_to_regions(table, shape="circle", wcs=None, text="auto", label="auto",
     else:
         raise InputError("The table needs source positions: columns 'x' and 'y' (0-based "
                          f"pixel) or 'sky_centroid' or 'ra' and 'dec'; it has {table.colnames}.")
-    if mode == "sky" and pix is None and not (shape == "box" and bbox is not None):
+    if mode == "sky" and pix is None and not bbox_box:
         raise InputError("The table needs source positions: columns 'x' and 'y' (0-based "
                          f"pixel) or 'sky_centroid' or 'ra' and 'dec'; it has {table.colnames}.")
 
@@ -200,10 +203,21 @@ def table_to_regions(table, shape="circle", wcs=None, text="auto", label="auto",
     scores = _scores(table, score_col) if score_col else None
     colors = _colors(labels, color, n)
 
+    rows = np.flatnonzero(good)
+    if mode == "sky":
+        # all rows at once: the regions package converts one region at a time
+        centres, sky_params = _pixel_to_sky_shapes(pix[:, rows], wcs, shape, params, rows)
+        if shape == "circle" and radius is not None and radius[0] == "sky":
+            sky_params["radius"][:] = radius[1].to_value(u.arcsec)  # the angle asked for
+        if sky is not None and centre_override is None:
+            centres = sky[rows]  # the table's own positions, exactly
+    elif mode == "skycircle":
+        centres, sky_params = sky[rows], {"radius": params["radius"][rows]}
+
     out = []
-    for i in np.flatnonzero(good):
+    for k, i in enumerate(rows):
         meta = {}
-        if texts is not None:
+        if texts is not None and texts[i]:
             meta["text"] = meta["label"] = texts[i]
         tags = []
         if labels is not None:
@@ -212,32 +226,24 @@ def table_to_regions(table, shape="circle", wcs=None, text="auto", label="auto",
             tags.append(f"score={scores[i]:.3f}")
         if tags:
             meta["tag"] = tags
-        visual = {"color": colors[i]}
-
-        if mode == "skycircle":
-            region = rg.CircleSkyRegion(sky[i].icrs, params["radius"][i] * u.arcsec)
+        kwargs = {"meta": rg.RegionMeta(meta), "visual": rg.RegionVisual(color=colors[i])}
+        if mode in ("sky", "skycircle"):
+            centre = centres[k]
+            if shape == "circle":
+                region = rg.CircleSkyRegion(centre, sky_params["radius"][k] * u.arcsec, **kwargs)
+            else:
+                cls = rg.RectangleSkyRegion if shape == "box" else rg.EllipseSkyRegion
+                region = cls(centre, sky_params["width"][k] * u.arcsec,
+                             sky_params["height"][k] * u.arcsec,
+                             angle=sky_params["angle"][k] * u.deg, **kwargs)
         else:
             centre = rg.PixCoord(pix[0][i], pix[1][i])
             if shape == "circle":
-                region = rg.CirclePixelRegion(centre, params["radius"][i])
-            elif shape == "box":
-                region = rg.RectanglePixelRegion(centre, params["width"][i],
-                                                 params["height"][i],
-                                                 angle=params["angle"][i] * u.deg)
+                region = rg.CirclePixelRegion(centre, params["radius"][i], **kwargs)
             else:
-                region = rg.EllipsePixelRegion(centre, params["width"][i],
-                                               params["height"][i],
-                                               angle=params["angle"][i] * u.deg)
-            if mode == "sky":
-                region = region.to_sky(wcs)
-                if shape == "circle" and radius is not None and radius[0] == "sky":
-                    region.radius = radius[1]  # the angle asked for, exactly
-                if sky is not None and centre_override is None:
-                    region.center = sky[i].icrs  # the table's own position, exactly
-                else:
-                    region.center = region.center.icrs
-        region.meta = rg.RegionMeta(meta)
-        region.visual = rg.RegionVisual(visual)
+                cls = rg.RectanglePixelRegion if shape == "box" else rg.EllipsePixelRegion
+                region = cls(centre, params["width"][i], params["height"][i],
+                             angle=params["angle"][i] * u.deg, **kwargs)
         out.append(region)
     return rg.Regions(out)
 
@@ -279,11 +285,6 @@ def write_regions(table, path, format="ds9", shape="circle", wcs=None, text="aut
     overwrite : bool, optional
         Replace an existing file.
 
-    Returns
-    -------
-    path : `~pathlib.Path`
-        The file written.
-
     Raises
     ------
     astrofmtools.InputError
@@ -300,7 +301,7 @@ def write_regions(table, path, format="ds9", shape="circle", wcs=None, text="aut
     >>> from astrofmtools.datasets import example_image_path
     >>> table = QTable({"x": [149.0, 120.5], "y": [160.0, 140.0], "id": [1, 2]})
     >>> path = Path(tempfile.mkdtemp()) / "sources.reg"
-    >>> _ = write_regions(table, path, wcs=example_image_path(), radius=4)
+    >>> write_regions(table, path, wcs=example_image_path(), radius=4)
     >>> print(path.read_text())  # radius 4 pixels = 7.2 arcsec
     # Region file format: DS9 astropy/regions
     global color=green
@@ -331,7 +332,6 @@ def write_regions(table, path, format="ds9", shape="circle", wcs=None, text="aut
     path = Path(path)
     with atomic_output(path, overwrite=overwrite) as tmp:
         regs.write(tmp, format=fmt, **kwargs)
-    return path
 
 
 # ----------------------------------------------------------------------------
@@ -396,6 +396,7 @@ def regions_to_table(regions, wcs=None):
     radius, width, height, angle = (np.full(n, np.nan) for _ in range(4))
     scores = np.full(n, np.nan)
     size_unit = u.arcsec if all_sky else u.pix
+    frames = {}  # sky frame -> (frame, rows)
     for i, region in enumerate(regions):
         shapes.append(_shape_name(region))
         is_sky = isinstance(region, rg.SkyRegion)
@@ -408,22 +409,29 @@ def regions_to_table(regions, wcs=None):
         if "angle" in sizes._params:
             angle[i] = u.Quantity(sizes.angle, u.deg).to_value(u.deg)
         centre = _centre(region)
-        if is_sky:
-            centre = centre.icrs
-            ras[i], decs[i] = centre.ra.deg, centre.dec.deg
-            if wcs is not None:
-                xs[i], ys[i] = wcs.world_to_pixel(centre)
+        if is_sky:  # converted below, all at once, frame by frame
+            frame = centre.frame
+            key = (frame.name, str(getattr(frame, "equinox", "")))
+            frames.setdefault(key, (frame.replicate_without_data(), []))[1].append(i)
+            ras[i], decs[i] = _lonlat(centre)
         else:
             xs[i], ys[i] = centre
-            if wcs is not None:
-                world = wcs.pixel_to_world(*centre).icrs
-                ras[i], decs[i] = world.ra.deg, world.dec.deg
         meta = region.meta
         texts.append(str(meta.get("text", meta.get("label", ""))))
         label, score = _parse_tags(meta.get("tag", []))
         labels.append(label)
         scores[i] = score
         colors.append(str(region.visual.get("color", region.visual.get("edgecolor", ""))))
+
+    for frame, rows in frames.values():
+        icrs = SkyCoord(ras[rows], decs[rows], unit="deg", frame=frame).icrs
+        ras[rows], decs[rows] = icrs.ra.deg, icrs.dec.deg
+        if wcs is not None:
+            xs[rows], ys[rows] = wcs.world_to_pixel(icrs)
+    pixel_rows = np.array([not isinstance(r, rg.SkyRegion) for r in regions], dtype=bool)
+    if wcs is not None and pixel_rows.any():
+        world = wcs.pixel_to_world(xs[pixel_rows], ys[pixel_rows]).icrs
+        ras[pixel_rows], decs[pixel_rows] = world.ra.deg, world.dec.deg
 
     table = QTable(meta=provenance(stage="read_regions"))
     table["shape"] = _str_column(shapes)
@@ -499,7 +507,7 @@ def read_regions(path, format=None, wcs=None):
     >>> path = Path(tempfile.mkdtemp()) / "pixels.reg"
     >>> table = QTable({"x": [0.0, 10.0], "y": [0.0, 5.0], "semimajor": [2.0, 1.0],
     ...                 "semiminor": [1.0, 1.0], "orientation": [30.0, 0.0]})
-    >>> _ = write_regions(table, path, shape="ellipse")
+    >>> write_regions(table, path, shape="ellipse")
     >>> path.read_text().splitlines()[3]  # DS9 counts pixels from 1; semi-axes 2.5 x
     'ellipse(1.00000000,1.00000000,5.00000000,2.50000000,30.00000000)'
     >>> back = read_regions(path)
@@ -598,19 +606,14 @@ def _resolve_column(table, name, defaults, what):
     return name
 
 
-def _values(col, unit=None):
+def _values(col):
     """A float array from a column (Quantity, Column, masked), masked -> NaN."""
+    name = getattr(getattr(col, "info", None), "name", "")
     if isinstance(col, u.Quantity):
-        if unit is not None:
-            if col.unit in (u.pix, u.dimensionless_unscaled) and unit == u.pix:
-                col = col.value
-            else:
-                col = col.to_value(unit)
-        else:
-            col = col.value
+        col = col.value
     arr = np.ma.asarray(col)
     if arr.dtype.kind not in "fiub":
-        raise InputError(f"Column {getattr(col, 'name', '')!r} is not numeric.")
+        raise InputError(f"Column {name!r} is not numeric.")
     return np.ma.filled(arr.astype(float), np.nan)
 
 
@@ -720,6 +723,56 @@ def _pixel_shapes(table, shape, radius, scale, wcs, bbox):
         f"bbox_ymin, bbox_ymax, or a size via radius=; the table has {names}.")
 
 
+def _pixel_to_sky_shapes(pix, wcs, shape, params, rows):
+    """
+    Sky centres (ICRS) and sizes of pixel shapes, for many shapes at once.
+
+    The same computation as the ``to_sky`` methods of the `regions` pixel
+    shapes (regions 0.12), vectorised: the local Jacobian of the WCS from
+    1-pixel steps, the circle radius scaled by the geometric mean of the x
+    and y pixel scales, and box and ellipse axes from the singular value
+    decomposition of the Jacobian times the pixel semi-axes. Sizes come
+    out in arcsec, angles in degrees counter-clockwise from the RA axis.
+    """
+    x, y = pix
+    sky0 = wcs.pixel_to_world(x, y)
+    sky_x = wcs.pixel_to_world(x + 1, y)
+    sky_y = wcs.pixel_to_world(x, y + 1)
+    sep_x = sky0.separation(sky_x).arcsec
+    sep_y = sky0.separation(sky_y).arcsec
+    centres = sky0.icrs
+    if shape == "circle":
+        return centres, {"radius": params["radius"][rows] * np.sqrt(sep_x * sep_y)}
+    pa_x = sky0.position_angle(sky_x).rad
+    pa_y = sky0.position_angle(sky_y).rad
+    # forward Jacobian d(xi, eta)/d(x, y), arcsec per pixel, xi to the East
+    forward = np.empty((len(x), 2, 2))
+    forward[:, 0, 0], forward[:, 1, 0] = sep_x * np.sin(pa_x), sep_x * np.cos(pa_x)
+    forward[:, 0, 1], forward[:, 1, 1] = sep_y * np.sin(pa_y), sep_y * np.cos(pa_y)
+    width, height = params["width"][rows], params["height"][rows]
+    theta = np.radians(params["angle"][rows])
+    semi = np.empty_like(forward)  # columns: the width and height semi-axes, in pixels
+    semi[:, 0, 0], semi[:, 1, 0] = 0.5 * width * np.cos(theta), 0.5 * width * np.sin(theta)
+    semi[:, 0, 1], semi[:, 1, 1] = -0.5 * height * np.sin(theta), 0.5 * height * np.cos(theta)
+    m_sky = forward @ semi
+    u_mat, s_vals, _ = np.linalg.svd(m_sky)
+    width_col = m_sky[:, :, 0]
+    major_is_width = (np.abs(np.einsum("ni,ni->n", u_mat[:, :, 0], width_col))
+                      >= np.abs(np.einsum("ni,ni->n", u_mat[:, :, 1], width_col)))
+    sky_width = 2 * np.where(major_is_width, s_vals[:, 0], s_vals[:, 1])
+    sky_height = 2 * np.where(major_is_width, s_vals[:, 1], s_vals[:, 0])
+    direction = np.where(major_is_width[:, None], u_mat[:, :, 0], u_mat[:, :, 1])
+    flip = np.einsum("ni,ni->n", direction, width_col) < 0
+    direction[flip] *= -1
+    circular = np.isclose(width, height)
+    norm = np.linalg.norm(width_col, axis=1)
+    use_width = circular & (norm > 0)
+    direction[use_width] = width_col[use_width] / norm[use_width, None]
+    pa = np.degrees(np.arctan2(direction[:, 0], direction[:, 1]))  # East of North
+    angle = (pa + 90.0) % 360.0  # regions measures from the RA axis
+    return centres, {"width": sky_width, "height": sky_height, "angle": angle}
+
+
 def _clean(size, fallback):
     """Sizes with NaN or non-positive values replaced by a fallback."""
     size = np.asarray(size, dtype=float)
@@ -818,6 +871,14 @@ def _centre(region):
             return _sky_mean(value)
         return value
     return (np.nan, np.nan)
+
+
+def _lonlat(coord):
+    """Longitude and latitude (deg) of a scalar SkyCoord in its own frame."""
+    data = coord.data
+    if not hasattr(data, "lon"):
+        data = coord.spherical
+    return data.lon.to_value(u.deg), data.lat.to_value(u.deg)
 
 
 def _sky_mean(coords):

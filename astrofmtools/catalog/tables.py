@@ -15,9 +15,11 @@ astropy writes the tables. What it does not do for us is done here:
   strings, marked ``xtype="json"``); `read_table` rebuilds both.
 - astropy's ECSV serialisation of ``Quantity`` and ``SkyCoord`` columns
   uses ``!astropy...`` YAML tags that other ECSV readers (STILTS 3.4,
-  hence TOPCAT) refuse. ECSV files are written with units as plain column
-  units and ``sky_centroid`` as ``ra``/``dec``, which astropy and STILTS
-  both read; `read_table` rebuilds ``sky_centroid``.
+  hence TOPCAT) refuse. ``Quantity`` columns are written as plain columns
+  with a unit (astropy reads them back as Quantities). ``SkyCoord``
+  columns keep astropy's serialisation unless ``portable=True``, which
+  writes ``sky_centroid`` as ``ra``/``dec`` so that STILTS and TOPCAT
+  open the file; `read_table` rebuilds ``sky_centroid`` either way.
 - Metadata values that are astropy objects (a `~astropy.units.Unit`, a
   `~astropy.units.Quantity`) are written as strings, numpy scalars and
   arrays as numbers and lists, in every format.
@@ -95,18 +97,18 @@ def table_format(path, format=None):
                      f"pass format= or use one of: {known}.")
 
 
-def write_table(table, path, format=None, overwrite=False):
+def write_table(table, path, format=None, overwrite=False, portable=False):
     """
     Write a table (ECSV, FITS, VOTable or CSV), atomically.
 
     Units, column descriptions and metadata survive in ECSV, FITS and
-    VOTable, and so does ``sky_centroid``: FITS holds it as astropy's
-    serialised ``SkyCoord``; ECSV and VOTable hold ``ra`` and ``dec``
-    (degrees, ICRS; the table's own when it has them), from which
-    `read_table` rebuilds it. Any other ``SkyCoord`` column ``c`` is
-    written in ECSV, VOTable and CSV as ``c_ra`` and ``c_dec``. CSV keeps
-    values only (no units, no metadata). Every file opens in TOPCAT and
-    STILTS as well as astropy.
+    VOTable, and so does ``sky_centroid``: ECSV and FITS hold it as
+    astropy's serialised ``SkyCoord``; VOTable and CSV (and ECSV with
+    ``portable=True``) hold ``ra`` and ``dec`` (degrees, ICRS; the table's
+    own when it has them), from which `read_table` rebuilds it. Any other
+    ``SkyCoord`` column ``c`` is then written as ``c_ra`` and ``c_dec``.
+    CSV keeps values only (no units, no metadata). FITS, VOTable, CSV and
+    portable ECSV files open in TOPCAT and STILTS as well as astropy.
 
     Parameters
     ----------
@@ -120,11 +122,11 @@ def write_table(table, path, format=None, overwrite=False):
         ``.csv``.
     overwrite : bool, optional
         Replace an existing file.
-
-    Returns
-    -------
-    path : `~pathlib.Path`
-        The file written.
+    portable : bool, optional
+        For ECSV: write ``SkyCoord`` columns as ``ra``/``dec`` instead of
+        astropy's serialisation, whose YAML tags STILTS and TOPCAT cannot
+        read. `read_table` rebuilds ``sky_centroid``; astropy's own
+        ``QTable.read`` then gives ``ra`` and ``dec`` only.
 
     Raises
     ------
@@ -143,10 +145,10 @@ def write_table(table, path, format=None, overwrite=False):
     ...                 "sky_centroid": SkyCoord([150.0, 150.01], [2.0, 2.01], unit="deg")})
     >>> folder = tempfile.mkdtemp()
     >>> for name in ("sources.ecsv", "sources.fits", "sources.vot"):
-    ...     _ = write_table(table, os.path.join(folder, name))
+    ...     write_table(table, os.path.join(folder, name))
     ...     back = read_table(os.path.join(folder, name))
     ...     print(name, back.colnames, back["sky_centroid"][1].ra.deg)
-    sources.ecsv ['id', 'x', 'sky_centroid', 'ra', 'dec'] 150.01
+    sources.ecsv ['id', 'x', 'sky_centroid'] 150.01
     sources.fits ['id', 'x', 'sky_centroid'] 150.01
     sources.vot ['id', 'x', 'sky_centroid', 'ra', 'dec'] 150.01
     """
@@ -162,7 +164,10 @@ def write_table(table, path, format=None, overwrite=False):
             if fmt == "votable":
                 _write_votable(out, tmp)
             elif fmt == "ecsv":
-                Table(_split_skycoords(out, fmt)).write(tmp, format=astropy_format)
+                if portable:
+                    out = _split_skycoords(out, fmt)
+                # Table makes Quantity columns plain Columns with a unit (no YAML tags)
+                Table(out, copy=False).write(tmp, format=astropy_format)
             elif fmt == "fits":
                 out.meta = _fits_meta(out.meta)
                 with warnings.catch_warnings():
@@ -181,7 +186,6 @@ def write_table(table, path, format=None, overwrite=False):
             raise
         except (ValueError, TypeError, UnicodeError, KeyError) as exc:
             raise InputError(f"Cannot write the table as {fmt} to {str(path)!r}: {exc}") from exc
-    return path
 
 
 def read_table(path, format=None, **kwargs):
@@ -202,9 +206,10 @@ def read_table(path, format=None, **kwargs):
     table : `~astropy.table.QTable`
         The table, with units as Quantities. When it has ``ra`` and
         ``dec`` columns (degrees, or plain numbers taken as degrees) but no
-        ``sky_centroid``, a ``sky_centroid`` (ICRS) column is added. Meta
-        written by `write_table` in FITS or VOTable comes back as it was
-        (keys in lower case, JSON values decoded).
+        ``sky_centroid``, a ``sky_centroid`` (ICRS) column is added before
+        them. Meta written by `write_table` comes back as it was: FITS
+        header keywords are turned to lower case and JSON values (in FITS
+        and VOTable) decoded.
 
     Raises
     ------
@@ -220,7 +225,7 @@ def read_table(path, format=None, **kwargs):
     >>> from astropy.table import QTable
     >>> from astrofmtools.catalog import read_table, write_table
     >>> path = os.path.join(tempfile.mkdtemp(), "radec.csv")
-    >>> _ = write_table(QTable({"ra": [150.0], "dec": [2.0]}), path)
+    >>> write_table(QTable({"ra": [150.0], "dec": [2.0]}), path)
     >>> t = read_table(path)
     >>> t["sky_centroid"].to_string("hmsdms", precision=0)
     ['10h00m00s +02d00m00s']

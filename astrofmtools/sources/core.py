@@ -15,13 +15,13 @@ from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
 from ..background import BackgroundMaps, estimate_background
-from ..background.core import _global_stats, _image_arrays
+from ..background.core import _image_arrays
 from ..exceptions import InputError
 from ..io import load_image, tile_grid
 from ..utils import progress, provenance
-from .filtering import (_central, beam_area_pixels, cov_to_fwhm, estimate_psf_fwhm, gaussian_cov,
-                        gaussian_filter_fft, noise_covariance, pixel_angle_to_sky_pa,
-                        sky_pa_to_pixel_angle)
+from .filtering import (_central, beam_area_pixels, cov_to_fwhm, estimate_psf_fwhm,
+                        filtered_noise_ratio, gaussian_cov, gaussian_filter_fft, noise_covariance,
+                        pixel_angle_to_sky_pa, sky_pa_to_pixel_angle)
 
 __all__ = ["find_sources", "SOURCE_COLUMNS"]
 
@@ -56,8 +56,6 @@ SOURCE_COLUMNS = {
                    "(degrees, 0-180)",
     "pa": "Position angle of the major axis on the sky, east of north (degrees, 0-180)",
 }
-
-_SKY = ("sky_centroid", "ra", "dec", "pa")
 
 #: Images with more pixels than this are processed in tiles.
 TILE_ABOVE = 8192 * 8192
@@ -140,20 +138,17 @@ def _make_plan(image, data, nodata, ignore, maps, snr, island_snr, npixels, prom
     else:
         raise InputError(f"matched_filter must be 'auto', 'psf' or 'none', not "
                          f"{matched_filter!r}.")
-    ratio = 1.0
-    if filter_cov is not None:
-        det = gaussian_filter_fft(np.where(excluded, 0.0, sub).astype(np.float32), filter_cov)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            zf = det / rms
-        sample = zf[valid][:: max(1, int(valid.sum() // 2_000_000))]
-        ratio = _global_stats(sample, 3.0).std
+    # filtered noise / unfiltered noise, from the measured noise model (exact for
+    # stationary noise; an empirical std of the filtered image is biased by sources)
+    ratio = 1.0 if filter_cov is None else filtered_noise_ratio(filter_cov, noise_cov)
     if npixels is None:
         det_cov = psf_cov if filter_cov is None else psf_cov + filter_cov
         npixels = max(2, int(round(0.25 * beam_area_pixels(det_cov))))
     return _Plan(snr=float(snr), island_snr=float(min(island_snr, snr)), npixels=int(npixels),
                  prominence=float(prominence), deblend=bool(deblend), psf_cov=psf_cov,
                  psf_source=psf_source, noise_cov=noise_cov, filter_cov=filter_cov,
-                 filter_noise_ratio=float(ratio), box_size=box_size)
+                 filter_noise_ratio=float(ratio),
+                 box_size=box_size)
 
 
 def _labelled_max(values, labels, n):
@@ -294,6 +289,8 @@ def _find_in_array(data, nodata, ignore, maps, plan):
     bad_rms = ~(rms > 0)
     if bad_rms.any():
         excluded = excluded | bad_rms
+    if excluded.all():  # e.g. a constant image: no noise, nothing to detect
+        return None
     sub = np.asarray(data - maps.background, dtype=np.float32)
     sub[excluded] = 0.0
     det = sub if plan.filter_cov is None else gaussian_filter_fft(sub, plan.filter_cov)
@@ -335,9 +332,10 @@ def _build_table(image, cols, plan, meta):
     order = np.lexsort((cols["peak_x"], cols["peak_y"]))
     cols = {k: np.asarray(v)[order] for k, v in cols.items()}
     # islands renumbered in order of first appearance
-    _, first = np.unique(cols["island"], return_index=True)
-    remap = {old: new for new, old in enumerate(cols["island"][np.sort(first)], start=1)}
-    island = np.array([remap[i] for i in cols["island"]], dtype=np.int64)
+    _, first, inverse = np.unique(cols["island"], return_index=True, return_inverse=True)
+    rank = np.empty(first.size, np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(1, first.size + 1)
+    island = rank[inverse.ravel()]
     n = len(cols["x"])
     unit = image.unit
     scale, flux_unit = _flux_scale(image, plan)
@@ -396,14 +394,15 @@ def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, back
     sources.
 
     The matched filter is the PSF whitened by the noise correlation,
-    measured from the image (see `astrofmtools.sources.filtering`): for
+    measured from the image (see the ``astrofmtools.sources.filtering`` module): for
     white noise (optical images) it is the PSF; for noise correlated on the
     beam's scale, as in radio maps, the map is already matched-filtered and
     is used as it is. Detection runs in five steps:
 
     1. background and RMS maps (`~astrofmtools.background.estimate_background`);
     2. the matched filter and the noise of the filtered image (its RMS map
-       times the measured ratio of filtered to unfiltered noise);
+       times the ratio of filtered to unfiltered noise that the measured noise
+       correlation implies);
     3. islands: 8-connected regions of at least ``npixels`` pixels above
        ``island_snr`` (photutils `~photutils.segmentation.detect_sources`),
        kept if they reach ``snr``;
@@ -517,7 +516,9 @@ def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, back
     if background is not None and background.shape != shape:
         raise InputError(f"The background maps have shape {background.shape}, but "
                          f"{image.source} has shape {shape}.")
-    if mask is not None and np.shape(mask) != shape:
+    if mask is not None:
+        mask = np.asarray(mask)
+    if mask is not None and mask.shape != shape:
         raise InputError(f"mask has shape {np.shape(mask)}, but {image.source} has shape "
                          f"{shape}; give one boolean per pixel (True = ignore).")
     if tile_size is None:
@@ -537,7 +538,8 @@ def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, back
         psf_fwhm_pix=[round(v, 4) for v in cov_to_fwhm(plan.psf_cov)],
         psf_source=plan.psf_source,
         noise_correlation_fwhm_pix=[round(v, 4) for v in cov_to_fwhm(plan.noise_cov)],
-        matched_filter=_describe_filter(plan, matched_filter), filter_noise_ratio=plan.filter_noise_ratio,
+        matched_filter=_describe_filter(plan, matched_filter),
+        filter_noise_ratio=plan.filter_noise_ratio,
         box_size=box_size, tile_size=int(tile_size) if tiled else 0,
         sky_columns=image.wcs is not None, unit=str(image.unit) if image.unit else None)
     return _build_table(image, cols if cols is not None else _empty_columns(), plan, meta)
@@ -583,13 +585,13 @@ def _tile_image(image, slices):
 
 def _find_tiled(image, mask, background, s, tile_size, overlap):
     grid = tile_grid(image.shape, tile_size, overlap)
-    # the plan (PSF, noise correlation, filter) comes from the central tile
-    centre = grid[len(grid) // 2][0]
+    # the plan (PSF, noise correlation, filter) comes from the central tile: do it first
+    centre = len(grid) // 2
+    order = [grid[centre]] + grid[:centre] + grid[centre + 1:]
     plan = None
     parts = []
-    for slices, core in [(centre, None)] + [(sl, co) for sl, co in
-                                             progress(grid, desc="tiles", unit="tile")]:
-        sub_mask = None if mask is None else np.asarray(mask)[slices]
+    for slices, core in progress(order, desc="tiles", unit="tile"):
+        sub_mask = None if mask is None else mask[slices]
         try:
             timage, data, nodata, ignore = _image_arrays(_tile_image(image, slices), sub_mask,
                                                          "find_sources")
@@ -601,8 +603,6 @@ def _find_tiled(image, mask, background, s, tile_size, overlap):
             plan = _make_plan(timage, data, nodata, ignore, maps, s["snr"], s["island_snr"],
                               s["npixels"], s["prominence"], s["deblend"], s["psf_fwhm"],
                               s["matched_filter"], s["box_size"])
-        if core is None:
-            continue
         cols = _find_in_array(data, nodata, ignore, maps, plan)
         if cols is None:
             continue
@@ -616,7 +616,7 @@ def _find_tiled(image, mask, background, s, tile_size, overlap):
             cols[key] = cols[key] + x0
         for key in ("y", "bbox_ymin", "bbox_ymax"):
             cols[key] = cols[key] + y0
-        cols["island"] = cols["island"] + 1_000_000 * (len(parts) + 1)
+        cols["island"] = cols["island"] + ((len(parts) + 1) << 32)  # unique across tiles
         parts.append(cols)
     if plan is None:
         raise InputError(f"{image.source} has no valid pixel: all are NaN, Inf or masked.")

@@ -46,6 +46,8 @@ def cov_to_fwhm(cov):
     vals = np.clip(vals, 0.0, None)
     major = vecs[:, 1]
     theta = np.rad2deg(np.arctan2(major[1], major[0])) % 180.0
+    if vals[1] - vals[0] <= 1e-9 * max(vals[1], 1e-30):
+        theta = 0.0  # circular: no orientation
     return (float(FWHM_PER_SIGMA * np.sqrt(vals[1])), float(FWHM_PER_SIGMA * np.sqrt(vals[0])),
             float(theta))
 
@@ -164,6 +166,30 @@ def estimate_psf_fwhm(sub, z, valid, size=2048, min_snr=20.0, max_sources=100):
     if len(fwhms) < 3:
         return None, len(fwhms)
     return float(np.median(fwhms)), len(fwhms)
+
+
+def filtered_noise_ratio(filter_cov, noise_cov, size=256):
+    """
+    The noise of the filtered image over that of the image, from the noise model.
+
+    ``sqrt(sum |H|^2 S / sum S)`` over the frequencies of a ``size`` grid,
+    with ``H`` the filter's transfer function and ``S`` the power spectrum
+    of a noise with Gaussian autocorrelation of covariance ``noise_cov``
+    (white noise when it is zero), sampled at integer lags.
+    """
+    lag = np.fft.fftfreq(size) * size  # 0, 1, ..., -1
+    dy, dx = np.meshgrid(lag, lag, indexing="ij")
+    if np.linalg.eigvalsh(noise_cov)[0] > 1e-6:
+        prec = np.linalg.inv(noise_cov)
+        acf = np.exp(-0.5 * (prec[0, 0] * dx ** 2 + 2 * prec[0, 1] * dx * dy
+                             + prec[1, 1] * dy ** 2))
+    else:
+        acf = ((dx == 0) & (dy == 0)).astype(float)
+    power = np.clip(np.fft.fft2(acf).real, 0.0, None)
+    ky, kx = np.meshgrid(np.fft.fftfreq(size), np.fft.fftfreq(size), indexing="ij")
+    transfer = np.exp(-2.0 * np.pi ** 2 * (filter_cov[0, 0] * kx ** 2 + 2 * filter_cov[0, 1]
+                                           * kx * ky + filter_cov[1, 1] * ky ** 2))
+    return float(np.sqrt(np.sum(transfer ** 2 * power) / np.sum(power)))
 
 
 def gaussian_filter_fft(data, cov):
