@@ -132,7 +132,9 @@ def _cmd_sources(args):
             check_output_path(extra, args.overwrite)
     image = _load(args)
     t0 = time.perf_counter()
-    background = estimate_background(image)
+    # a memory-mapped mosaic gets its background tile by tile inside find_sources
+    in_memory = image.mask is not None
+    background = estimate_background(image) if in_memory or args.background_map else None
     table = find_sources(image, snr=args.snr, psf_fwhm=args.psf_fwhm,
                          deblend=not args.no_deblend, background=background)
     log.info("%d sources found in %s in %.1f s", len(table), image.source,

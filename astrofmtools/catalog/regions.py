@@ -22,7 +22,7 @@ from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from ..exceptions import InputError, MissingFileError
-from ..utils import atomic_output, provenance
+from ..utils import atomic_output, progress, provenance
 
 __all__ = ["REGION_FORMATS", "REGION_SHAPES", "table_to_regions", "write_regions",
            "regions_to_table", "read_regions"]
@@ -215,7 +215,7 @@ def table_to_regions(table, shape="circle", wcs=None, text="auto", label="auto",
         centres, sky_params = sky[rows], {"radius": params["radius"][rows]}
 
     out = []
-    for k, i in enumerate(rows):
+    for k, i in enumerate(progress(rows, desc="regions", unit="region", leave=False)):
         meta = {}
         if texts is not None and texts[i]:
             meta["text"] = meta["label"] = texts[i]

@@ -50,7 +50,8 @@ def plot_sources(image, table, path=None, label=None, overwrite=False, ax=None,
     import matplotlib
     from matplotlib.figure import Figure
     from matplotlib.patches import Ellipse
-    from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval
+    from astropy.stats import sigma_clipped_stats
+    from astropy.visualization import AsinhStretch, ImageNormalize
 
     from ..io import load_image
 
@@ -64,8 +65,14 @@ def plot_sources(image, table, path=None, label=None, overwrite=False, ax=None,
             ax = fig.add_subplot()
     else:
         fig = ax.figure
-    norm = ImageNormalize(data, interval=PercentileInterval(99.7),
-                          stretch=AsinhStretch(0.02))
+    # from 2 sigma below the median to the brightest pixel, asinh: noise
+    # stays grey and bright sources keep their structure
+    _, median, std = sigma_clipped_stats(data, sigma=3.0, maxiters=5)
+    vmax = np.nanmax(data)
+    vmin = median - 2 * std
+    norm = ImageNormalize(vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1,
+                          stretch=AsinhStretch(min(0.1, max(1e-3, 10 * std / (vmax - vmin))))
+                          if vmax > vmin else AsinhStretch())
     ax.imshow(data, origin="lower", cmap="gray_r", norm=norm, interpolation="nearest")
     if image.wcs is not None:
         ax.set_xlabel("Right ascension" if "RA" in image.wcs.wcs.ctype[0] else
@@ -78,12 +85,12 @@ def plot_sources(image, table, path=None, label=None, overwrite=False, ax=None,
     has_shape = all(c in table.colnames for c in ("semimajor", "semiminor", "orientation"))
     colors = matplotlib.colormaps["tab10"]
     labels = np.asarray(table[label]) if label is not None else None
+    # one colour per class for class labels; one colour for ids or many classes
     classes = {v: i for i, v in enumerate(dict.fromkeys(labels.tolist()))} \
-        if labels is not None else {}
+        if labels is not None and label != "id" else {}
     for i, row in enumerate(table):
         x, y = float(_value(row["x"])), float(_value(row["y"]))
-        color = colors(classes[labels[i]] % 10) if labels is not None and len(classes) <= 10 \
-            else "tab:red"
+        color = colors(classes[labels[i]]) if 0 < len(classes) <= 10 else "tab:red"
         if has_shape:
             # 2.5 x the 1-sigma axes encloses most of an island
             width = 2 * 2.5 * float(_value(row["semimajor"]))
