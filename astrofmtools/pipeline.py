@@ -111,8 +111,10 @@ def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, overwrite=False):
 
         t = time.perf_counter()
         if len(sources):
-            write_regions(sources, work / "sources.reg", format="ds9", wcs=image.wcs)
-            write_regions(sources, work / "sources.crtf", format="crtf", wcs=image.wcs)
+            write_regions(sources, work / "sources.reg", format="ds9", shape="ellipse",
+                          wcs=image.wcs)
+            write_regions(sources, work / "sources.crtf", format="crtf", shape="ellipse",
+                          wcs=image.wcs)
         else:  # an empty region file is still a valid one
             (work / "sources.reg").write_text("# Region file format: DS9\n")
             (work / "sources.crtf").write_text("#CRTFv0\n")

@@ -17,9 +17,9 @@ astropy writes the tables. What it does not do for us is done here:
   uses ``!astropy...`` YAML tags that other ECSV readers (STILTS 3.4,
   hence TOPCAT) refuse. ``Quantity`` columns are written as plain columns
   with a unit (astropy reads them back as Quantities). ``SkyCoord``
-  columns keep astropy's serialisation unless ``portable=True``, which
-  writes ``sky_centroid`` as ``ra``/``dec`` so that STILTS and TOPCAT
-  open the file; `read_table` rebuilds ``sky_centroid`` either way.
+  columns are written as ``ra``/``dec`` so that STILTS and TOPCAT open
+  the file (``portable=False`` keeps astropy's serialisation);
+  `read_table` rebuilds ``sky_centroid`` either way.
 - Metadata values that are astropy objects (a `~astropy.units.Unit`, a
   `~astropy.units.Quantity`) are written as strings, numpy scalars and
   arrays as numbers and lists, in every format.
@@ -97,15 +97,15 @@ def table_format(path, format=None):
                      f"pass format= or use one of: {known}.")
 
 
-def write_table(table, path, format=None, overwrite=False, portable=False):
+def write_table(table, path, format=None, overwrite=False, portable=True):
     """
     Write a table (ECSV, FITS, VOTable or CSV), atomically.
 
     Units, column descriptions and metadata survive in ECSV, FITS and
-    VOTable, and so does ``sky_centroid``: ECSV and FITS hold it as
-    astropy's serialised ``SkyCoord``; VOTable and CSV (and ECSV with
-    ``portable=True``) hold ``ra`` and ``dec`` (degrees, ICRS; the table's
-    own when it has them), from which `read_table` rebuilds it. Any other
+    VOTable, and so does ``sky_centroid``: FITS (and ECSV with
+    ``portable=False``) hold it as astropy's serialised ``SkyCoord``;
+    ECSV, VOTable and CSV hold ``ra`` and ``dec`` (degrees, ICRS; the
+    table's own when it has them), from which `read_table` rebuilds it. Any other
     ``SkyCoord`` column ``c`` is then written as ``c_ra`` and ``c_dec``.
     CSV keeps values only (no units, no metadata). FITS, VOTable, CSV and
     portable ECSV files open in TOPCAT and STILTS as well as astropy.
@@ -123,9 +123,9 @@ def write_table(table, path, format=None, overwrite=False, portable=False):
     overwrite : bool, optional
         Replace an existing file.
     portable : bool, optional
-        For ECSV: write ``SkyCoord`` columns as ``ra``/``dec`` instead of
-        astropy's serialisation, whose YAML tags STILTS and TOPCAT cannot
-        read. `read_table` rebuilds ``sky_centroid``; astropy's own
+        For ECSV (default True): write ``SkyCoord`` columns as ``ra``/``dec``
+        instead of astropy's serialisation, whose YAML tags STILTS and
+        TOPCAT cannot read. `read_table` rebuilds ``sky_centroid``; astropy's own
         ``QTable.read`` then gives ``ra`` and ``dec`` only.
 
     Raises
@@ -148,7 +148,7 @@ def write_table(table, path, format=None, overwrite=False, portable=False):
     ...     write_table(table, os.path.join(folder, name))
     ...     back = read_table(os.path.join(folder, name))
     ...     print(name, back.colnames, back["sky_centroid"][1].ra.deg)
-    sources.ecsv ['id', 'x', 'sky_centroid'] 150.01
+    sources.ecsv ['id', 'x', 'sky_centroid', 'ra', 'dec'] 150.01
     sources.fits ['id', 'x', 'sky_centroid'] 150.01
     sources.vot ['id', 'x', 'sky_centroid', 'ra', 'dec'] 150.01
     """

@@ -535,6 +535,7 @@ def make_radio_field(shape=(512, 512), n_compact=60, n_extended=8, n_artefacts=2
     header = _make_header(wcs, unit, fwhm, NOISE=(noise, "[Jy/beam] noise rms per pixel"),
                           SEED=(str(seed), "make_radio_field seed"))
     image = SkyImage(data, wcs=wcs, unit=unit, beam=beam, header=header,
+                     mask=np.zeros(data.shape, dtype=bool),
                      source=f"make_radio_field(seed={seed})", meta={"noise": noise})
     truth = _truth_table(rows, wcs, flux_unit=u.Jy, peak_unit=unit,
                          meta=provenance(generator="make_radio_field", seed=seed, noise=noise,
@@ -712,6 +713,7 @@ def make_optical_field(shape=(512, 512), n_galaxies=40, n_stars=30, psf_fwhm=3.0
                           SEED=(str(seed), "make_optical_field seed"))
     image = SkyImage(data.astype(np.float32), wcs=wcs, unit=u.adu,
                      beam=Beam(fwhm, fwhm, 0 * u.deg), header=header,
+                     mask=np.zeros(shape, dtype=bool),
                      source=f"make_optical_field(seed={seed})",
                      meta={"sky_level": sky_level, "sky_noise": sky_noise})
     truth = _truth_table(rows, wcs, flux_unit=u.adu, peak_unit=u.adu, optical=True,
