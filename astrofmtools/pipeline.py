@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .exceptions import InputError
+from .utils import check_output_path
 
 __all__ = ["PipelineResult", "run_pipeline"]
 
@@ -80,13 +80,8 @@ def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, overwrite=False):
     from .sources import find_sources
     from .visualization import plot_sources
 
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not overwrite:
-        raise InputError(f"Output folder {str(output_dir)!r} exists; use overwrite=True "
-                         "(--overwrite) to replace it.")
+    output_dir = check_output_path(output_dir, overwrite, kind="folder")
     parent = output_dir.parent if str(output_dir.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"Cannot create {str(output_dir)!r}: {str(parent)!r} does not exist.")
     timings = {}
     work = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=parent))
     try:

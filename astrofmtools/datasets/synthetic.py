@@ -68,6 +68,15 @@ def _count(value, name):
     return int(value)
 
 
+def _min_separation(value):
+    if value is None:
+        return None
+    value = float(value)
+    if not np.isfinite(value) or value < 0:
+        raise InputError(f"min_separation must be >= 0 or None, not {value!r}.")
+    return value
+
+
 def _shape(shape):
     try:
         ny, nx = (int(n) for n in shape)
@@ -445,10 +454,7 @@ def make_radio_field(shape=(512, 512), n_compact=60, n_extended=8, n_artefacts=2
     noise = _positive(noise, "noise")
     lo, hi = _snr_range(snr_range)
     center = _center(center)
-    if min_separation is not None:
-        min_separation = float(min_separation)
-        if not np.isfinite(min_separation) or min_separation < 0:
-            raise InputError(f"min_separation must be >= 0 or None, not {min_separation!r}.")
+    min_separation = _min_separation(min_separation)
 
     seeds = np.random.SeedSequence(seed).spawn(2)
     rng, noise_rng = np.random.default_rng(seeds[0]), np.random.default_rng(seeds[1])
@@ -651,10 +657,7 @@ def make_optical_field(shape=(512, 512), n_galaxies=40, n_stars=30, psf_fwhm=3.0
     lo, hi = _snr_range(snr_range)
     scale = _angle(pixel_scale, "pixel_scale")
     center = _center(center)
-    if min_separation is not None:
-        min_separation = float(min_separation)
-        if not np.isfinite(min_separation) or min_separation < 0:
-            raise InputError(f"min_separation must be >= 0 or None, not {min_separation!r}.")
+    min_separation = _min_separation(min_separation)
 
     seeds = np.random.SeedSequence(seed).spawn(2)
     rng, noise_rng = np.random.default_rng(seeds[0]), np.random.default_rng(seeds[1])

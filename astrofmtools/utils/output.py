@@ -11,7 +11,7 @@ from ..exceptions import InputError
 __all__ = ["check_output_path", "atomic_output"]
 
 
-def check_output_path(path, overwrite=False):
+def check_output_path(path, overwrite=False, kind="file"):
     """
     Refuse an output path that exists, unless ``overwrite`` is set.
 
@@ -21,6 +21,8 @@ def check_output_path(path, overwrite=False):
         The output file.
     overwrite : bool, optional
         Allow replacing an existing file.
+    kind : str, optional
+        What the path is, for messages (``"file"`` or ``"folder"``).
 
     Returns
     -------
@@ -41,7 +43,7 @@ def check_output_path(path, overwrite=False):
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise InputError(f"Output file {str(path)!r} exists; use overwrite=True "
+        raise InputError(f"Output {kind} {str(path)!r} exists; use overwrite=True "
                          "(--overwrite on the command line) to replace it.")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
