@@ -192,9 +192,10 @@ def describe_image(image, noise=None):
                      "length-1 axes dropped")
     if image.wcs is not None:
         centre = image.wcs.pixel_to_world((image.shape[1] - 1) / 2, (image.shape[0] - 1) / 2)
+        style = "hmsdms" if centre.frame.name in ("icrs", "fk5", "fk4") else "decimal"
         lines += [f"wcs:         {' '.join(image.wcs.wcs.ctype)}",
-                  f"centre:      {centre.to_string('hmsdms', precision=2)} "
-                  f"({centre.frame.name})",
+                  f"centre:      {centre.to_string(style, precision=5 if style == 'decimal' else 2)}"
+                  f" ({centre.frame.name})",
                   f"pixel scale: {image.pixel_scale.to_value(u.arcsec):.4g} arcsec"]
     else:
         lines.append("wcs:         none (pixel-only work; sky outputs need a WCS)")
