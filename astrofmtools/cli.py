@@ -222,6 +222,17 @@ def _cmd_demo(args):
         print(result.summary)
 
 
+def _configure_logging(level):
+    """Messages of astrofmtools only (not of matplotlib & co.) to stderr."""
+    log.setLevel(level)
+    log.propagate = False
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("astrofm: %(message)s"))
+    log.addHandler(handler)
+
+
 _COMMANDS = {"sources": _cmd_sources, "cutouts": _cmd_cutouts, "info": _cmd_info,
              "demo": _cmd_demo}
 
@@ -252,7 +263,7 @@ def main(argv=None):
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
         return int(exc.code or 0)
     level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
-    logging.basicConfig(level=level, format="astrofm: %(message)s", force=True)
+    _configure_logging(level)
     from .utils.progress import set_progress
     set_progress(not args.quiet)
     try:

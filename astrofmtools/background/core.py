@@ -398,7 +398,8 @@ class BackgroundMaps:
                 value = value[0] if isinstance(value, (tuple, list)) else value
                 header[f"BKG{key[:5].upper()}"] = (value, f"background {key}")
         if "image" in self.meta:
-            header["BKGIMAGE"] = (str(self.meta["image"])[-68:], "input image")
+            # the input image; a long path continues on CONTINUE cards
+            header["BKGIMAGE"] = str(self.meta["image"])
         primary = fits.PrimaryHDU(self.background, header=header)
         primary.header["EXTNAME"] = "BACKGROUND"
         rms = fits.ImageHDU(self.rms, header=header, name="RMS")
