@@ -103,7 +103,7 @@ def clipped_std_correction(sigma=3.0):
 
 def _image_arrays(image, mask, what):
     """The float pixels, the no-data mask and the ignore mask of an image."""
-    image = load_image(image)
+    image = load_image(image).require_2d(what)
     data = np.asarray(image.data)
     if data.ndim != 2:
         raise InputError(f"{what} needs a 2-D image; {image.source} is {data.ndim}-D.")

@@ -59,11 +59,17 @@ class SkyImage(NDData):
     (photutils, astropy.visualization, reproject) takes it too. Build it
     with `~astrofmtools.io.load_image`, which accepts any FITS input.
 
+    A multi-band image (several surveys or filters reprojected onto one
+    grid by `~astrofmtools.io.load_bands`) is a `SkyImage` too: its data
+    are ``(C, H, W)``, ``bands`` names the channels and ``band_units`` and
+    ``band_beams`` describe each; `band` gives one channel as a 2-D image.
+
     Parameters
     ----------
     data : array-like
-        The 2-D pixel array (row = y, column = x, numpy order). It may be a
-        memory map of the file.
+        The 2-D pixel array (row = y, column = x, numpy order), or a
+        ``(C, H, W)`` stack of bands on one grid. It may be a memory map of
+        the file.
     wcs : `~astropy.wcs.WCS` or None
         A 2-D celestial WCS, or None for pixel-only work.
     unit : `~astropy.units.Unit` or str, optional
@@ -80,6 +86,13 @@ class SkyImage(NDData):
         Where the image came from: a file name and HDU, for messages.
     meta : dict, optional
         Anything else.
+    bands : list of str, optional
+        For ``(C, H, W)`` data: the name of each band (default ``band0``,
+        ``band1``...).
+    band_units, band_beams : list, optional
+        For ``(C, H, W)`` data: each band's unit and beam (or None). The
+        image's own ``unit`` and ``beam`` are those shared by all bands, or
+        None when they differ.
 
     Examples
     --------
@@ -91,11 +104,73 @@ class SkyImage(NDData):
     """
 
     def __init__(self, data, wcs=None, unit=None, mask=None, beam=None,
-                 header=None, source=None, meta=None):
+                 header=None, source=None, meta=None, bands=None, band_units=None,
+                 band_beams=None):
         super().__init__(data, wcs=wcs, unit=unit, mask=mask, meta=meta)
         self.beam = beam
         self.header = header
         self.source = source if source is not None else "<array>"
+        if np.ndim(self.data) == 3:
+            n = self.data.shape[0]
+            self.bands = list(bands) if bands is not None else [f"band{i}" for i in range(n)]
+            self.band_units = list(band_units) if band_units is not None else [self.unit] * n
+            self.band_beams = list(band_beams) if band_beams is not None else [self.beam] * n
+            if not len(self.bands) == len(self.band_units) == len(self.band_beams) == n:
+                from ..exceptions import InputError
+                raise InputError(f"A {n}-band image needs {n} band names, units and beams; "
+                                 f"got {len(self.bands)}, {len(self.band_units)} and "
+                                 f"{len(self.band_beams)}.")
+        else:
+            self.bands = self.band_units = self.band_beams = None
+
+    @property
+    def n_bands(self):
+        """Number of bands: 1 for a 2-D image, C for ``(C, H, W)`` data."""
+        return 1 if self.bands is None else len(self.bands)
+
+    def band(self, key):
+        """
+        One band of a multi-band image, as a 2-D `SkyImage` (a view, no copy).
+
+        Parameters
+        ----------
+        key : int or str
+            The band's index or name.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astrofmtools.io import SkyImage
+        >>> stack = SkyImage(np.zeros((2, 4, 5)), bands=["radio", "w1"], band_units=["Jy/beam", "Jy"])
+        >>> stack.band("w1").shape, stack.band("w1").unit
+        ((4, 5), Unit("Jy"))
+        """
+        from ..exceptions import InputError
+        if self.bands is None:
+            if key in (0, "band0"):
+                return self
+            raise InputError(f"{self.source} has a single band; there is no band {key!r}.")
+        if isinstance(key, str):
+            if key not in self.bands:
+                raise InputError(f"{self.source} has no band {key!r}; its bands: "
+                                 f"{', '.join(self.bands)}.")
+            key = self.bands.index(key)
+        if not -len(self.bands) <= key < len(self.bands):
+            raise InputError(f"{self.source} has {len(self.bands)} bands; there is no band {key}.")
+        mask = None if self.mask is None else self.mask[key]
+        unit = self.band_units[key]
+        return SkyImage(self.data[key], wcs=self.wcs, unit=unit, mask=mask,
+                        beam=self.band_beams[key], header=self.header,
+                        source=f"{self.source} band {self.bands[key]}", meta=self.meta)
+
+    def require_2d(self, what):
+        """Raise `~astrofmtools.InputError` unless the image has a single band."""
+        from ..exceptions import InputError
+        if self.bands is not None:
+            raise InputError(f"{what} works on one band, and {self.source} has "
+                             f"{len(self.bands)} ({', '.join(self.bands)}); pass "
+                             f"image.band({self.bands[0]!r}), for instance.")
+        return self
 
     def __repr__(self):
         unit = f" [{self.unit}]" if self.unit is not None else ""
@@ -104,13 +179,15 @@ class SkyImage(NDData):
         if self.beam is not None:
             beam = (f", beam {self.beam.major.to_value(u.arcsec):.3g}\"x"
                     f"{self.beam.minor.to_value(u.arcsec):.3g}\"")
-        return f"<SkyImage {self.shape[1]}x{self.shape[0]}{unit}{wcs}{beam} from {self.source}>"
+        bands = f" bands {', '.join(self.bands)}" if self.bands is not None else ""
+        return (f"<SkyImage {self.shape[-1]}x{self.shape[-2]}{bands}{unit}{wcs}{beam} "
+                f"from {self.source}>")
 
     __str__ = __repr__
 
     @property
     def shape(self):
-        """The array shape, (ny, nx)."""
+        """The array shape, ``(ny, nx)`` or ``(C, ny, nx)``."""
         return self.data.shape
 
     @property

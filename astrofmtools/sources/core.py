@@ -498,7 +498,7 @@ def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, back
     >>> table.meta["matched_filter"]
     'psf whitened by the noise: FWHM 3.5 x 3.5 pix'
     """
-    image = load_image(image)
+    image = load_image(image).require_2d("find_sources")
     if not np.isfinite(snr) or snr <= 0:
         raise InputError(f"snr must be a positive number, not {snr!r}.")
     if island_snr <= 0 or peak_prominence < 0:
