@@ -21,7 +21,8 @@ log = logging.getLogger("astrofmtools")
 
 _EPILOG = {
     "sources": "example:\n  astrofm sources mosaic.fits -o sources.ecsv --regions sources.reg",
-    "cutouts": "example:\n  astrofm cutouts mosaic.fits sources.ecsv -o cutouts.fits --size 64",
+    "cutouts": "examples:\n  astrofm cutouts mosaic.fits sources.ecsv -o cutouts.fits --size 64\n"
+               "  astrofm cutouts first.fits sources.ecsv --band wise_w1.fits -o cutouts.fits",
     "info": "example:\n  astrofm info mosaic.fits",
     "demo": "example:\n  astrofm demo -o astrofm-demo",
 }
@@ -107,6 +108,12 @@ def build_parser():
     p.add_argument("--output-size", type=int, default=None,
                    help="resize every cutout to this side (default: no resizing, or 64 "
                         "with --size bbox)")
+    p.add_argument("--band", action="append", default=[], metavar="FITS",
+                   help="another image of the same sky, reprojected onto IMAGE's grid and "
+                        "cut as an extra channel (repeatable)")
+    p.add_argument("--band-method", default="interp", choices=["interp", "exact", "adaptive"],
+                   help="reprojection of --band images (default: interp; exact conserves "
+                        "flux)")
     _common(p, output_help="multi-extension FITS file of the cutouts")
 
     p = add("info", "describe what the loader sees in a FITS file")
@@ -167,11 +174,15 @@ def _cmd_cutouts(args):
     if size == "bbox" and output_size is None:
         output_size = 64
     image = _load(args)
+    if args.band:
+        from .io import load_bands
+        image = load_bands([image] + list(args.band), reference=0, method=args.band_method)
     table = read_table(args.table)
     stack = make_cutouts(image, table, size=size, output_size=output_size)
     stack.write(args.output, overwrite=args.overwrite)
-    log.info("%d cutouts of %s written to %s", len(stack), "x".join(
-        str(n) for n in stack.data.shape[-2:]), args.output)
+    log.info("%d cutouts of %s%s written to %s", len(stack), "x".join(
+        str(n) for n in stack.data.shape[-2:]),
+        f" in {image.n_bands} bands" if image.n_bands > 1 else "", args.output)
 
 
 def _cmd_info(args):
