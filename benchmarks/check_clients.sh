@@ -18,9 +18,9 @@
 #      image and fk5 coordinates, which are compared with the table: DS9's
 #      WCS and 1-based pixels must agree with ours;
 #   3. reads each table with STILTS (columns, units) and compares the values
-#      STILTS sees with ours. The default ECSV, which holds astropy's
-#      serialised SkyCoord, is expected to fail there (STILTS 3.4 refuses
-#      astropy's YAML tags); write_table(..., portable=True) is the fix.
+#      STILTS sees with ours. ECSV written with portable=False, which holds
+#      astropy's serialised SkyCoord, is expected to fail there (STILTS 3.4
+#      refuses astropy's YAML tags); the default (portable=True) opens.
 # Every DS9 call is wrapped in `timeout 60`: a DS9 error waits for a click.
 set -euo pipefail
 
