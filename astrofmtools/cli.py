@@ -10,7 +10,8 @@ import argparse
 import logging
 import sys
 import time
-from pathlib import Path
+
+import numpy as np
 
 from . import __version__
 from .exceptions import InputError
@@ -25,6 +26,11 @@ _EPILOG = {
                "  astrofm cutouts first.fits sources.ecsv --band wise_w1.fits -o cutouts.fits",
     "info": "example:\n  astrofm info mosaic.fits",
     "demo": "example:\n  astrofm demo -o astrofm-demo",
+    "embed": "example:\n  astrofm embed cutouts.fits -o features.fits --model efficientnet_lite0",
+    "train": "example:\n  astrofm train cutouts.fits --labels labels.ecsv --label-column class "
+             "--model efficientnet_lite0 --strategy frozen -o model_dir/",
+    "classify": "example:\n  astrofm classify cutouts.fits --model model_dir/ -o predictions.ecsv "
+                "--regions predictions.reg",
 }
 
 
@@ -47,6 +53,17 @@ def _image_options(parser):
                         help="HDU index or EXTNAME (default: first HDU with image data)")
     parser.add_argument("--plane", default=None,
                         help="for cubes: 0-based plane index, comma-separated for several axes")
+
+
+def _model_options(parser):
+    parser.add_argument("--model", default="efficientnet_lite0",
+                        help="backbone name (see astrofmtools.backbones.list_backbones; "
+                             "default: efficientnet_lite0, which needs no download)")
+    parser.add_argument("--weights", default=None,
+                        help="backbone weights file (.safetensors or .pth), or 'random'")
+    parser.add_argument("--batch-size", type=int, default=None, help="images per batch")
+    parser.add_argument("--device", default=None,
+                        help="torch device, e.g. cpu or cuda (default: cuda if available)")
 
 
 def _parse_hdu(text):
@@ -120,6 +137,45 @@ def build_parser():
     _image_options(p)
     _common(p, output=False)
 
+    p = add("embed", "foundation-model features of every cutout of a stack")
+    p.add_argument("cutouts", help="cutout stack written by 'astrofm cutouts'")
+    _model_options(p)
+    p.add_argument("--pooling", default="cls", choices=["cls", "mean", "cls+mean"],
+                   help="how tokens become one vector (ViTs; CNNs pool globally)")
+    p.add_argument("--tta", action="store_true",
+                   help="average features over the 8 flips and 90-degree rotations")
+    p.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
+    _common(p, output_help="features file (FITS: features + the cutouts' table)")
+
+    p = add("train", "train a classifier of cutouts on a foundation-model backbone")
+    p.add_argument("cutouts", help="cutout stack written by 'astrofm cutouts'")
+    p.add_argument("--labels", default=None,
+                   help="table of labels, row-aligned with the cutouts or sharing their 'id' "
+                        "column (default: the label column of the cutouts' own table)")
+    p.add_argument("--label-column", default="label", help="column holding the classes")
+    _model_options(p)
+    p.add_argument("--strategy", default="frozen",
+                   choices=["frozen", "partial", "finetune", "lora"],
+                   help="how the backbone adapts (default: frozen)")
+    p.add_argument("--head", default="linear",
+                   choices=["linear", "mlp", "whitening", "knn", "logistic"],
+                   help="classification head (default: linear)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs")
+    p.add_argument("--lr", type=float, default=None, help="learning rate")
+    p.add_argument("--label-fraction", type=float, default=1.0,
+                   help="use this fraction of the labels (per class, seeded)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    _common(p, output_help="model folder (config + safetensors weights)")
+
+    p = add("classify", "classify cutouts with a trained model folder")
+    p.add_argument("cutouts", help="cutout stack written by 'astrofm cutouts'")
+    p.add_argument("--model", required=True, help="model folder written by 'astrofm train'")
+    p.add_argument("--batch-size", type=int, default=None, help="images per batch")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    p.add_argument("--regions", default=None,
+                   help="also write regions coloured by class (.reg or .crtf)")
+    _common(p, output_help="predictions table (.ecsv, .fits or .vot)")
+
     p = add("demo", "run the whole chain on the example image that ships with the package")
     p.add_argument("--image", default=None,
                    help="run on this FITS image instead of the shipped example")
@@ -185,6 +241,100 @@ def _cmd_cutouts(args):
         f" in {image.n_bands} bands" if image.n_bands > 1 else "", args.output)
 
 
+def _read_stack(path):
+    from .cutouts import CutoutStack
+    return CutoutStack.read(path)
+
+
+def _cmd_embed(args):
+    from .backbones import extract_features, load_backbone, write_features
+    from .utils import check_output_path
+
+    check_output_path(args.output, args.overwrite)
+    stack = _read_stack(args.cutouts)
+    backbone = load_backbone(args.model, weights=args.weights, device=args.device)
+    kwargs = {} if args.batch_size is None else {"batch_size": args.batch_size}
+    features = extract_features(backbone, stack, pooling=args.pooling, device=args.device,
+                                cache=not args.no_cache, tta=args.tta, **kwargs)
+    write_features(args.output, features, table=stack.table,
+                   meta={"backbone": backbone.spec.name, "weights": backbone.weights,
+                         "pooling": args.pooling, "tta": args.tta,
+                         "cutouts": str(args.cutouts)},
+                   overwrite=args.overwrite)
+    log.info("%d x %d features from %s written to %s", *features.shape, backbone.spec.name,
+             args.output)
+
+
+def _labels_for(stack, args):
+    """The label of every cutout, from the stack's table or a separate table."""
+    from .catalog import read_table
+    column = args.label_column
+    if args.labels is None:
+        if column not in stack.table.colnames:
+            raise InputError(f"The cutouts' table of {args.cutouts} has no column {column!r} "
+                             f"(its columns: {', '.join(stack.table.colnames)}); name it with "
+                             "--label-column or give --labels.")
+        return stack.table[column]
+    labels = read_table(args.labels)
+    if column not in labels.colnames:
+        raise InputError(f"{args.labels} has no column {column!r}; its columns: "
+                         f"{', '.join(labels.colnames)}.")
+    if "id" in labels.colnames and "id" in stack.table.colnames:
+        lookup = {int(i): v for i, v in zip(labels["id"], labels[column])}
+        missing = [int(i) for i in stack.table["id"] if int(i) not in lookup]
+        if missing:
+            raise InputError(f"{args.labels} has no label for id(s) {missing[:10]} of "
+                             f"{args.cutouts}.")
+        return [lookup[int(i)] for i in stack.table["id"]]
+    if len(labels) != len(stack):
+        raise InputError(f"{args.labels} has {len(labels)} rows and {args.cutouts} {len(stack)} "
+                         "cutouts; give both an 'id' column or keep them row-aligned.")
+    return labels[column]
+
+
+def _cmd_train(args):
+    from .classify import Classifier
+    from .utils import check_output_path
+
+    check_output_path(args.output, args.overwrite, kind="folder")
+    stack = _read_stack(args.cutouts)
+    labels = _labels_for(stack, args)
+    options = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr),
+                                 ("batch_size", args.batch_size)) if v is not None}
+    clf = Classifier(args.model, head=args.head, strategy=args.strategy, weights=args.weights,
+                     label_fraction=args.label_fraction, seed=args.seed, device=args.device,
+                     **options)
+    t0 = time.perf_counter()
+    clf.fit(stack, labels)
+    log.info("trained %s/%s on %s (%d of %d parameters trainable) in %.1f s", args.strategy,
+             args.head, args.model, clf.n_trainable_, clf.n_parameters_,
+             time.perf_counter() - t0)
+    clf.save(args.output, overwrite=args.overwrite)
+    log.info("model written to %s", args.output)
+
+
+def _cmd_classify(args):
+    from .catalog import write_regions, write_table
+    from .classify import Classifier
+    from .utils import check_output_path
+
+    check_output_path(args.output, args.overwrite)
+    if args.regions is not None:
+        check_output_path(args.regions, args.overwrite)
+    clf = Classifier.load(args.model, device=args.device)
+    if args.batch_size is not None:
+        clf.batch_size = args.batch_size
+    stack = _read_stack(args.cutouts)
+    table = clf.predict(stack)
+    write_table(table, args.output, overwrite=args.overwrite)
+    counts = dict(zip(*np.unique(np.asarray(table["label"]).astype(str), return_counts=True)))
+    log.info("%d cutouts classified (%s); written to %s", len(table),
+             ", ".join(f"{k}: {v}" for k, v in counts.items()), args.output)
+    if args.regions is not None:
+        write_regions(table, args.regions, wcs=stack.image_wcs, overwrite=args.overwrite)
+        log.info("regions written to %s", args.regions)
+
+
 def _cmd_info(args):
     from .background import global_noise
     image = _load(args)
@@ -204,9 +354,9 @@ def describe_image(image, noise=None):
     if image.wcs is not None:
         centre = image.wcs.pixel_to_world((image.shape[1] - 1) / 2, (image.shape[0] - 1) / 2)
         style = "hmsdms" if centre.frame.name in ("icrs", "fk5", "fk4") else "decimal"
+        text = centre.to_string(style, precision=5 if style == "decimal" else 2)
         lines += [f"wcs:         {' '.join(image.wcs.wcs.ctype)}",
-                  f"centre:      {centre.to_string(style, precision=5 if style == 'decimal' else 2)}"
-                  f" ({centre.frame.name})",
+                  f"centre:      {text} ({centre.frame.name})",
                   f"pixel scale: {image.pixel_scale.to_value(u.arcsec):.4g} arcsec"]
     else:
         lines.append("wcs:         none (pixel-only work; sky outputs need a WCS)")
@@ -245,6 +395,7 @@ def _configure_logging(level):
 
 
 _COMMANDS = {"sources": _cmd_sources, "cutouts": _cmd_cutouts, "info": _cmd_info,
+             "embed": _cmd_embed, "train": _cmd_train, "classify": _cmd_classify,
              "demo": _cmd_demo}
 
 

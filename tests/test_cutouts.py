@@ -381,6 +381,94 @@ def test_channels_axis_is_kept(tmp_path):
     assert CutoutStack.concatenate([stack, again[:1]]).data.shape == (5, 3, 8, 8)
 
 
+# -------------------------------------------------------------- multi-band
+def _three_bands():
+    """z, r, g bands on one grid: ramps of different scales, each with its own holes."""
+    ramp = _ramp()
+    data = np.stack([ramp, -3.0 * ramp + 5.0, 1e-3 * ramp])
+    data[1, 70:74, 90:94] = np.nan  # r has no data here
+    mask = np.zeros(data.shape, dtype=bool)
+    mask[2, 10:13, 100:103] = True  # g masked (no data) here
+    mask[1, 70:74, 90:94] = True
+    return SkyImage(data, wcs=_wcs(), mask=mask, bands=["z", "r", "g"],
+                    band_units=["Jy/beam", "Jy/beam", "mJy"], source="zrg.fits")
+
+
+def test_multiband_cutouts_equal_each_band_cutouts(tmp_path):
+    image = _three_bands()
+    table = QTable({"id": [1, 2, 3, 4, 5], "x": [60.0, 1.0, 92.3, 101.0, 40.6],
+                    "y": [50.0, 1.0, 71.8, 11.0, 30.2]})
+    stack = make_cutouts(image, table, size=12)
+    assert stack.data.shape == (5, 3, 12, 12) and stack.data.dtype == np.float32
+    assert stack.bands == ["z", "r", "g"] and stack.unit is None
+    assert stack.band_units == [u.Jy / u.beam, u.Jy / u.beam, u.mJy]
+    assert "x 3 bands (z, r, g)" in repr(stack) and stack.table.meta["bands"] == ["z", "r", "g"]
+    edges = np.zeros(5, dtype=bool)
+    for c, name in enumerate(image.bands):
+        single = make_cutouts(image.band(name), table, size=12)
+        # each band's cutouts are exactly the 2-D cutouts of that band
+        assert np.array_equal(stack.data[:, c], single.data, equal_nan=True)
+        assert np.array_equal(stack.band(name).data, single.data, equal_nan=True)
+        assert stack.band(name).unit == image.band_units[c]
+        for col in ("cutout_x0", "cutout_y0", "cutout_x", "cutout_y"):
+            assert np.array_equal(stack.table[col], single.table[col])
+        edges |= single.table["edge"]
+        for k in range(5):  # the same per-cutout WCS
+            assert stack.wcs_of(k).wcs.crpix.tolist() == single.wcs_of(k).wcs.crpix.tolist()
+    # a cutout is an edge cutout when any band runs off the image or lacks data
+    assert stack.table["edge"].tolist() == edges.tolist() == [False, True, True, True, False]
+    assert np.isnan(stack.data[2, 1]).any() and not np.isnan(stack.data[2, [0, 2]]).any()
+    assert np.isnan(stack.data[3, 2]).any() and not np.isnan(stack.data[3, :2]).any()
+    # sky positions give the same cutouts
+    by_sky = make_cutouts(image, QTable({"sky_centroid": image.wcs.pixel_to_world(
+        table["x"], table["y"])}), size=12)
+    assert np.array_equal(by_sky.data, stack.data, equal_nan=True)
+    # round trip: bands and their units come back
+    stack.write(tmp_path / "bands.fits")
+    again = CutoutStack.read(tmp_path / "bands.fits")
+    _assert_same(stack, again)
+    assert again.bands == ["z", "r", "g"] and again.band_units == stack.band_units
+    with fits.open(tmp_path / "bands.fits") as hdul:
+        assert hdul[0].header["NBANDS"] == 3 and hdul[0].header["BAND2"] == "r"
+        assert hdul[0].data.shape == (5, 3, 12, 12)
+    # indexing keeps the bands; stacks of other bands do not concatenate
+    assert stack[1:3].bands == ["z", "r", "g"]
+    both = CutoutStack.concatenate([stack, again[:2]])
+    assert len(both) == 7 and both.bands == ["z", "r", "g"]
+    swapped = CutoutStack(stack.data[:, ::-1], stack.table, stack.parents, bands=["g", "r", "z"],
+                          band_units=stack.band_units[::-1])
+    with pytest.raises(InputError, match="different bands.*stack 0: z \\[Jy / beam\\].*"
+                                         "stack 1: g \\[mJy\\]"):
+        CutoutStack.concatenate([stack, swapped])
+    with pytest.raises(InputError, match="different bands.*no bands"):
+        CutoutStack.concatenate([stack, CutoutStack(stack.data)])
+    with pytest.raises(InputError, match="no band 'i'; the bands are: z, r, g"):
+        stack.band("i")
+    with pytest.raises(InputError, match="2 band names.*shape \\(5, 3, 12, 12\\)"):
+        CutoutStack(stack.data, bands=["z", "r"])
+
+
+def test_multiband_close_crops_and_resizing(tmp_path):
+    image = _three_bands()
+    boxes = QTable({"bbox_xmin": [10, 40, 88], "bbox_xmax": [29, 45, 97],
+                    "bbox_ymin": [5, 60, 68], "bbox_ymax": [20, 70, 77]})
+    crops = make_cutouts(image, boxes, size="bbox", output_size=16, pad=2)
+    resized = make_cutouts(image, QTable({"x": [50.0], "y": [40.0]}), size=32, output_size=16)
+    assert crops.data.shape == (3, 3, 16, 16) and resized.data.shape == (1, 3, 16, 16)
+    for c, name in enumerate(image.bands):
+        single = make_cutouts(image.band(name), boxes, size="bbox", output_size=16, pad=2)
+        assert np.allclose(crops.data[:, c], single.data, rtol=1e-6, equal_nan=True)
+        assert np.array_equal(crops.table["cutout_scale"], single.table["cutout_scale"])
+        one = make_cutouts(image.band(name), QTable({"x": [50.0], "y": [40.0]}), size=32,
+                           output_size=16)
+        assert np.allclose(resized.data[:, c], one.data, rtol=1e-6)
+    assert crops.table["edge"].tolist() == [False, False, True]  # r's hole in the third
+    crops.write(tmp_path / "crops.fits")
+    again = CutoutStack.read(tmp_path / "crops.fits")
+    _assert_same(crops, again)
+    assert again.bands == ["z", "r", "g"]
+
+
 # ----------------------------------------------------------------- bad input
 def test_bad_input_messages():
     image = (_ramp(), None)

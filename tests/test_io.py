@@ -155,7 +155,8 @@ def test_cube_needs_a_plane():
     header = radio_cube_header(shape, nfreq=3)
     data = np.arange(3 * 20 * 30, dtype=np.float32).reshape(1, 3, 20, 30)
     fits.PrimaryHDU(data, header=header).writeto("cube.fits")
-    with pytest.raises(InputError, match=r"cube.fits\[0\].*FITS axis 3 \(FREQ\) has 3 planes.*plane="):
+    with pytest.raises(InputError,
+                       match=r"cube.fits\[0\].*FITS axis 3 \(FREQ\) has 3 planes.*plane="):
         load_image("cube.fits")
     image = load_image("cube.fits", plane=(0, 2))
     np.testing.assert_array_equal(image.data, data[0, 2])

@@ -30,7 +30,9 @@ def make_cutouts(image, table, size=64, *, output_size=None, pad=0.1, min_size=N
     ----------
     image : `~astrofmtools.io.SkyImage` or any input of `~astrofmtools.io.load_image`
         The image. A file name is opened memory-mapped, so only the pixels
-        the cutouts need are read.
+        the cutouts need are read. A multi-band image (``(C, H, W)`` data
+        on one grid, as `~astrofmtools.io.load_bands` makes) is cut in all
+        its bands at once.
     table : `~astropy.table.Table` or `~astropy.coordinates.SkyCoord`
         One row per source. Positions come from, in this order of
         preference: columns ``x``, ``y`` (0-based pixels), a SkyCoord column
@@ -67,12 +69,15 @@ def make_cutouts(image, table, size=64, *, output_size=None, pad=0.1, min_size=N
     Returns
     -------
     stack : `~astrofmtools.cutouts.CutoutStack`
-        ``data`` (N, H, W) float32; ``table`` = the input rows and columns
+        ``data`` (N, H, W) float32, or (N, C, H, W) for a multi-band image
+        (then ``bands`` and ``band_units`` name and describe the C
+        channels); ``table`` = the input rows and columns
         plus ``cutout_x0``, ``cutout_y0`` (0-based parent pixel of the
         crop's first pixel), ``cutout_scale`` (parent pixels per cutout
         pixel), ``cutout_x``, ``cutout_y`` (the source position in the
         cutout, 0-based cutout pixels), ``edge`` (True when the cutout is
-        partly outside the image or holds NaN pixels) and ``cutout_parent``;
+        partly outside the image or holds NaN pixels, in any band) and
+        ``cutout_parent``;
         ``wcs`` (built on demand). An empty table gives an empty stack.
 
     Raises
@@ -125,6 +130,14 @@ def make_cutouts(image, table, size=64, *, output_size=None, pad=0.1, min_size=N
     >>> int(stack.table["cutout_x0"][1]), bool(np.isnan(stack.data[1, 0, 0]))
     (-6, True)
 
+    A multi-band image gives (N, C, H, W) cutouts, each band cut at the
+    same place:
+
+    >>> from astrofmtools.io import SkyImage
+    >>> bands = SkyImage(np.zeros((3, 100, 100)), bands=["z", "r", "g"])
+    >>> make_cutouts(bands, table[:1], size=16)
+    <CutoutStack: 1 cutout of 16x16 x 3 bands (z, r, g) from <array>>
+
     Close crops around bounding boxes, resized to 24x24:
 
     >>> boxes = QTable({"bbox_xmin": [140], "bbox_xmax": [159],
@@ -174,11 +187,14 @@ def make_cutouts(image, table, size=64, *, output_size=None, pad=0.1, min_size=N
                       size=size if isinstance(size, str) else list(shape),
                       output_size=None if out_shape is None else list(out_shape),
                       pad=pad if mode == "bbox" else None, fill=float(fill))
+    if image.bands is not None:
+        meta["bands"] = list(image.bands)
     if table.meta:
         meta["input_meta"] = dict(table.meta)
     table.meta = meta
     _add_cutout_columns(table, x0, y0, scale, x, y, edge, parent=0)
-    return CutoutStack(data, table, [CutoutParent.from_image(image)], image.unit)
+    return CutoutStack(data, table, [CutoutParent.from_image(image)], image.unit,
+                       bands=image.bands, band_units=image.band_units)
 
 
 def cutouts_from_files(paths, size=None, *, hdu=None, plane=None, fill=np.nan):
@@ -461,39 +477,50 @@ def _image_arrays(image):
 
 
 def _gather(arrays, x0, y0, ny, nx, fill):
-    """Copy (ny, nx) blocks starting at (y0, x0) into a float32 stack; flag edges."""
+    """Copy (ny, nx) blocks starting at (y0, x0) into a float32 stack; flag edges.
+
+    A 2-D image gives (n, ny, nx); a multi-band (C, H, W) image gives
+    (n, C, ny, nx), every band cut at the same place, and a cutout is an
+    edge cutout when any band runs off the image or holds NaN.
+    """
     data, mask, blank = arrays
     n = len(x0)
     NY, NX = data.shape[-2:]
-    out = np.empty((n, ny, nx), dtype=np.float32)
+    bands = data if data.ndim == 3 else data[None]
+    nb = bands.shape[0]
+    out = np.empty((n, nb, ny, nx), dtype=np.float32)
     inside = (x0 >= 0) & (y0 >= 0) & (x0 + nx <= NX) & (y0 + ny <= NY)
     rows = np.flatnonzero(inside)
     if len(rows):
         # Cutouts wholly inside: fancy indexing of a strided window view of the
         # (memory-mapped) array copies them in C, a chunk at a time (a bounded
         # temporary); as fast as, or faster than, a loop of plain slices.
-        windows = np.lib.stride_tricks.sliding_window_view(data, (ny, nx))
         chunk = max(1, (1 << 22) // (ny * nx))
-        for start in range(0, len(rows), chunk):
-            r = rows[start:start + chunk]
-            out[r] = windows[y0[r], x0[r]]
+        for c in range(nb):
+            windows = np.lib.stride_tricks.sliding_window_view(bands[c], (ny, nx))
+            for start in range(0, len(rows), chunk):
+                r = rows[start:start + chunk]
+                out[r, c] = windows[y0[r], x0[r]]
     for k in np.flatnonzero(~inside).tolist():
         a, b = int(y0[k]), int(x0[k])
         out[k] = fill
         ya, yb, xa, xb = max(a, 0), min(a + ny, NY), max(b, 0), min(b + nx, NX)
         if ya < yb and xa < xb:
-            out[k, ya - a:yb - a, xa - b:xb - b] = data[ya:yb, xa:xb]
+            out[k, :, ya - a:yb - a, xa - b:xb - b] = bands[:, ya:yb, xa:xb]
     if blank is not None:
         out[out == np.float32(blank)] = np.nan
     if mask is not None:
+        mask = mask if mask.ndim == 3 else mask[None]
         for k in range(n):
             a, b = int(y0[k]), int(x0[k])
             ya, yb, xa, xb = max(a, 0), min(a + ny, NY), max(b, 0), min(b + nx, NX)
             if ya < yb and xa < xb:
-                view = out[k, ya - a:yb - a, xa - b:xb - b]
-                view[mask[ya:yb, xa:xb]] = np.nan
-    # one pass over the stack: a NaN anywhere makes the cutout's sum NaN
-    nodata = ~np.isfinite(np.add.reduce(out, axis=(1, 2), dtype=np.float64))
+                view = out[k, :, ya - a:yb - a, xa - b:xb - b]
+                view[mask[:, ya:yb, xa:xb]] = np.nan
+    # one pass over the stack: a NaN anywhere (any band) makes the cutout's sum NaN
+    nodata = ~np.isfinite(np.add.reduce(out, axis=(1, 2, 3), dtype=np.float64))
+    if data.ndim == 2:
+        out = out.reshape(n, ny, nx)
     return out, ~inside | nodata
 
 
@@ -525,7 +552,7 @@ def _bbox_cutouts(image, table, out_shape, pad, min_size, fill):
     y0 = ymin - (crop - h) // 2
     oy, ox = out_shape
     arrays = _image_arrays(image)
-    data = np.empty((n, oy, ox), dtype=np.float32)
+    data = np.empty((n,) + image.shape[:-2] + (oy, ox), dtype=np.float32)
     edge = np.zeros(n, dtype=bool)
     for k in progress(range(n), desc="cropping", unit="source", total=n):
         L = int(crop[k])

@@ -130,7 +130,13 @@ class CutoutStack:
         The images the cutouts come from; the table's ``cutout_parent``
         column indexes this list.
     unit : `~astropy.units.Unit` or str, optional
-        The pixel unit.
+        The pixel unit (of all bands; None when the bands differ).
+    bands : list of str, optional
+        For ``(N, C, H, W)`` cutouts of a multi-band image: the name of each
+        of the C bands (default None: unnamed channels, such as a
+        multi-stretch stack).
+    band_units : list, optional
+        With ``bands``: each band's unit (or None).
 
     Attributes
     ----------
@@ -142,6 +148,8 @@ class CutoutStack:
         The images cut from.
     unit : `~astropy.units.Unit` or None
         The pixel unit.
+    bands, band_units : list or None
+        The band names and units of multi-band cutouts (channel axis 1).
 
     Notes
     -----
@@ -162,9 +170,19 @@ class CutoutStack:
     <CutoutStack: 3 cutouts of 8x8>
     >>> len(stack[1:]), stack.table.colnames[:3]
     (2, ['cutout_x0', 'cutout_y0', 'cutout_scale'])
+
+    Multi-band cutouts name their bands:
+
+    >>> stack = CutoutStack(np.zeros((3, 2, 8, 8)), bands=["radio", "w1"],
+    ...                     band_units=["Jy/beam", None])
+    >>> stack
+    <CutoutStack: 3 cutouts of 8x8 x 2 bands (radio, w1)>
+    >>> stack.band("w1").data.shape
+    (3, 8, 8)
     """
 
-    def __init__(self, data, table=None, parents=None, unit=None):
+    def __init__(self, data, table=None, parents=None, unit=None, bands=None,
+                 band_units=None):
         data = np.asarray(data, dtype=np.float32)
         if data.ndim < 3:
             raise InputError(f"Cutout data must be (N, H, W) or (N, C, H, W); got shape "
@@ -186,6 +204,7 @@ class CutoutStack:
         self.table = table
         self.parents = list(parents) if parents is not None else []
         self.unit = u.Unit(unit) if unit is not None else None
+        self.bands, self.band_units = _check_bands(data, bands, band_units)
 
     # ------------------------------------------------------------------ basics
     def __len__(self):
@@ -204,6 +223,8 @@ class CutoutStack:
     def __repr__(self):
         h, w = self.cutout_shape
         channels = f" x {self.data.shape[1]} channels" if self.data.ndim == 4 else ""
+        if self.bands is not None:
+            channels = f" x {len(self.bands)} bands ({', '.join(self.bands)})"
         unit = f" [{self.unit}]" if self.unit is not None else ""
         if len(self.parents) == 1:
             origin = f" from {self.parents[0].source}"
@@ -228,7 +249,45 @@ class CutoutStack:
                                  f"{len(self)} values, not {key.shape}.")
         table = self.table[key]
         table.meta = self.table.meta
-        return CutoutStack(self.data[key], table, self.parents, self.unit)
+        return CutoutStack(self.data[key], table, self.parents, self.unit, self.bands,
+                           self.band_units)
+
+    def band(self, key):
+        """
+        The cutouts of one band, as a stack of 2-D cutouts (a view, no copy).
+
+        Parameters
+        ----------
+        key : int or str
+            The band's index or name.
+
+        Returns
+        -------
+        stack : `CutoutStack`
+            ``(N, H, W)`` cutouts with the band's unit, the same table and
+            parents (so the same WCS).
+
+        Raises
+        ------
+        astrofmtools.InputError
+            For a stack without named bands, or a band it does not have (the
+            message lists the bands).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astrofmtools.cutouts import CutoutStack
+        >>> stack = CutoutStack(np.arange(2 * 3 * 4 * 4.0).reshape(2, 3, 4, 4),
+        ...                     bands=["z", "r", "g"])
+        >>> float(stack.band("r").data[0, 0, 0]), float(stack.band(2).data[0, 0, 0])
+        (16.0, 32.0)
+        """
+        if self.bands is None:
+            raise InputError(f"This stack of {'x'.join(map(str, self.data.shape[1:]))} "
+                             "cutouts has no named bands.")
+        index = _band_index(self.bands, key)
+        return CutoutStack(self.data[:, index], self.table, self.parents,
+                           self.band_units[index])
 
     @property
     def image_wcs(self):
@@ -366,7 +425,7 @@ class CutoutStack:
         Parameters
         ----------
         stacks : sequence of `CutoutStack`
-            Stacks whose cutouts have the same shape and unit. Their tables
+            Stacks whose cutouts have the same shape, unit and bands. Their tables
             are stacked (columns present in only some stacks are masked
             where absent).
 
@@ -377,7 +436,7 @@ class CutoutStack:
         Raises
         ------
         astrofmtools.InputError
-            If the cutout shapes or units differ, or the tables cannot be
+            If the cutout shapes, units or bands differ, or the tables cannot be
             joined; the message names the stacks.
 
         Examples
@@ -405,6 +464,16 @@ class CutoutStack:
         if len(units) > 1:
             listing = ", ".join(f"stack {k}: {s.unit}" for k, s in enumerate(stacks))
             raise InputError(f"Cannot concatenate cutouts with different units ({listing}).")
+        bands = {(None if s.bands is None else tuple(s.bands),
+                  None if s.band_units is None else tuple(map(str, s.band_units)))
+                 for s in stacks}
+        if len(bands) > 1:
+            listing = "; ".join(f"stack {k}: " + (", ".join(
+                f"{b} [{bu}]" if bu is not None else b
+                for b, bu in zip(s.bands, s.band_units)) if s.bands else "no bands")
+                for k, s in enumerate(stacks))
+            raise InputError(f"Cannot concatenate cutouts of different bands ({listing}); "
+                             "cut every image in the same bands, in the same order.")
         parents, tables, offset = [], [], 0
         for s in stacks:
             t = s.table.copy(copy_data=False)
@@ -425,7 +494,8 @@ class CutoutStack:
         table.meta = dict(stacks[0].table.meta)
         table.meta["concatenated"] = len(stacks)
         data = np.concatenate([s.data for s in stacks], axis=0)
-        return cls(data, QTable(table, copy=False), parents, stacks[0].unit)
+        return cls(data, QTable(table, copy=False), parents, stacks[0].unit,
+                   stacks[0].bands, stacks[0].band_units)
 
     # -------------------------------------------------------------------- I/O
     def write(self, path, overwrite=False):
@@ -435,7 +505,9 @@ class CutoutStack:
         The primary HDU holds the cutout cube (``NAXIS3`` = cutout index),
         HDU ``CUTOUTS`` the table (SkyCoord and other columns kept, with
         units, descriptions and ``meta``), HDU ``PARENTS`` one row per
-        parent image (its name and header, WCS at full precision). Each
+        parent image (its name and header, WCS at full precision). The
+        band names and units of multi-band cutouts are primary-header
+        keywords ``NBANDS``, ``BAND1``, ``BANDU1``, ... (FITS axis 3). Each
         cutout's WCS is rebuilt on reading from its parent's and the
         ``cutout_*`` columns, so the file does not hold N headers.
 
@@ -473,6 +545,11 @@ class CutoutStack:
                            "shape of one cutout, numpy order")
         if self.unit is not None:
             hdr["BUNIT"] = self.unit.to_string("fits")
+        if self.bands is not None:
+            hdr["NBANDS"] = (len(self.bands), "named bands along FITS axis 3")
+            for k, (name, unit) in enumerate(zip(self.bands, self.band_units), start=1):
+                hdr[f"BAND{k}"] = (str(name), f"name of band {k} (FITS axis 3)")
+                hdr[f"BANDU{k}"] = (_unit_string(unit), f"unit of band {k}")
         hdr.add_comment("Cutouts: FITS axes 1, 2 = cutout x, y; the last axis = row of "
                         "the CUTOUTS table. Per-cutout WCS: parent WCS (PARENTS HDU) "
                         "shifted by cutout_x0/cutout_y0 and scaled by cutout_scale.")
@@ -533,12 +610,64 @@ class CutoutStack:
             else:
                 data = np.array(hdul[0].data, dtype=np.float32)
             unit = u.Unit(hdr["BUNIT"], parse_strict="silent") if "BUNIT" in hdr else None
+            bands = band_units = None
+            if "NBANDS" in hdr:
+                nb = int(hdr["NBANDS"])
+                bands = [str(hdr.get(f"BAND{k}", f"band{k - 1}")) for k in range(1, nb + 1)]
+                band_units = [u.Unit(hdr[f"BANDU{k}"], parse_strict="silent")
+                              if str(hdr.get(f"BANDU{k}", "")).strip() else None
+                              for k in range(1, nb + 1)]
             table = _read_table_hdu(hdul["CUTOUTS"])
             ptab = hdul["PARENTS"].data
             parents = [CutoutParent.from_header_string(str(s), str(h))
                        for s, h in zip(ptab["source"], ptab["header"])] if ptab is not None \
                 else []
-        return cls(data, table, parents, unit)
+        return cls(data, table, parents, unit, bands, band_units)
+
+
+def _check_bands(data, bands, band_units):
+    """Validated (bands, band_units) lists for ``data``, or (None, None)."""
+    if bands is None:
+        if band_units is not None:
+            raise InputError("band_units needs bands (the band names).")
+        return None, None
+    if isinstance(bands, str):
+        bands = [bands]
+    bands = [str(b) for b in bands]
+    if data.ndim != 4 or data.shape[1] != len(bands):
+        raise InputError(f"{len(bands)} band names ({', '.join(bands)}) need cutouts of shape "
+                         f"(N, {len(bands)}, H, W); the data have shape {data.shape}.")
+    if len(set(bands)) != len(bands):
+        raise InputError(f"The band names must differ; got {', '.join(bands)}.")
+    if band_units is None:
+        band_units = [None] * len(bands)
+    band_units = [None if bu is None else u.Unit(bu, parse_strict="silent")
+                  for bu in band_units]
+    if len(band_units) != len(bands):
+        raise InputError(f"{len(bands)} bands need {len(bands)} band_units; got "
+                         f"{len(band_units)}.")
+    return bands, band_units
+
+
+def _band_index(bands, key):
+    if isinstance(key, str):
+        if key not in bands:
+            raise InputError(f"There is no band {key!r}; the bands are: {', '.join(bands)}.")
+        return bands.index(key)
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool) \
+            and -len(bands) <= key < len(bands):
+        return int(key) % len(bands)
+    raise InputError(f"There is no band {key!r}; the bands are {', '.join(bands)} "
+                     f"(or 0 to {len(bands) - 1}).")
+
+
+def _unit_string(unit):
+    if unit is None:
+        return ""
+    try:
+        return unit.to_string("fits")
+    except (ValueError, u.UnitsError):
+        return unit.to_string()
 
 
 class _WCSList(Sequence):

@@ -8,3 +8,4 @@ from .image import *  # noqa: F401, F403
 from .load import *  # noqa: F401, F403
 from .tiles import *  # noqa: F401, F403
 from .write import *  # noqa: F401, F403
+from .bands import *  # noqa: F401, F403

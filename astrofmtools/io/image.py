@@ -141,7 +141,8 @@ class SkyImage(NDData):
         --------
         >>> import numpy as np
         >>> from astrofmtools.io import SkyImage
-        >>> stack = SkyImage(np.zeros((2, 4, 5)), bands=["radio", "w1"], band_units=["Jy/beam", "Jy"])
+        >>> stack = SkyImage(np.zeros((2, 4, 5)), bands=["radio", "w1"],
+        ...                  band_units=["Jy/beam", "Jy"])
         >>> stack.band("w1").shape, stack.band("w1").unit
         ((4, 5), Unit("Jy"))
         """

@@ -40,7 +40,7 @@ def load_image(source, hdu=None, plane=None, beam=None, memmap=None):
 
     Parameters
     ----------
-    source : str, `~pathlib.Path`, `~astropy.io.fits.HDUList`, HDU, tuple or `~astropy.nddata.NDData`
+    source : str, `~pathlib.Path`, `~astropy.io.fits.HDUList`, HDU, tuple or NDData
         A FITS file name, an open HDU list, one image HDU, a tuple
         ``(array, WCS)`` or ``(array, Header)`` or ``(array, None)``, an
         NDData (its ``wcs``, ``unit``, ``mask`` and ``meta['header']`` are

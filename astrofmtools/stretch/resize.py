@@ -61,7 +61,6 @@ def resize(data, size, order=1, anti_aliasing=True):
     if arr.shape == shape:
         return arr.astype(np.float32, copy=True)
     # leading axes are not resampled: fold them into a channel-last stack
-    lead = arr.shape[:-2]
     flat = np.moveaxis(arr.reshape((-1,) + arr.shape[-2:]), 0, -1)
     out_shape = (height, width, flat.shape[-1])
     finite = np.isfinite(flat)

@@ -1,0 +1,14 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Scores and figures for classifiers: macro-F1, per-class tables, confusion
+matrices and label-efficiency curves.
+
+The headline score is the macro-averaged F1, which weights rare classes as
+much as common ones; micro-F1 is not reported because for single-label
+multiclass data it equals the accuracy. Needs scikit-learn (the ``ml``
+extra) and matplotlib, imported only when a function is called; never
+imports torch.
+"""
+
+from .classification import *  # noqa: F401, F403
+from .plots import *  # noqa: F401, F403
