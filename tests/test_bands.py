@@ -168,7 +168,7 @@ def test_counts_are_scaled_by_default_and_surface_brightness_is_not(two_grids):
     radio = SkyImage(per_beam, wcs=other_wcs, unit="Jy/beam")
     stack = load_bands([(ref, ref_wcs), counts, radio], method="exact",
                        names=["ref", "counts", "radio"])
-    assert stack.meta["conserve_flux"] == [True, True, False]
+    assert stack.meta["conserve_flux"] == [False, True, False]  # no unit: not scaled
     # counts: totals conserved
     assert np.nansum(stack.data[1], dtype=float) / other.sum() == pytest.approx(1, abs=0.01)
     # Jy/beam: surface brightness kept, so the integrated flux (sum / beam area in
@@ -195,11 +195,13 @@ def test_interp_and_adaptive_conserve_counts_approximately(two_grids, method, to
 
 
 def test_per_pixel_units():
-    for unit in (None, "", "ct", "adu", "electron", "DN", "ph", "ct/s", "Jy", "nanomaggy",
-                 "Jy/pix"):
-        assert _is_per_pixel(None if unit is None else u.Unit(unit)), unit
-    for unit in ("Jy/beam", "MJy/sr", "Jy/arcsec2", "K", "mag", "erg/(s cm2 arcsec2)"):
+    for unit in ("ct", "adu", "electron", "DN", "ph", "ct/s", "electron/s", "Jy", "mJy",
+                 "nanomaggy", "Jy/pix", "erg/(s cm2 Angstrom)", "W/m2"):
+        assert _is_per_pixel(u.Unit(unit)), unit
+    for unit in ("Jy/beam", "MJy/sr", "Jy/arcsec2", "K", "mag", "erg/(s cm2 arcsec2)", "deg",
+                 ""):
         assert not _is_per_pixel(u.Unit(unit)), unit
+    assert not _is_per_pixel(None)
 
 
 # --- footprint ---------------------------------------------------------------------------
@@ -268,7 +270,7 @@ def test_names_units_and_beams_are_kept_per_band(tmp_path, two_grids):
     assert stack.band_beams[0].major.to_value(u.arcsec) == pytest.approx(5.4)
     assert stack.band_beams[1:] == [None, None, None]
     assert stack.unit is None and stack.beam is None  # not shared
-    assert stack.meta["conserve_flux"] == [False, True, True, True]
+    assert stack.meta["conserve_flux"] == [False, True, True, False]
     assert stack.meta["bands_sources"][0].endswith("first_radio.fits[0]")
     one = stack.band("W1")
     assert one.unit == u.ct and one.shape == REF_SHAPE
@@ -276,6 +278,14 @@ def test_names_units_and_beams_are_kept_per_band(tmp_path, two_grids):
 
     named = load_bands([radio, ir], names=["radio", "infrared"])
     assert named.bands == ["radio", "infrared"]
+
+    # hdu= picks the HDU of every file
+    sci = tmp_path / "two_hdus.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(ref.astype(np.float32),
+                                                   ref_wcs.to_header(), name="SCI")]).writeto(sci)
+    picked = load_bands([sci, (other, other_wcs)], hdu="SCI")
+    assert picked.bands == ["two_hdus", "band1"]
+    np.testing.assert_array_equal(picked.data[0], ref.astype(np.float32))
 
     # the same survey twice: numbered; shared unit and beam are the image's own
     twice = load_bands([load_image(example_image_path()), load_image(example_image_path())])
@@ -391,3 +401,33 @@ def test_bad_names_and_references(two_grids):
         load_bands([])
     with pytest.raises(InputError, match="conserve_flux has 3"):
         load_bands(pair, conserve_flux=[True, False, True])
+
+
+def test_an_all_sky_image_onto_a_small_grid_and_back():
+    """Edges of an all-sky map have no place on a TAN grid: the overlap test copes."""
+    sky = WCS(naxis=2)
+    sky.wcs.ctype = ["RA---CAR", "DEC--CAR"]
+    sky.wcs.crval = [0, 0]
+    sky.wcs.crpix = [180.5, 90.5]
+    sky.wcs.cdelt = [-1, 1]
+    dec_map = np.tile(np.arange(-89.5, 90.0)[:, None], (1, 360))  # value = declination
+    small = make_wcs((50, 50), 60.0, center=SkyCoord(150, 20, unit="deg"))
+    stack = load_bands([(np.ones((50, 50)), small),
+                        SkyImage(dec_map, wcs=sky, unit="deg")])  # not per pixel: unscaled
+    assert not stack.mask.any()
+    _, dec = small.pixel_to_world_values(*np.meshgrid(np.arange(50), np.arange(50)))
+    np.testing.assert_allclose(stack.data[1], dec, atol=0.01)
+    # the other way: 2500 counts on a 1-degree grid land in a few pixels, all of them
+    # (measured: 1.0002; the pixel areas of the CAR grid shrink as cos(dec))
+    back = load_bands([(dec_map, sky), SkyImage(np.ones((50, 50)), wcs=small, unit="ct")],
+                      method="exact")
+    assert np.nansum(back.data[1], dtype=float) == pytest.approx(2500, rel=1e-3)
+    assert (~back.mask[1]).sum() <= 9
+
+
+def test_an_overlap_of_nan_pixels_only_is_no_overlap(two_grids):
+    ref_wcs, other_wcs, ref, other, sky, _ = two_grids
+    blank = np.full(OTHER_SHAPE, np.nan)
+    blank[0, 0] = 1.0  # a single pixel, outside the reference grid... almost
+    with pytest.raises(InputError, match=r"images\[1\].*only NaN pixels"):
+        load_bands([(ref, ref_wcs), (blank, other_wcs)])

@@ -146,7 +146,7 @@ class BackboneSpec:
         self.input_size = int(self.input_size)
         self.timm_kwargs = dict(self.timm_kwargs or {})
         self.hf_filenames = tuple(self.hf_filenames)
-        if self.hf_hub_id is None and self.pretrained_tag and self.loader == "timm":
+        if self.hf_hub_id is None and self.pretrained_tag:
             self.hf_hub_id = f"timm/{self.timm_name}.{self.pretrained_tag}"
         if self.local_file is None:
             if self.pretrained_tag:

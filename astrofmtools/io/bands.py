@@ -15,7 +15,7 @@ import numpy as np
 import astropy.units as u
 from astropy.io import fits
 from astropy.wcs import WCS
-from astropy.wcs.utils import pixel_to_pixel, proj_plane_pixel_area
+from astropy.wcs.utils import pixel_to_pixel
 
 from ..exceptions import InputError
 from .image import SkyImage
@@ -41,15 +41,22 @@ def _reproject_function(method):
     return getattr(reproject, f"reproject_{method}")
 
 
+#: Units whose presence makes a pixel value an amount per pixel.
+_PER_PIXEL_BASES = (u.count, u.adu, u.electron, u.DN, u.photon, u.pix, u.mgy)
+#: Fluxes without a per-area unit: the flux that falls in one pixel.
+_FLUXES = (u.Jy, u.erg / u.s / u.cm**2 / u.AA, u.W / u.m**2)
+
+
 def _is_per_pixel(unit):
     """
-    Whether pixel values in ``unit`` are amounts per pixel (counts, ADU,
-    electrons, DN, photons, and rates of them, flux densities such as Jy or
-    nanomaggies, dimensionless or no unit) rather than surface brightness
-    (per beam, per solid angle, brightness temperature) or magnitudes.
+    Whether pixel values in ``unit`` are amounts per pixel, to be scaled by
+    the pixel-area ratio: counts, ADU, electrons, DN, photons (and rates of
+    them), maggies, ``x/pix``, and fluxes without an area (Jy, erg/s/cm2/Å,
+    W/m2). Surface brightness (per beam, per solid angle, brightness
+    temperature), magnitudes, other units and no unit are not.
     """
     if unit is None:
-        return True
+        return False
     unit = u.Unit(unit)
     for base, power in zip(unit.bases, unit.powers):
         if base == u.beam or base == u.mag:
@@ -57,7 +64,9 @@ def _is_per_pixel(unit):
         kind = base.physical_type
         if kind == "temperature" or (kind in ("angle", "solid angle") and power < 0):
             return False
-    return True
+    if any(base.is_equivalent(b) for base in unit.bases for b in _PER_PIXEL_BASES):
+        return True
+    return any(unit.is_equivalent(flux) for flux in _FLUXES)
 
 
 def _stem(item):
@@ -187,32 +196,84 @@ def _parse_reference(reference, items, images, hdu):
     return image.wcs, image.shape[-2:], None, image.source
 
 
+def _edge_samples(shape, n_samples):
+    """Pixel positions ``(x, y)`` along the outer edges of an array of ``shape``."""
+    ny, nx = shape
+    xs = np.linspace(-0.5, nx - 0.5, n_samples)
+    ys = np.linspace(-0.5, ny - 0.5, n_samples)
+    x = np.concatenate([xs, xs, np.full(n_samples, -0.5), np.full(n_samples, nx - 0.5)])
+    y = np.concatenate([np.full(n_samples, -0.5), np.full(n_samples, ny - 0.5), ys, ys])
+    return x, y
+
+
+def _to_pixels(wcs_a, wcs_b, x, y):
+    """
+    Pixels of grid ``a`` on grid ``b``, and whether each transform is valid:
+    finite, and back on grid ``a`` within a pixel (points on the far side of
+    the sky have no place in most projections).
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bx, by = (np.asarray(v, float) for v in pixel_to_pixel(wcs_a, wcs_b, x, y))
+        ax, ay = (np.asarray(v, float) for v in pixel_to_pixel(wcs_b, wcs_a, bx, by))
+        ok = np.isfinite(bx) & np.isfinite(by) & (np.hypot(ax - x, ay - y) < 1)
+    return bx, by, ok
+
+
+def _inside(x, y, shape):
+    return (x > -0.5) & (x < shape[1] - 0.5) & (y > -0.5) & (y < shape[0] - 0.5)
+
+
 def _overlap_box(wcs_in, shape_in, wcs_out, shape_out, n_samples=33, pad=2):
     """
     The output-pixel box ``(slice_y, slice_x)`` that the input image can
     reach, from its edges transformed into the output grid (as
     `reproject.mosaicking.reproject_and_coadd` does per tile), or None when
-    the two do not overlap. When the edges have no valid coordinates in the
-    output (all-sky images) the whole output is returned.
+    the two do not overlap. When some edges have no valid coordinates on the
+    output grid (an all-sky input, or one on the far side of the sky), the
+    whole output is returned if any sample of either grid falls on the
+    other, and None otherwise.
     """
-    ny, nx = shape_in
-    xs = np.linspace(-0.5, nx - 0.5, n_samples)
-    ys = np.linspace(-0.5, ny - 0.5, n_samples)
-    ex = np.concatenate([xs, xs, np.full(n_samples, -0.5), np.full(n_samples, nx - 0.5)])
-    ey = np.concatenate([np.full(n_samples, -0.5), np.full(n_samples, ny - 0.5), ys, ys])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ox, oy = pixel_to_pixel(wcs_in, wcs_out, ex, ey)
-    ox, oy = np.asarray(ox, float), np.asarray(oy, float)
     ny_out, nx_out = shape_out
-    if not (np.all(np.isfinite(ox)) and np.all(np.isfinite(oy))):
-        return slice(0, ny_out), slice(0, nx_out)
-    x0 = max(0, int(np.floor(ox.min() + 0.5)) - pad)
-    x1 = min(nx_out, int(np.ceil(ox.max() + 0.5)) + pad)
-    y0 = max(0, int(np.floor(oy.min() + 0.5)) - pad)
-    y1 = min(ny_out, int(np.ceil(oy.max() + 0.5)) + pad)
-    if x1 <= x0 or y1 <= y0:
-        return None
-    return slice(y0, y1), slice(x0, x1)
+    full = (slice(0, ny_out), slice(0, nx_out))
+    ex, ey = _edge_samples(shape_in, n_samples)
+    ox, oy, ok = _to_pixels(wcs_in, wcs_out, ex, ey)
+    if ok.all():
+        x0 = max(0, int(np.floor(ox.min() + 0.5)) - pad)
+        x1 = min(nx_out, int(np.ceil(ox.max() + 0.5)) + pad)
+        y0 = max(0, int(np.floor(oy.min() + 0.5)) - pad)
+        y1 = min(ny_out, int(np.ceil(oy.max() + 0.5)) + pad)
+        if x1 <= x0 or y1 <= y0:
+            return None
+        return slice(y0, y1), slice(x0, x1)
+    if (ok & _inside(ox, oy, shape_out)).any():
+        return full
+    gy, gx = (g.ravel() for g in np.meshgrid(np.linspace(-0.5, ny_out - 0.5, n_samples),
+                                             np.linspace(-0.5, nx_out - 0.5, n_samples),
+                                             indexing="ij"))
+    ix, iy, ok = _to_pixels(wcs_out, wcs_in, gx, gy)
+    return full if (ok & _inside(ix, iy, shape_in)).any() else None
+
+
+def _area_ratio(wcs_out, wcs_in, box, rows=256):
+    """
+    The pixel-area ratio (output / input) at each output pixel of ``box``:
+    the Jacobian determinant of the output-to-input pixel mapping, by
+    central differences, so that it holds for any projection and frame.
+    Computed ``rows`` rows at a time to bound memory.
+    """
+    ys, xs = box
+    ratio = np.empty((ys.stop - ys.start, xs.stop - xs.start), dtype=np.float32)
+    x = np.arange(xs.start, xs.stop, dtype=float)
+    for start in range(ys.start, ys.stop, rows):
+        gx, gy = np.meshgrid(x, np.arange(start, min(start + rows, ys.stop), dtype=float))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x1, y1 = pixel_to_pixel(wcs_out, wcs_in, gx + 0.5, gy)
+            x0, y0 = pixel_to_pixel(wcs_out, wcs_in, gx - 0.5, gy)
+            x3, y3 = pixel_to_pixel(wcs_out, wcs_in, gx, gy + 0.5)
+            x2, y2 = pixel_to_pixel(wcs_out, wcs_in, gx, gy - 0.5)
+        det = (x1 - x0) * (y3 - y2) - (y1 - y0) * (x3 - x2)
+        ratio[start - ys.start:start - ys.start + gx.shape[0]] = np.abs(det)
+    return ratio
 
 
 def _pixels(image):
@@ -326,15 +387,20 @@ def load_bands(images, reference=0, method="interp", names=None, hdu=None, block
     Jy/arcsec², brightness temperature (K). A beam is an angle, so a
     Jy/beam band keeps its beam on the new pixels. Values that are amounts
     per pixel must instead be multiplied by the ratio of pixel areas; this
-    is done (``conserve_flux=None``) for no unit, dimensionless values,
-    counts, ADU, electrons, DN, photons, rates of these, and flux densities
-    without an area (Jy, nanomaggies, Jy/pix). Magnitudes are never scaled.
-    With ``exact`` the counts are then conserved to numerical precision
-    (the value of a partly covered edge pixel counts only the covered part);
-    with ``interp`` to the accuracy of interpolation (the ratio is that of
-    the pixel areas at each WCS's reference pixel, exact for linear
-    projections across fields of a degree or less); ``adaptive`` scales
-    each pixel by its own Jacobian (reproject's ``conserve_flux``).
+    is done (``conserve_flux=None``) for counts, ADU, electrons, DN,
+    photons, rates of these, nanomaggies, ``x/pix`` and fluxes without an
+    area (Jy, erg/s/cm²/Å, W/m²). Images without a unit are *not* scaled,
+    as reproject does not scale them: a missing ``BUNIT`` says nothing
+    about the values (and maps of ratios, indices or weights have none);
+    pass ``conserve_flux=True`` for counts images that lack ``BUNIT``.
+    Magnitudes and other units are never scaled by default.
+    The ratio is computed at every output pixel (the Jacobian determinant
+    of the mapping between the two pixel grids), so it holds for any pair
+    of projections. With ``exact`` the counts are then conserved to
+    numerical precision (a partly covered edge pixel counts only the
+    covered part); with ``interp`` to the accuracy of interpolation;
+    ``adaptive`` scales by its own Jacobian (reproject's
+    ``conserve_flux``).
 
     **Resolution.** Reprojection does not match resolutions: each band keeps
     its beam (``band_beams``). Smooth the sharper bands first (for instance
@@ -384,7 +450,6 @@ def load_bands(images, reference=0, method="interp", names=None, hdu=None, block
     n = len(loaded)
     data = np.full((n,) + tuple(shape_out), np.nan, dtype=np.float32)
     footprint = np.zeros((n,) + tuple(shape_out), dtype=np.float32)
-    area_out = proj_plane_pixel_area(wcs_out)
     for i, (image, box) in enumerate(zip(loaded, boxes)):
         if i == ref_index:
             data[i] = _pixels(image)
@@ -399,7 +464,7 @@ def load_bands(images, reference=0, method="interp", names=None, hdu=None, block
         array = np.asarray(array)
         cover = np.asarray(cover)
         if conserve[i] and method != "adaptive":
-            array = array * (area_out / proj_plane_pixel_area(image.wcs))
+            array = array * _area_ratio(wcs_out, image.wcs, box)
             if method == "exact":
                 array = array * cover  # exact averages over the covered part only
         data[i][box] = array
@@ -425,7 +490,9 @@ def load_bands(images, reference=0, method="interp", names=None, hdu=None, block
 def _raise_outside(outside, ref_text, after=False):
     if not outside:
         return
-    why = " (they overlap only where their pixels are NaN)" if after else ""
+    why = (" (no reference pixel got data from them: the overlap holds only NaN pixels, "
+           "or is smaller than the reference pixels; method='exact' resamples such "
+           "small images)") if after else ""
     raise InputError(f"{' and '.join(outside)} {'does' if len(outside) == 1 else 'do'} not "
                      f"overlap the reference grid, {ref_text}{why}. Check their WCS, or "
                      "choose another reference.")

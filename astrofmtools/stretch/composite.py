@@ -2,6 +2,7 @@
 """Multi-band images into channels: per-band stretches, Lupton RGB, radio on infrared."""
 
 import numpy as np
+from astropy.io import fits
 from astropy.nddata import NDData
 from astropy.visualization import (LuptonAsinhStretch, LuptonAsinhZscaleStretch,
                                    ManualInterval, make_lupton_rgb)
@@ -35,7 +36,7 @@ def _band_array(image, names=None):
             arr = arr[:, None]
         own = image.bands
     else:
-        if not isinstance(image, (np.ndarray, NDData, list)):
+        if isinstance(image, fits.HDUList) or not isinstance(image, (np.ndarray, NDData, list)):
             image = load_image(image)  # a file, an HDU(List) or (array, WCS)
         if isinstance(image, SkyImage):
             own = image.bands
@@ -51,7 +52,7 @@ def _band_array(image, names=None):
                          f"out (got {', '.join(map(str, names))}).")
     names = own if own is not None else names
     if names is None:
-        names = ["band0"] if n == 1 and arr.ndim == 3 else [f"band{i}" for i in range(n)]
+        names = [f"band{i}" for i in range(n)]
     names = [str(b) for b in ([names] if isinstance(names, str) else names)]
     if len(names) != n:
         raise InputError(f"{len(names)} band names ({', '.join(names)}) for {n} bands (image "
@@ -287,14 +288,14 @@ def lupton_rgb(image, bands=None, *, names=None, Q=8.0, stretch="zscale", minimu
         raise InputError(f"lupton_rgb needs three bands (red, green, blue), not {bands!r}.")
     index = _select(band_names, list(bands), "lupton_rgb")
     if not (isinstance(stretch, str) and stretch == "zscale"):
-        try:
-            stretch = float(stretch)
-        except (TypeError, ValueError):
-            stretch = -1.0
-        if not stretch > 0:
+        value = _number(stretch)
+        if not (np.isfinite(value) and value > 0):
             raise InputError(f"stretch must be a positive number or 'zscale'; got {stretch!r}.")
-    if not np.isfinite(Q) or Q < 0:
+        stretch = value
+    value = _number(Q)
+    if not (np.isfinite(value) and value >= 0):
         raise InputError(f"Q must be a non-negative number; got {Q!r}.")
+    Q = value
     three = np.stack([arr[..., i, :, :] for i in index], axis=-3)
     lead = three.shape[:-3]
     flat = three.reshape((-1,) + three.shape[-3:])
@@ -308,6 +309,13 @@ def lupton_rgb(image, bands=None, *, names=None, Q=8.0, stretch="zscale", minimu
         out[n] = _lupton_one(bands_n, mins[n], scales, Q, stretch, fill)
     out = out.reshape(lead + out.shape[-3:])
     return stack_channels([out[..., c, :, :] for c in range(3)])
+
+
+def _number(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return np.nan
 
 
 def _three(value, what):

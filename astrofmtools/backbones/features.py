@@ -1,0 +1,324 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""Batched feature extraction with an on-disk cache, and feature files."""
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import QTable, Table
+
+from ..exceptions import InputError, MissingFileError
+from ..utils import atomic_output, progress, provenance
+from .preprocess import Preprocess, _as_cutouts
+
+__all__ = ["extract_features", "feature_cache_dir", "write_features", "read_features"]
+
+_CACHE_FORMAT = 1
+
+
+def feature_cache_dir():
+    """
+    The folder of the feature cache.
+
+    ``$ASTROFM_CACHE/features`` when ``ASTROFM_CACHE`` is set, else
+    ``~/.cache/astrofmtools/features``. Delete it to clear the cache.
+
+    Returns
+    -------
+    path : `~pathlib.Path`
+
+    Examples
+    --------
+    >>> import os
+    >>> from astrofmtools.backbones import feature_cache_dir
+    >>> os.environ["ASTROFM_CACHE"] = "/scratch/astrofm"
+    >>> str(feature_cache_dir())
+    '/scratch/astrofm/features'
+    >>> del os.environ["ASTROFM_CACHE"]
+    """
+    root = os.environ.get("ASTROFM_CACHE", "").strip()
+    root = Path(root).expanduser() if root else Path("~/.cache/astrofmtools").expanduser()
+    return root / "features"
+
+
+def _weights_fingerprint(module):
+    """sha256 of every parameter and buffer: the weights as they are now (trained or not)."""
+    import torch
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        if t.numel():
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _cache_key(data, backbone, preprocess, pooling, tta):
+    digest = hashlib.sha256()
+    digest.update(f"{data.dtype}:{data.shape}".encode())
+    digest.update(np.ascontiguousarray(data).tobytes())
+    settings = {
+        "format": _CACHE_FORMAT,
+        "backbone": backbone.spec.to_dict(),
+        "in_chans": backbone.in_chans,
+        "weights": _weights_fingerprint(backbone),
+        "preprocess": preprocess.to_dict(),
+        "pooling": pooling,
+        "tta": bool(tta),
+    }
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    return digest.hexdigest(), settings
+
+
+def _dihedral(x):
+    """The 8 rotations by 90 degrees and flips of a (N, C, S, S) batch."""
+    import torch
+    for flip in (False, True):
+        y = torch.flip(x, dims=(3,)) if flip else x
+        for k in range(4):
+            yield torch.rot90(y, k, dims=(2, 3))
+
+
+def extract_features(backbone, cutouts, pooling="cls", batch_size=64, device=None,
+                     preprocess=None, cache=True, cache_dir=None, tta=False, source_size=None):
+    """
+    Feature vectors of cutouts from a pretrained backbone.
+
+    Cutouts are preprocessed batch by batch (`Preprocess`), run through the
+    backbone under `torch.inference_mode` (with automatic mixed precision
+    on a GPU) and pooled. The result is cached on disk, keyed by the
+    sha256 of the input pixels, the backbone (entry, input channels and a
+    fingerprint of its current weights), the preprocessing, the pooling
+    and ``tta``: running the same call again reads the file instead.
+
+    Parameters
+    ----------
+    backbone : `Backbone` or str
+        A loaded backbone, or a registry name (loaded with default weights).
+    cutouts : array, `~astrofmtools.cutouts.CutoutStack` or list of stacks
+        Raw pixels, (N, H, W) or (N, C, H, W), NaN allowed.
+    pooling : str, optional
+        ``'cls'``, ``'mean'`` or ``'cls+mean'`` (see `POOLINGS`); None: the
+        backbone's default.
+    batch_size : int, optional
+        Cutouts per forward pass.
+    device : str, optional
+        Default: "cuda" when available, else "cpu". The backbone is moved there.
+    preprocess : `Preprocess` or dict, optional
+        Default: ``backbone.default_preprocess()``. With ``zoom='auto'``
+        the zoom is resolved once, on all the cutouts.
+    cache : bool, optional
+        Read and write the on-disk cache.
+    cache_dir : str or `~pathlib.Path`, optional
+        Cache folder (default `feature_cache_dir`).
+    tta : bool, optional
+        Average the features over the 8 rotations by 90 degrees and flips
+        (sky images have no preferred orientation).
+    source_size : float or array, optional
+        Source sizes for ``zoom='auto'`` (see `Preprocess.resolve_zoom`).
+
+    Returns
+    -------
+    features : `~numpy.ndarray`
+        float32 (N, D), D = ``backbone.feature_dim_for(pooling)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astrofmtools.backbones import extract_features, load_backbone
+    >>> backbone = load_backbone("efficientnet_lite0", device="cpu")
+    >>> cutouts = np.random.default_rng(0).normal(size=(3, 32, 32))
+    >>> pre = backbone.default_preprocess(input_size=64)
+    >>> features = extract_features(backbone, cutouts, preprocess=pre, cache_dir="cache")
+    >>> features.shape, features.dtype
+    ((3, 1280), dtype('float32'))
+    >>> again = extract_features(backbone, cutouts, preprocess=pre, cache_dir="cache")
+    >>> bool(np.array_equal(features, again))                  # read from the cache
+    True
+    """
+    import torch
+    from .load import Backbone, _check_pooling, default_device, load_backbone
+    device = default_device(device)
+    if not isinstance(backbone, Backbone):
+        backbone = load_backbone(backbone, device=device)
+    pooling = backbone.pooling if pooling is None else _check_pooling(pooling,
+                                                                      backbone.spec.kind)
+    try:
+        batch_size = int(batch_size)
+    except (TypeError, ValueError):
+        raise InputError(f"batch_size must be a positive integer, not {batch_size!r}.") from None
+    if batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, not {batch_size!r}.")
+    if preprocess is None:
+        preprocess = backbone.default_preprocess()
+    elif isinstance(preprocess, dict):
+        preprocess = Preprocess.from_dict(preprocess)
+    elif not isinstance(preprocess, Preprocess):
+        raise InputError(f"preprocess must be a Preprocess or a dict, not "
+                         f"{type(preprocess).__name__}.")
+    data, _ = _as_cutouts(cutouts)
+    preprocess = preprocess.replace(zoom=preprocess.resolve_zoom(cutouts, source_size))
+    _, n_channels = preprocess._plan(data)
+    if n_channels != backbone.in_chans:
+        raise InputError(f"The preprocessing gives {n_channels} channels but backbone "
+                         f"{backbone.spec.name!r} takes {backbone.in_chans}; load it with "
+                         f"in_chans={n_channels} or change channels=.")
+
+    path = None
+    if cache:
+        key, settings = _cache_key(data, backbone, preprocess, pooling, tta)
+        folder = Path(cache_dir).expanduser() if cache_dir is not None else feature_cache_dir()
+        path = folder / key[:2] / f"{key}.npy"
+        if path.is_file():
+            try:
+                features = np.load(path, allow_pickle=False)
+            except (OSError, ValueError):
+                features = None  # a damaged file is recomputed and replaced
+            if features is not None and features.shape[0] == len(data):
+                return features
+
+    was_training = backbone.training
+    backbone.to(device).eval()
+    features = np.empty((len(data), backbone.feature_dim_for(pooling)), dtype=np.float32)
+    amp = device.type == "cuda"
+    amp_dtype = (torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16)
+    starts = range(0, len(data), batch_size)
+    try:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+            for start in progress(starts, desc=f"features ({backbone.spec.name})",
+                                  unit="batch"):
+                x = preprocess(data[start:start + batch_size]).to(device)
+                if tta:
+                    out = sum(backbone(t, pooling=pooling).float() for t in _dihedral(x)) / 8
+                else:
+                    out = backbone(x, pooling=pooling).float()
+                features[start:start + len(x)] = out.cpu().numpy()
+    finally:
+        backbone.train(was_training)
+
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path, overwrite=True) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, features, allow_pickle=False)
+        with atomic_output(path.with_suffix(".json"), overwrite=True) as tmp:
+            Path(tmp).write_text(json.dumps({**settings, "n": len(data)}, indent=1))
+    return features
+
+
+def _json_meta(meta):
+    return json.dumps(meta or {}, default=str, sort_keys=True)
+
+
+def write_features(path, features, table=None, meta=None, overwrite=False):
+    """
+    Save features (and the cutouts' table) to one FITS file.
+
+    HDU ``FEATURES``: the (N, D) float32 array; HDU ``TABLE`` (when a
+    table is given): one row per feature vector, with units and sky
+    columns kept. ``meta`` (backbone, weights, preprocessing...) is
+    stored as JSON in the ``FEATURES`` header (``ASTFMETA``), the table's
+    own ``meta`` in the ``TABLE`` header.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        Output ``.fits`` file.
+    features : array-like
+        (N, D).
+    table : `~astropy.table.Table`, optional
+        N rows (e.g. ``stack.table`` of the cutouts).
+    meta : dict, optional
+        JSON-serialisable settings; `~astrofmtools.utils.provenance` is
+        added (date, versions).
+    overwrite : bool, optional
+        Replace an existing file.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.table import QTable
+    >>> from astrofmtools.backbones import read_features, write_features
+    >>> table = QTable({"id": [1, 2]})
+    >>> write_features("f.fits", np.ones((2, 4)), table, meta={"backbone": "resnet18"})
+    >>> features, table, meta = read_features("f.fits")
+    >>> features.shape, table["id"].tolist(), meta["backbone"]
+    ((2, 4), [1, 2], 'resnet18')
+    """
+    features = np.asarray(features, dtype=np.float32)
+    if features.ndim != 2:
+        raise InputError(f"features must be (N, D), not shape {features.shape}.")
+    if table is not None and len(table) != len(features):
+        raise InputError(f"The table has {len(table)} rows for {len(features)} feature vectors.")
+    meta = provenance(**(meta or {}))
+    hdus = [fits.PrimaryHDU()]
+    image = fits.ImageHDU(features, name="FEATURES")
+    image.header["ASTFMETA"] = _json_meta(meta)
+    hdus.append(image)
+    if table is not None:
+        t = Table(table, copy=True)
+        table_meta = dict(t.meta)
+        t.meta = {}
+        hdu = fits.table_to_hdu(t)
+        hdu.name = "TABLE"
+        hdu.header["ASTFMETA"] = _json_meta(table_meta)
+        hdus.append(hdu)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        fits.HDUList(hdus).writeto(tmp)
+
+
+def read_features(path):
+    """
+    Read a file written by `write_features`.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+
+    Returns
+    -------
+    features : `~numpy.ndarray`
+        float32 (N, D).
+    table : `~astropy.table.QTable` or None
+        The table, if one was written.
+    meta : dict
+        The settings stored with the features.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astrofmtools.backbones import read_features, write_features
+    >>> write_features("g.fits", np.zeros((3, 2)))
+    >>> features, table, meta = read_features("g.fits")
+    >>> features.shape, table, sorted(meta)
+    ((3, 2), None, ['date', 'versions'])
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"Features file {str(path)!r} does not exist.")
+    try:
+        with fits.open(path) as hdul:
+            if "FEATURES" not in hdul:
+                raise InputError(f"{str(path)!r} has no FEATURES HDU; it was not written by "
+                                 "write_features.")
+            features = np.array(hdul["FEATURES"].data, dtype=np.float32)
+            meta = json.loads(hdul["FEATURES"].header.get("ASTFMETA", "{}"))
+            has_table = "TABLE" in hdul
+            table_meta = json.loads(hdul["TABLE"].header.get("ASTFMETA", "{}")) \
+                if has_table else {}
+    except OSError as exc:
+        raise InputError(f"Cannot read features file {str(path)!r}: {exc}") from None
+    table = None
+    if has_table:
+        with warnings.catch_warnings():
+            # ASTFMETA is ours; astropy would otherwise warn about unknown header cards
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            table = QTable.read(path, hdu="TABLE")
+        for key in ("ASTFMETA",):
+            table.meta.pop(key, None)
+        table.meta.update(table_meta)
+    return features, table, meta

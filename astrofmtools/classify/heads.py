@@ -1,0 +1,507 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Classification heads on top of backbone features.
+
+Every head is a small `torch.nn.Module` mapping ``(N, D)`` features to
+``(N, K)`` class logits, so that all of them save to and load from
+safetensors the same way. Statistics fitted on the training features
+(standardisation, whitening, the kNN memory bank) are non-trainable
+buffers; the logistic regression is fitted by scikit-learn and then held as
+a linear layer.
+"""
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..exceptions import InputError
+
+__all__ = ["HEADS", "Standardize", "Whitening", "LinearHead", "MLPHead", "WhiteningHead",
+           "KNNHead", "make_head", "fit_logistic_head"]
+
+#: The head names `make_head` (and `~astrofmtools.classify.Classifier`) accept.
+HEADS = ("linear", "mlp", "whitening", "knn", "logistic")
+
+
+def _as_tensor(x):
+    return torch.as_tensor(np.asarray(x, dtype=np.float32))
+
+
+class Standardize(nn.Module):
+    """
+    Per-feature standardisation with a mean and scale fitted on training data.
+
+    Parameters
+    ----------
+    dim : int
+        Number of features.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from astrofmtools.classify import Standardize
+    >>> layer = Standardize(2)
+    >>> layer.fit(np.array([[0.0, 10.0], [2.0, 30.0]]))
+    Standardize(dim=2)
+    >>> layer(torch.tensor([[1.0, 20.0]])).tolist()
+    [[0.0, 0.0]]
+    """
+
+    def __init__(self, dim):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("scale", torch.ones(dim))
+
+    def extra_repr(self):
+        return f"dim={self.mean.shape[0]}"
+
+    def fit(self, features):
+        """Set the mean and standard deviation (floored) from ``(N, D)`` features."""
+        features = np.asarray(features, dtype=np.float64)
+        scale = features.std(axis=0)
+        scale = np.where(scale > 1e-6 * max(scale.max(), 1e-30), scale, 1.0)
+        self.mean.copy_(_as_tensor(features.mean(axis=0)))
+        self.scale.copy_(_as_tensor(scale))
+        return self
+
+    def forward(self, x):
+        return (x - self.mean) / self.scale
+
+
+class Whitening(nn.Module):
+    """
+    ZCA whitening with statistics fitted on training features.
+
+    The covariance is the Ledoit-Wolf shrinkage estimate
+    (`sklearn.covariance.LedoitWolf`), which stays well conditioned when
+    there are fewer training samples than feature dimensions, as is usual
+    for a few hundred labelled cutouts and 384-1280 features.
+
+    Parameters
+    ----------
+    dim : int
+        Number of features.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from astrofmtools.classify import Whitening
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(500, 3)) @ np.array([[3.0, 0, 0], [1, 1, 0], [0, 0, 0.1]])
+    >>> white = Whitening(3).fit(x)(torch.as_tensor(x, dtype=torch.float32)).numpy()
+    >>> np.allclose(np.cov(white.T), np.eye(3), atol=0.05)
+    True
+    """
+
+    def __init__(self, dim):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("matrix", torch.eye(dim))
+
+    def extra_repr(self):
+        return f"dim={self.mean.shape[0]}"
+
+    def fit(self, features):
+        """Fit the mean and the whitening matrix (covariance^-1/2) to ``(N, D)`` features."""
+        from sklearn.covariance import LedoitWolf
+        features = np.asarray(features, dtype=np.float64)
+        mean = features.mean(axis=0)
+        # standardise first so that the shrinkage target suits every feature
+        scale = features.std(axis=0)
+        scale = np.where(scale > 1e-6 * max(scale.max(), 1e-30), scale, 1.0)
+        cov = LedoitWolf(assume_centered=True).fit((features - mean) / scale).covariance_
+        evals, evecs = np.linalg.eigh(cov)
+        evals = np.maximum(evals, 1e-6 * evals.max())
+        zca = (evecs / np.sqrt(evals)) @ evecs.T
+        self.mean.copy_(_as_tensor(mean))
+        self.matrix.copy_(_as_tensor(zca / scale[:, None]))
+        return self
+
+    def forward(self, x):
+        return (x - self.mean) @ self.matrix
+
+
+class LinearHead(nn.Module):
+    """
+    A linear classifier on standardised features.
+
+    Parameters
+    ----------
+    in_features : int
+        Feature dimension D.
+    n_classes : int
+        Number of classes K.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from astrofmtools.classify import LinearHead
+    >>> head = LinearHead(8, 3)
+    >>> tuple(head(torch.zeros(5, 8)).shape)
+    (5, 3)
+    """
+
+    kind = "linear"
+
+    def __init__(self, in_features, n_classes):
+        super().__init__()
+        self.in_features, self.n_classes = int(in_features), int(n_classes)
+        self.norm = Standardize(in_features)
+        self.fc = nn.Linear(in_features, n_classes)
+
+    def fit_statistics(self, features):
+        """Fit the non-trainable input statistics to the training features."""
+        self.norm.fit(features)
+        return self
+
+    def config(self):
+        """Constructor arguments (JSON-serialisable)."""
+        return {"kind": self.kind, "in_features": self.in_features,
+                "n_classes": self.n_classes}
+
+    def forward(self, x):
+        return self.fc(self.norm(x))
+
+
+class MLPHead(nn.Module):
+    """
+    A multi-layer perceptron on standardised features.
+
+    Parameters
+    ----------
+    in_features : int
+        Feature dimension D.
+    n_classes : int
+        Number of classes K.
+    hidden : sequence of int, optional
+        Widths of the hidden layers (each Linear, GELU, Dropout).
+    dropout : float, optional
+        Dropout probability after each hidden layer.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from astrofmtools.classify import MLPHead
+    >>> head = MLPHead(8, 2, hidden=(16, 16), dropout=0.1)
+    >>> tuple(head(torch.zeros(5, 8)).shape), len(head.layers)
+    ((5, 2), 7)
+    """
+
+    kind = "mlp"
+
+    def __init__(self, in_features, n_classes, hidden=(256,), dropout=0.2):
+        super().__init__()
+        if isinstance(hidden, (int, np.integer)):
+            hidden = (hidden,)
+        hidden = tuple(int(h) for h in hidden)
+        if any(h < 1 for h in hidden):
+            raise InputError(f"hidden layer widths must be positive integers; got {hidden}.")
+        if not 0 <= float(dropout) < 1:
+            raise InputError(f"dropout must be in [0, 1); got {dropout}.")
+        self.in_features, self.n_classes = int(in_features), int(n_classes)
+        self.hidden, self.dropout = hidden, float(dropout)
+        self.norm = Standardize(in_features)
+        layers, width = [], in_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.GELU(), nn.Dropout(self.dropout)]
+            width = h
+        layers.append(nn.Linear(width, n_classes))
+        self.layers = nn.Sequential(*layers)
+
+    def fit_statistics(self, features):
+        """Fit the non-trainable input statistics to the training features."""
+        self.norm.fit(features)
+        return self
+
+    def config(self):
+        """Constructor arguments (JSON-serialisable)."""
+        return {"kind": self.kind, "in_features": self.in_features,
+                "n_classes": self.n_classes, "hidden": list(self.hidden),
+                "dropout": self.dropout}
+
+    def forward(self, x):
+        return self.layers(self.norm(x))
+
+
+class WhiteningHead(nn.Module):
+    """
+    A linear classifier on whitened features.
+
+    The whitening (mean and covariance^-1/2, Ledoit-Wolf shrunk) is fitted
+    on the training features and kept fixed; only the linear layer trains.
+    Decorrelating the features helps when a few directions of the
+    backbone's feature space dominate its variance, as for many
+    self-supervised ViTs.
+
+    Parameters
+    ----------
+    in_features : int
+        Feature dimension D.
+    n_classes : int
+        Number of classes K.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from astrofmtools.classify import WhiteningHead
+    >>> head = WhiteningHead(8, 2)
+    >>> tuple(head(torch.zeros(5, 8)).shape)
+    (5, 2)
+    """
+
+    kind = "whitening"
+
+    def __init__(self, in_features, n_classes):
+        super().__init__()
+        self.in_features, self.n_classes = int(in_features), int(n_classes)
+        self.whiten = Whitening(in_features)
+        self.fc = nn.Linear(in_features, n_classes)
+
+    def fit_statistics(self, features):
+        """Fit the whitening to the training features."""
+        self.whiten.fit(features)
+        return self
+
+    def config(self):
+        """Constructor arguments (JSON-serialisable)."""
+        return {"kind": self.kind, "in_features": self.in_features,
+                "n_classes": self.n_classes}
+
+    def forward(self, x):
+        return self.fc(self.whiten(x))
+
+
+class KNNHead(nn.Module):
+    """
+    A weighted k-nearest-neighbour classifier with cosine similarity.
+
+    The training features (L2-normalised) and labels are the head's
+    buffers. A sample's class scores are the votes of its ``k`` most
+    similar training samples, each weighted by ``exp(similarity /
+    temperature)`` (as in the kNN evaluation of DINO) and by its class
+    weight; the output "logits" are the log of the normalised votes, so a
+    softmax gives the vote fractions.
+
+    Parameters
+    ----------
+    in_features : int
+        Feature dimension D.
+    n_classes : int
+        Number of classes K.
+    n_train : int
+        Number of training samples held.
+    k : int, optional
+        Number of neighbours (capped at ``n_train``).
+    temperature : float, optional
+        Temperature of the similarity weighting.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from astrofmtools.classify import KNNHead
+    >>> train = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    >>> head = KNNHead(2, 2, n_train=4, k=3).fit(train, np.array([0, 0, 1, 1]))
+    >>> head(torch.tensor([[1.0, 0.05]])).softmax(1).argmax(1).tolist()
+    [0]
+    """
+
+    kind = "knn"
+
+    def __init__(self, in_features, n_classes, n_train, k=10, temperature=0.07):
+        super().__init__()
+        if int(k) < 1:
+            raise InputError(f"k must be a positive integer; got {k}.")
+        self.in_features, self.n_classes = int(in_features), int(n_classes)
+        self.n_train, self.k, self.temperature = int(n_train), int(k), float(temperature)
+        self.register_buffer("bank", torch.zeros(self.n_train, self.in_features))
+        self.register_buffer("labels", torch.zeros(self.n_train, dtype=torch.int64))
+        self.register_buffer("class_weight", torch.ones(self.n_classes))
+
+    def fit(self, features, labels, class_weight=None):
+        """Store the training features and integer labels (and optional class weights)."""
+        features = torch.nn.functional.normalize(_as_tensor(features), dim=1)
+        self.bank.copy_(features)
+        self.labels.copy_(torch.as_tensor(np.asarray(labels, dtype=np.int64)))
+        if class_weight is not None:
+            self.class_weight.copy_(_as_tensor(class_weight))
+        return self
+
+    def fit_statistics(self, features):
+        """Nothing to fit before training (the bank is set by `fit`)."""
+        return self
+
+    def config(self):
+        """Constructor arguments (JSON-serialisable)."""
+        return {"kind": self.kind, "in_features": self.in_features,
+                "n_classes": self.n_classes, "n_train": self.n_train, "k": self.k,
+                "temperature": self.temperature}
+
+    def forward(self, x):
+        x = torch.nn.functional.normalize(x.float(), dim=1)
+        sim = x @ self.bank.T
+        k = min(self.k, self.n_train)
+        top, idx = sim.topk(k, dim=1)
+        weight = torch.exp((top - 1.0) / self.temperature)
+        weight = weight * self.class_weight[self.labels[idx]]
+        votes = torch.zeros(x.shape[0], self.n_classes, dtype=x.dtype, device=x.device)
+        votes.scatter_add_(1, self.labels[idx], weight)
+        votes = votes / votes.sum(dim=1, keepdim=True).clamp_min(1e-30)
+        return torch.log(votes.clamp_min(1e-12))
+
+
+def make_head(kind, in_features, n_classes, hidden=(256,), dropout=0.2, k=10, n_train=0):
+    """
+    Build an (unfitted) head by name.
+
+    Parameters
+    ----------
+    kind : {'linear', 'mlp', 'whitening', 'knn', 'logistic'}
+        The head. ``'logistic'`` builds a `LinearHead` whose weights
+        `fit_logistic_head` sets.
+    in_features, n_classes : int
+        Feature dimension and number of classes.
+    hidden, dropout
+        For ``'mlp'``: hidden widths and dropout.
+    k, n_train : int
+        For ``'knn'``: neighbours and training-set size.
+
+    Returns
+    -------
+    head : `torch.nn.Module`
+
+    Examples
+    --------
+    >>> from astrofmtools.classify import make_head
+    >>> make_head("mlp", 16, 2, hidden=(8,)).config()
+    {'kind': 'mlp', 'in_features': 16, 'n_classes': 2, 'hidden': [8], 'dropout': 0.2}
+    """
+    if kind in ("linear", "logistic"):
+        return LinearHead(in_features, n_classes)
+    if kind == "mlp":
+        return MLPHead(in_features, n_classes, hidden=hidden, dropout=dropout)
+    if kind == "whitening":
+        return WhiteningHead(in_features, n_classes)
+    if kind == "knn":
+        return KNNHead(in_features, n_classes, n_train=n_train, k=k)
+    raise InputError(f"Unknown head {kind!r}; choose one of {', '.join(HEADS)}.")
+
+
+def head_from_config(config):
+    """Rebuild a head from its `config` dict (weights still to be loaded)."""
+    config = dict(config)
+    kind = config.pop("kind")
+    cls = {"linear": LinearHead, "mlp": MLPHead, "whitening": WhiteningHead,
+           "knn": KNNHead}.get(kind)
+    if cls is None:
+        raise InputError(f"Unknown head kind {kind!r} in a saved classifier.")
+    return cls(**config)
+
+
+def fit_logistic_head(features, labels, n_classes, class_weight="balanced", C=None,
+                      val_features=None, val_labels=None, seed=0):
+    """
+    Fit a logistic regression on standardised features and return it as a `LinearHead`.
+
+    scikit-learn's `~sklearn.linear_model.LogisticRegression` (L-BFGS,
+    L2 penalty) is fitted on standardised features; its coefficients become
+    the head's linear layer, so predictions need no scikit-learn and the
+    head saves like any other.
+
+    Parameters
+    ----------
+    features : array-like
+        ``(N, D)`` training features.
+    labels : array-like
+        ``(N,)`` integer class indices in ``[0, n_classes)``.
+    n_classes : int
+        Number of classes.
+    class_weight : 'balanced' or None, optional
+        Weight classes inversely to their counts.
+    C : float or None, optional
+        Inverse regularisation strength. None: chosen among ``10**[-3..2]``
+        by the class-weighted log-loss on the validation features, then the
+        model is refitted on training and validation features together;
+        with no validation set, 1.0.
+    val_features, val_labels : array-like, optional
+        The validation split used to choose ``C``.
+    seed : int, optional
+        Random state passed to scikit-learn.
+
+    Returns
+    -------
+    head : `LinearHead`
+        With ``head.C`` the regularisation used.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from astrofmtools.classify import fit_logistic_head
+    >>> rng = np.random.default_rng(1)
+    >>> y = np.repeat([0, 1], 20)
+    >>> x = rng.normal(size=(40, 5)) + 2.0 * y[:, None]
+    >>> head = fit_logistic_head(x, y, 2, C=1.0)
+    >>> (head(torch.as_tensor(x, dtype=torch.float32)).argmax(1).numpy() == y).mean()
+    1.0
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+
+    features = np.asarray(features, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(np.unique(labels)) < 2:
+        raise InputError("A logistic regression needs training samples of at least two classes.")
+
+    def fit(x, y, c):
+        norm = Standardize(x.shape[1]).fit(x)
+        z = (x - norm.mean.double().numpy()) / norm.scale.double().numpy()
+        model = LogisticRegression(C=c, class_weight=class_weight, max_iter=2000,
+                                   random_state=seed)
+        model.fit(z, y)
+        return norm, model, z
+
+    have_val = (val_features is not None and val_labels is not None and len(val_labels) > 0)
+    if C is None and have_val:
+        val_features = np.asarray(val_features, dtype=np.float64)
+        val_labels = np.asarray(val_labels, dtype=np.int64)
+        weights = None
+        if class_weight == "balanced":
+            counts = np.bincount(val_labels, minlength=n_classes).astype(float)
+            w = np.where(counts > 0, len(val_labels) / (n_classes * np.maximum(counts, 1)), 0)
+            weights = w[val_labels]
+        best = None
+        for c in 10.0 ** np.arange(-3, 3):
+            norm, model, _ = fit(features, labels, c)
+            zv = (val_features - norm.mean.double().numpy()) / norm.scale.double().numpy()
+            proba = np.zeros((len(val_labels), n_classes))
+            proba[:, model.classes_] = model.predict_proba(zv)
+            loss = log_loss(val_labels, np.clip(proba, 1e-12, 1), labels=np.arange(n_classes),
+                            sample_weight=weights)
+            if best is None or loss < best[0] - 1e-12:
+                best = (loss, c)
+        C = best[1]
+        features = np.concatenate([features, val_features])
+        labels = np.concatenate([labels, val_labels])
+    elif C is None:
+        C = 1.0
+    norm, model, _ = fit(features, labels, float(C))
+    head = LinearHead(features.shape[1], n_classes)
+    coef = np.zeros((n_classes, features.shape[1]))
+    intercept = np.zeros(n_classes)
+    present = model.classes_
+    if len(present) == 2:
+        # binary: softmax([0, z]) equals scikit-learn's sigmoid(z)
+        coef[present[1]] = model.coef_[0]
+        intercept[present[1]] = model.intercept_[0]
+        absent = np.setdiff1d(np.arange(n_classes), present)
+    else:
+        coef[present] = model.coef_
+        intercept[present] = model.intercept_
+        absent = np.setdiff1d(np.arange(n_classes), present)
+    intercept[absent] = -1e4  # classes never seen in training are never predicted
+    with torch.no_grad():
+        head.norm.mean.copy_(norm.mean)
+        head.norm.scale.copy_(norm.scale)
+        head.fc.weight.copy_(_as_tensor(coef))
+        head.fc.bias.copy_(_as_tensor(intercept))
+    head.C = float(C)
+    return head
