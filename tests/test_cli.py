@@ -97,3 +97,30 @@ def test_demo_writes_every_output():
     assert "sources:" in Path("demo/summary.txt").read_text()
     assert main(["demo", "-o", "demo", "-q"]) == 2  # refuses an existing folder
     assert main(["demo", "-o", "demo", "-q", "--overwrite"]) == 0
+
+
+def test_cutouts_with_a_second_band():
+    """A second survey on another grid becomes a second channel of every cutout."""
+    from astropy.wcs import WCS
+    from astrofmtools.cutouts import CutoutStack
+    from astrofmtools.io import load_image, write_image
+    radio = load_image(EXAMPLE)
+    # an "infrared" image of the same sky: finer pixels, rotated by 30 degrees
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = radio.wcs.wcs.crval
+    w.wcs.crpix = [200.5, 200.5]
+    c, s = np.cos(np.radians(30)), np.sin(np.radians(30))
+    w.wcs.cd = np.array([[-c, s], [s, c]]) * 1.2 / 3600
+    y, x = np.mgrid[:400, :400]
+    sx, sy = w.world_to_pixel(radio.wcs.pixel_to_world(150.0, 140.0))
+    ir = np.exp(-((x - sx) ** 2 + (y - sy) ** 2) / (2 * 2.0 ** 2)).astype(np.float32)
+    write_image((ir, w), "ir.fits")
+    QTable({"x": [150.0, 100.0], "y": [140.0, 60.0]}).write("pos.ecsv")
+    assert main(["cutouts", EXAMPLE, "pos.ecsv", "--band", "ir.fits", "-o", "c2.fits",
+                 "--size", "32", "-q"]) == 0
+    stack = CutoutStack.read("c2.fits")
+    assert stack.data.shape == (2, 2, 32, 32)
+    # the infrared source lands at the centre of the first cutout's second channel
+    peak = np.unravel_index(np.nanargmax(stack.data[0, 1]), (32, 32))
+    assert peak == (16, 16)
