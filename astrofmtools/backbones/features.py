@@ -2,9 +2,9 @@
 """Batched feature extraction with an on-disk cache, and feature files."""
 
 import hashlib
+import io
 import json
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +214,20 @@ def _json_meta(meta):
     return json.dumps(meta or {}, default=str, sort_keys=True)
 
 
+def _table_hdu(table):
+    """A BinTableHDU named TABLE; mixin columns (SkyCoord) and units as astropy writes them."""
+    out = Table(table, copy=False)
+    out.meta = {}
+    buffer = io.BytesIO()
+    out.write(buffer, format="fits")
+    buffer.seek(0)
+    with fits.open(buffer) as hdul:
+        hdu = fits.BinTableHDU(data=hdul[1].data.copy(), header=hdul[1].header.copy(),
+                               name="TABLE")
+    hdu.header["ASTFMETA"] = _json_meta(dict(table.meta))
+    return hdu
+
+
 def write_features(path, features, table=None, meta=None, overwrite=False):
     """
     Save features (and the cutouts' table) to one FITS file.
@@ -260,13 +274,7 @@ def write_features(path, features, table=None, meta=None, overwrite=False):
     image.header["ASTFMETA"] = _json_meta(meta)
     hdus.append(image)
     if table is not None:
-        t = Table(table, copy=True)
-        table_meta = dict(t.meta)
-        t.meta = {}
-        hdu = fits.table_to_hdu(t)
-        hdu.name = "TABLE"
-        hdu.header["ASTFMETA"] = _json_meta(table_meta)
-        hdus.append(hdu)
+        hdus.append(_table_hdu(table))
     with atomic_output(path, overwrite=overwrite) as tmp:
         fits.HDUList(hdus).writeto(tmp)
 
@@ -314,11 +322,6 @@ def read_features(path):
         raise InputError(f"Cannot read features file {str(path)!r}: {exc}") from None
     table = None
     if has_table:
-        with warnings.catch_warnings():
-            # ASTFMETA is ours; astropy would otherwise warn about unknown header cards
-            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-            table = QTable.read(path, hdu="TABLE")
-        for key in ("ASTFMETA",):
-            table.meta.pop(key, None)
-        table.meta.update(table_meta)
+        table = QTable.read(path, hdu="TABLE", character_as_bytes=False)
+        table.meta = table_meta
     return features, table, meta

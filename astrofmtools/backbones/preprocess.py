@@ -95,8 +95,10 @@ class Preprocess:
 
     The steps, in order: a sigma-clip noise floor per cutout
     (`~astrofmtools.stretch.noise_floor`: subtract the clipped median and
-    zero everything below ``noise_floor`` times the clipped rms); a central
-    crop by ``zoom``; an interval and stretch per image
+    blank everything below ``noise_floor`` times the clipped rms); a central
+    crop by ``zoom``; an interval and stretch per image (with the floor on:
+    from 0, the floor, to the interval's upper limit over the pixels above
+    the floor, so a small source in a large cutout still reaches 1)
     (`~astrofmtools.stretch.Stretch`, or
     `~astrofmtools.stretch.multi_stretch` for ``channels='multi_stretch'``);
     a resize to ``input_size`` x ``input_size``
@@ -396,19 +398,24 @@ class Preprocess:
         if data.ndim == 4 and data.shape[1] == 1 and mode != "bands":
             data = data[:, 0]
         zoom = self.resolve_zoom(cutouts, source_size) if zoom is None else float(zoom)
-        if self.noise_floor is not None:
-            data = noise_floor(data, rms="auto", k=self.noise_floor, background="auto")
+        floored = self.noise_floor is not None
+        if floored:
+            # pixels below the floor become NaN, so that the interval is set by the source
+            # pixels alone (a percentile over a mostly floored cutout would be 0), then 0
+            data = noise_floor(data, rms="auto", k=self.noise_floor, background="auto",
+                               floor=np.nan)
         if zoom > 1:
             h, w = data.shape[-2:]
             ch, cw = max(2, int(round(h / zoom))), max(2, int(round(w / zoom)))
             y0, x0 = (h - ch) // 2, (w - cw) // 2
             data = data[..., y0:y0 + ch, x0:x0 + cw]
+        vmin = 0.0 if floored else None
         if mode == "multi_stretch":
             images = multi_stretch(data, stretches=self.stretches, interval=self.interval,
-                                   percentile=self.percentile)
+                                   percentile=self.percentile, vmin=vmin, fill=0.0)
         else:
             images = Stretch(self.stretch, interval=self.interval, percentile=self.percentile,
-                             fill=0.0)(data)
+                             vmin=vmin, fill=0.0)(data)
         size = self.input_size
         if images.shape[-2:] != (size, size):
             images = resize(images, size, order=_ORDER[self.interpolation])

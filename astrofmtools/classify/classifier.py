@@ -17,16 +17,16 @@ from astropy.table import QTable, Table
 
 from ..exceptions import InputError, MissingFileError
 
-__all__ = ["Classifier"]
+__all__ = ["Classifier", "STRATEGY_DEFAULTS"]
 
 _FORMAT = "astrofmtools.Classifier"
 _FORMAT_VERSION = 1
 _CONFIG = "config.json"
 _WEIGHTS = "weights.safetensors"
 
-#: Per-strategy defaults of the settings left as None.
-DEFAULTS = {
-    "frozen": {"epochs": 200, "lr": 1e-3, "batch_size": 256, "patience": 20,
+#: Per-strategy defaults of the `Classifier` settings left as None.
+STRATEGY_DEFAULTS = {
+    "frozen": {"epochs": 200, "lr": 1e-3, "batch_size": 64, "patience": 20,
                "head_warmup_epochs": 0},
     "partial": {"epochs": 30, "lr": 3e-4, "batch_size": 32, "patience": 8,
                 "head_warmup_epochs": 3},
@@ -190,8 +190,8 @@ class Classifier:
         backbone's).
     epochs, lr, batch_size, patience, head_warmup_epochs : optional
         Training schedule; None takes the strategy's default
-        (`DEFAULTS`): ``frozen`` 200 epochs of the head at lr 1e-3, batch
-        256, patience 20; end-to-end strategies 30 epochs, batch 32,
+        (`STRATEGY_DEFAULTS`): ``frozen`` 200 epochs of the head at lr 1e-3, batch
+        64, patience 20; end-to-end strategies 30 epochs, batch 32,
         patience 8, lr 3e-4 (``partial``, top group), 1e-4
         (``finetune``, top group), 1e-3 (``lora`` adapters), with 3, 3 and
         1 warm-up epochs of the head alone. The learning rate follows a
@@ -361,7 +361,7 @@ class Classifier:
     # ------------------------------------------------------------------ settings
     def _setting(self, name):
         value = getattr(self, name)
-        return DEFAULTS[self.strategy][name] if value is None else value
+        return STRATEGY_DEFAULTS[self.strategy][name] if value is None else value
 
     def _params(self):
         """The constructor arguments that define the model (for the saved config)."""
