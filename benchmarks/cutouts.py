@@ -144,7 +144,7 @@ def main():
                 boxes["bbox_ymax"] = boxes["bbox_ymin"] + h - 1
                 t, _ = best_of(lambda: make_cutouts(path, boxes, size="bbox",
                                                     output_size=size), 1)
-                rows.append((f"make_cutouts size='bbox' (scaled)", t * n / k))
+                rows.append(("make_cutouts size='bbox' (scaled)", t * n / k))
 
             inside = ~np.asarray(stack.table["edge"])
             assert np.array_equal(stack.data[inside], ref[inside])

@@ -350,8 +350,8 @@ def test_indexing_and_concatenate():
         stack[np.array([True, False])]
     # two images: each row keeps its own parent's WCS
     other_image = SkyImage(_ramp() * 2, wcs=_wcs(crval=(20.0, -5.0)), unit="Jy/beam")
-    other = make_cutouts(other_image, stack.table["id", "x", "y", "sky_centroid",
-                                                   "flux", "name"], size=12)
+    columns = stack.table["id", "x", "y", "sky_centroid", "flux", "name"]
+    other = make_cutouts(other_image, columns, size=12)
     both = CutoutStack.concatenate([stack, other])
     assert len(both) == 6 and len(both.parents) == 2 and both.image_wcs is None
     assert both.table["cutout_parent"].tolist() == [0, 0, 0, 1, 1, 1]

@@ -135,6 +135,7 @@ def test_noise_floor_background_auto_and_maps():
     assert np.all(auto[:, 30:34, 30:34] == pytest.approx(50.0, abs=10))
     assert np.mean(auto == 0) > 0.99
     # a maps object (as background estimation returns) works the same way
+
     class Maps:
         background = np.full((64, 64), 100.0)
         rms = np.full((64, 64), 2.0)

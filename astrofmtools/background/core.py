@@ -243,9 +243,8 @@ def _filter_mesh(mesh, size):
     if tuple(size) == (1, 1):
         return mesh
     py, px = size[0] // 2, size[1] // 2
-    padded = np.pad(np.asarray(mesh, dtype=float), ((py, size[0] - 1 - py),
-                                                     (px, size[1] - 1 - px)),
-                    constant_values=np.nan)
+    pad = ((py, size[0] - 1 - py), (px, size[1] - 1 - px))
+    padded = np.pad(np.asarray(mesh, dtype=float), pad, constant_values=np.nan)
     windows = np.lib.stride_tricks.sliding_window_view(padded, size)
     return _nanmedian_last(windows.reshape(mesh.shape + (-1,)))
 
