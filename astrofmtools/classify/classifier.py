@@ -1,7 +1,6 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """The `Classifier` estimator: a backbone, a head and an adaptation strategy."""
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -52,7 +51,9 @@ def _versions():
 def _json_value(value):
     """Python scalars for JSON (numpy scalars, tuples)."""
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # strict JSON has no NaN
     if isinstance(value, (tuple, list)):
         return [_json_value(v) for v in value]
     if isinstance(value, dict):
@@ -156,10 +157,12 @@ class Classifier:
 
     Parameters
     ----------
-    backbone : str, `~astrofmtools.backbones.BackboneSpec` or `~astrofmtools.backbones.Backbone`, optional
-        A registered backbone name (`~astrofmtools.backbones.list_backbones`),
-        a spec (a custom entry, stored in the saved config), or a loaded
-        backbone (used as it is; not copied).
+    backbone : str, `~astrofmtools.backbones.BackboneSpec` or `~astrofmtools.backbones.Backbone`
+        Default ``"efficientnet_lite0"``. A registered backbone name
+        (`~astrofmtools.backbones.list_backbones`), a spec (a custom entry,
+        stored in the saved config), or a loaded backbone (used as it is,
+        not copied: ``lora`` adds its adapters to it, ``finetune`` changes
+        its weights).
     head : {'linear', 'mlp', 'whitening', 'knn', 'logistic'}, optional
         ``linear``: a linear layer on standardised features. ``mlp``:
         hidden layers (``hidden``, ``dropout``). ``whitening``: features
@@ -242,6 +245,11 @@ class Classifier:
     C : float, optional
         ``logistic`` head: inverse regularisation (None: chosen on the
         validation split).
+    probe_init : bool, optional
+        End-to-end strategies: first fit the head to the features of the
+        unadapted backbone (a linear probe, seconds), then adapt
+        (LP-FT, Kumar et al. 2022): the backbone's first updates then follow
+        a sensible head instead of a random one.
     cache : bool, optional
         ``frozen``: cache the features on disk
         (`~astrofmtools.backbones.extract_features`), so that heads and
@@ -295,7 +303,8 @@ class Classifier:
     >>> float(np.mean(table["label"] == labels[30:]))
     1.0
     >>> clf.save("doubles_model")
-    >>> Classifier.load("doubles_model").predict(images[30:])["label"].tolist() == table["label"].tolist()
+    >>> again = Classifier.load("doubles_model")
+    >>> again.predict(images[30:])["label"].tolist() == table["label"].tolist()
     True
     """
 
@@ -305,7 +314,7 @@ class Classifier:
                  augment=True, tta=True, class_weight="balanced", seed=0, device=None,
                  n_blocks=2, head_warmup_epochs=None, layer_decay=0.75, lora_r=8,
                  lora_alpha=16, checkpoint_dir=None, hidden=(256,), dropout=0.2, k=10,
-                 head_lr=None, weight_decay=0.01, C=None, cache=True):
+                 head_lr=None, weight_decay=0.01, C=None, cache=True, probe_init=True):
         from .heads import HEADS
         from .strategies import STRATEGIES
         if head not in HEADS:
@@ -355,6 +364,7 @@ class Classifier:
         self.weight_decay = float(weight_decay)
         self.C = None if C is None else float(C)
         self.cache = bool(cache)
+        self.probe_init = bool(probe_init)
         self.classes_ = None
         self._fitted = False
 
@@ -380,6 +390,7 @@ class Classifier:
             "lora_alpha": self.lora_alpha, "hidden": list(self.hidden),
             "dropout": self.dropout, "k": self.k, "head_lr": self._head_lr(),
             "weight_decay": self.weight_decay, "C": self.C, "cache": self.cache,
+            "probe_init": self.probe_init,
         })
 
     def _head_lr(self):
@@ -399,6 +410,18 @@ class Classifier:
     def _device(self):
         from ..backbones import default_device
         return default_device(self.device)
+
+    def _weights_reference(self):
+        """How `load` finds the backbone's weights again: None (registry default), a file
+        or 'random'."""
+        if self.weights is not None:
+            return self.weights
+        from ..backbones import Backbone
+        if isinstance(self.backbone, Backbone):
+            source = self.backbone.weights
+            if source == "random" or Path(source).is_file():
+                return source
+        return None
 
     def _load_backbone(self, in_chans):
         from ..backbones import Backbone, BackboneSpec, get_backbone_spec, load_backbone
@@ -495,8 +518,8 @@ class Classifier:
             raise InputError(f"Training needs at least two classes; the labels hold only "
                              f"{classes.tolist()}.")
         keep = label_fraction_indices(y_all, self.label_fraction, seed=self.seed)
-        inputs, y_all = _subset(inputs, keep), y_all[keep]
         y_index = np.searchsorted(classes, y_all)
+        val_inputs = None
         if validation is not None:
             try:
                 val_cutouts, val_labels = validation
@@ -508,26 +531,36 @@ class Classifier:
             if len(unknown):
                 raise InputError(f"Validation labels {unknown.tolist()} are not among the "
                                  f"training classes {classes.tolist()}.")
-            train_idx = np.arange(len(y_index))
-            train_inputs, y_train = inputs, y_index
+            train_sel, val_sel = keep, None
             y_val = np.searchsorted(classes, y_val_raw)
         else:
-            train_idx, val_idx = train_val_split(y_index, self.val_fraction, seed=self.seed)
-            train_inputs, y_train = _subset(inputs, train_idx), y_index[train_idx]
-            val_inputs = _subset(inputs, val_idx) if len(val_idx) else None
-            y_val = y_index[val_idx]
+            train_idx, val_idx = train_val_split(y_index[keep], self.val_fraction,
+                                                 seed=self.seed)
+            train_sel, val_sel = keep[train_idx], keep[val_idx]
+            y_val = y_index[val_sel]
+        y_train = y_index[train_sel]
         self.classes_ = classes
         self.n_train_, self.n_val_ = int(len(y_train)), int(len(y_val))
 
         torch.manual_seed(self.seed)
-        np.random.seed(self.seed % 2**32)  # noqa: NPY002 - some libraries still use it
         self.backbone_ = self._load_backbone(self._in_chans(inputs))
         self.preprocess_ = self._make_preprocess(self.backbone_)
-        self._resolve_zoom(train_inputs)
+        self._resolve_zoom(inputs)
         if self.strategy == "frozen":
-            history = self._fit_frozen(train_inputs, y_train, val_inputs, y_val)
+            # features of every given cutout (cached): sweeps over label fractions and
+            # heads on the same data reuse them
+            features = self._features(inputs)
+            x_train = features[train_sel]
+            if val_inputs is not None:
+                x_val = self._features(val_inputs)
+            else:
+                x_val = features[val_sel] if len(val_sel) else None
+            history = self._fit_frozen(x_train, y_train, x_val, y_val)
         else:
-            history = self._fit_end_to_end(train_inputs, y_train, val_inputs, y_val)
+            if val_inputs is None and len(val_sel):
+                val_inputs = _subset(inputs, val_sel)
+            history = self._fit_end_to_end(_subset(inputs, train_sel), y_train, val_inputs,
+                                           y_val)
         self.history_ = self._history_table(history)
         self.fit_seconds_ = time.perf_counter() - t_start
         self._fitted = True
@@ -560,17 +593,13 @@ class Classifier:
             return None
         return class_weights(y, n_classes)
 
-    def _fit_frozen(self, train_inputs, y_train, val_inputs, y_val):
+    def _fit_frozen(self, x_train, y_train, x_val, y_val):
         import torch
         from .heads import KNNHead, fit_logistic_head, make_head
-        from .train import TrainLoop
 
         device = self._device()
         n_classes = len(self.classes_)
-        x_train = self._features(train_inputs)
-        x_val = self._features(val_inputs) if val_inputs is not None else None
         dim = x_train.shape[1]
-        weight = self._class_weight(y_train, n_classes)
         history = []
         if self.head == "logistic":
             head = fit_logistic_head(x_train, y_train, n_classes, class_weight=self.class_weight,
@@ -586,31 +615,43 @@ class Classifier:
             torch.manual_seed(self.seed)
             head = make_head(self.head, dim, n_classes, hidden=self.hidden,
                              dropout=self.dropout).fit_statistics(x_train).to(device)
-            optimizer = torch.optim.AdamW(head.parameters(), lr=self._setting("lr"),
-                                          weight_decay=self.weight_decay)
-            epochs = int(self._setting("epochs"))
-            base_lr = float(self._setting("lr"))
-
-            def schedule(epoch):
-                for group in optimizer.param_groups:
-                    group["lr"] = base_lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
-
-            loop = TrainLoop(head, optimizer, epochs=epochs, patience=self._setting("patience"),
-                             batch_size=self._setting("batch_size"), class_weight=weight,
-                             seed=self.seed, device=device, checkpoint=self._checkpoint(),
-                             settings=self._run_settings(x_train, y_train),
-                             scheduler=schedule, desc=f"{self.head} head")
-            history = loop.run(head, torch.from_numpy(x_train), torch.from_numpy(y_train),
-                               None if x_val is None else torch.from_numpy(x_val),
-                               torch.from_numpy(y_val))
-            for record in history:
-                record["phase"] = "head"
+            history = self._train_head(head, x_train, y_train, x_val, y_val,
+                                       checkpoint=self._checkpoint(),
+                                       lr=float(self._setting("lr")),
+                                       epochs=int(self._setting("epochs")),
+                                       patience=self._setting("patience"),
+                                       batch_size=self._setting("batch_size"))
         self.head_ = head.to(device).eval()
         self.n_parameters_ = (sum(p.numel() for p in self.backbone_.parameters())
                               + sum(p.numel() for p in head.parameters()))
         self.n_trainable_ = 0 if self.head == "knn" else int(sum(p.numel()
                                                                  for p in head.parameters()))
         self.model_ = None
+        return history
+
+    def _train_head(self, head, x_train, y_train, x_val, y_val, checkpoint, lr, epochs,
+                    patience, batch_size, desc=None):
+        """Train a torch head on fixed features (frozen strategy, and the linear probe that
+        starts the end-to-end strategies)."""
+        import torch
+        from .train import TrainLoop
+        optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=self.weight_decay)
+
+        def schedule(epoch):
+            for group in optimizer.param_groups:
+                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+
+        loop = TrainLoop(head, optimizer, epochs=epochs, patience=patience,
+                         batch_size=batch_size,
+                         class_weight=self._class_weight(y_train, len(self.classes_)),
+                         seed=self.seed, device=self._device(), checkpoint=checkpoint,
+                         settings=self._run_settings(x_train, y_train) if checkpoint else None,
+                         scheduler=schedule, desc=desc or f"{self.head} head")
+        history = loop.run(head, torch.from_numpy(x_train), torch.from_numpy(y_train),
+                           None if x_val is None else torch.from_numpy(x_val),
+                           torch.from_numpy(y_val))
+        for record in history:
+            record["phase"] = "head"
         return history
 
     def _build_model(self, dim, n_classes):
@@ -638,10 +679,25 @@ class Classifier:
         model = self._build_model(dim, n_classes)
         # the head's input statistics: features of the training images before adaptation
         model.eval()
-        with torch.inference_mode():
-            feats = torch.cat([model.features(x_train[i:i + 64].to(device)).float().cpu()
-                               for i in range(0, len(x_train), 64)])
-        model.head.fit_statistics(feats.numpy())
+
+        def features(x):
+            with torch.inference_mode():
+                return torch.cat([model.features(x[i:i + 64].to(device)).float().cpu()
+                                  for i in range(0, len(x), 64)]).numpy()
+
+        feats = features(x_train)
+        model.head.fit_statistics(feats)
+        if self.probe_init:
+            # linear probing, then fine-tuning (LP-FT): the head starts from its fit to the
+            # unadapted features, so the first updates of the backbone follow a sensible
+            # head rather than a random one
+            defaults = STRATEGY_DEFAULTS["frozen"]
+            probe = self._train_head(model.head, feats, y_train,
+                                     None if x_val is None else features(x_val), y_val,
+                                     checkpoint=None, lr=self._head_lr(),
+                                     epochs=defaults["epochs"], patience=defaults["patience"],
+                                     batch_size=defaults["batch_size"], desc="head probe")
+            self.probe_epochs_ = len(probe)
 
         epochs = int(self._setting("epochs"))
         warmup = min(int(self._setting("head_warmup_epochs")), epochs)
@@ -692,7 +748,8 @@ class Classifier:
         table = Table({
             "epoch": np.array([r["epoch"] for r in history], dtype=np.int64),
             "phase": np.array([r.get("phase", "head") for r in history], dtype="U4"),
-            **{n: np.array([r[n] for r in history], dtype=float) for n in names[2:]},
+            **{n: np.array([np.nan if r[n] is None else r[n] for r in history], dtype=float)
+               for n in names[2:]},
         }, names=names)
         return table
 
@@ -735,23 +792,22 @@ class Classifier:
                 for i in range(0, len(feats), 4096):
                     out.append(self.head_(feats[i:i + 4096].to(device)).float().softmax(1).cpu())
             return torch.cat(out).double().numpy()
-        images = self._images(inputs)
         model = self.model_.eval()
 
         def probs(x):
             return model(x).float().softmax(1)
 
+        batch_size = int(batch_size)
+        chunk = max(batch_size, 1024)  # preprocess a chunk at a time: bounded memory
+        amp = device.type == "cuda"
+        dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
         out = []
-        with torch.inference_mode():
-            for i in range(0, len(images), int(batch_size)):
-                xb = images[i:i + int(batch_size)].to(device)
-                if device.type == "cuda":
-                    dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported()
-                             else torch.float16)
-                    with torch.autocast("cuda", dtype=dtype):
-                        out.append(tta_mean(probs, xb, self.tta).cpu())
-                else:
-                    out.append(tta_mean(probs, xb, self.tta).cpu())
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=amp):
+            for start in range(0, len(inputs), chunk):
+                images = self._images(inputs[start:start + chunk])
+                for i in range(0, len(images), batch_size):
+                    xb = images[i:i + batch_size].to(device)
+                    out.append(tta_mean(probs, xb, self.tta).float().cpu())
         return torch.cat(out).double().numpy()
 
     def predict(self, cutouts, batch_size=64):
@@ -845,7 +901,7 @@ class Classifier:
             "format": _FORMAT, "format_version": _FORMAT_VERSION,
             "params": self._params(),
             "backbone": self.spec_.name, "backbone_spec": self.spec_.to_dict(),
-            "weights": self.weights, "weights_source": self.backbone_.weights,
+            "weights": self._weights_reference(), "weights_source": self.backbone_.weights,
             "in_chans": int(self.backbone_.in_chans),
             "preprocess": self.preprocess_.to_dict(),
             "classes": _json_value(self.classes_.tolist()),
@@ -891,7 +947,7 @@ class Classifier:
             needed.
         """
         from safetensors.torch import save_file
-        from .strategies import lora_state_dict
+        from .strategies import _lora_state_dict
         self._check_fitted()
         path = Path(path)
         if path.exists() and not overwrite:
@@ -903,19 +959,23 @@ class Classifier:
                              "exist.")
         if include_backbone is None:
             include_backbone = (self.strategy in ("partial", "finetune")
-                                or self.backbone_.weights == "random")
+                                or self._weights_reference() == "random")
+        if not include_backbone and self._weights_reference() == "random":
+            raise InputError("The backbone was randomly initialised: its weights cannot be "
+                             "rebuilt on loading, so they must be saved "
+                             "(include_backbone=True or None).")
         tensors = {f"head.{k}": v for k, v in self.head_.state_dict().items()}
         if include_backbone:
             tensors.update({f"backbone.{k}": v for k, v in self.backbone_.state_dict().items()})
         elif self.strategy == "lora":
             tensors.update({f"backbone.{k}": v
-                            for k, v in lora_state_dict(self.backbone_).items()})
+                            for k, v in _lora_state_dict(self.backbone_).items()})
         tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=parent))
         try:
             save_file(tensors, str(tmp / _WEIGHTS), metadata={"format": "pt"})
             with open(tmp / _CONFIG, "w") as f:
-                json.dump(self._config(include_backbone), f, indent=2)
+                json.dump(self._config(include_backbone), f, indent=2, allow_nan=False)
             if path.exists():
                 old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=parent))
                 os.replace(path, old / "x")

@@ -17,7 +17,7 @@ from torch import nn
 from ..exceptions import InputError
 
 __all__ = ["HEADS", "Standardize", "Whitening", "LinearHead", "MLPHead", "WhiteningHead",
-           "KNNHead", "make_head", "fit_logistic_head"]
+           "KNNHead", "make_head", "head_from_config", "fit_logistic_head"]
 
 #: The head names `make_head` (and `~astrofmtools.classify.Classifier`) accept.
 HEADS = ("linear", "mlp", "whitening", "knn", "logistic")
@@ -27,9 +27,41 @@ def _as_tensor(x):
     return torch.as_tensor(np.asarray(x, dtype=np.float32))
 
 
+def _zero_linear(in_features, n_classes):
+    """A linear layer starting at zero: the linear probe starts from uniform probabilities
+    and its weights stay close to the span of the training features, instead of keeping
+    random components that whitened or standardised test features would amplify."""
+    layer = nn.Linear(in_features, n_classes)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def _robust_scale(features):
+    """
+    Per-feature scales that never blow up a feature nearly constant in training.
+
+    ``sqrt(var_j + mean(var))``: the variance of each feature shrunk towards
+    the average one. Dividing by the plain standard deviation turns a
+    feature that is almost constant over a few hundred training cutouts
+    (common for pooled CNN activations) into one that is huge on new data.
+    """
+    var = features.var(axis=0)
+    ref = var.mean()
+    if not ref > 0:
+        return np.ones(features.shape[1])
+    return np.sqrt(var + ref)
+
+
 class Standardize(nn.Module):
     """
     Per-feature standardisation with a mean and scale fitted on training data.
+
+    The scale of feature j is ``sqrt(var_j + mean(var))`` rather than its
+    standard deviation: the variances are shrunk towards their average, so
+    that a feature nearly constant over the training set cannot become huge
+    on new data (the usual failure of standardising a few hundred
+    samples of 1000-odd pooled activations).
 
     Parameters
     ----------
@@ -43,7 +75,7 @@ class Standardize(nn.Module):
     >>> layer = Standardize(2)
     >>> layer.fit(np.array([[0.0, 10.0], [2.0, 30.0]]))
     Standardize(dim=2)
-    >>> layer(torch.tensor([[1.0, 20.0]])).tolist()
+    >>> layer(torch.tensor([[1.0, 20.0]])).tolist()     # the mean maps to 0
     [[0.0, 0.0]]
     """
 
@@ -58,8 +90,7 @@ class Standardize(nn.Module):
     def fit(self, features):
         """Set the mean and standard deviation (floored) from ``(N, D)`` features."""
         features = np.asarray(features, dtype=np.float64)
-        scale = features.std(axis=0)
-        scale = np.where(scale > 1e-6 * max(scale.max(), 1e-30), scale, 1.0)
+        scale = _robust_scale(features)
         self.mean.copy_(_as_tensor(features.mean(axis=0)))
         self.scale.copy_(_as_tensor(scale))
         return self
@@ -72,10 +103,15 @@ class Whitening(nn.Module):
     """
     ZCA whitening with statistics fitted on training features.
 
-    The covariance is the Ledoit-Wolf shrinkage estimate
+    The features are first scaled (as `Standardize`), then whitened with
+    the Ledoit-Wolf shrinkage estimate of their covariance
     (`sklearn.covariance.LedoitWolf`), which stays well conditioned when
     there are fewer training samples than feature dimensions, as is usual
-    for a few hundred labelled cutouts and 384-1280 features.
+    for a few hundred labelled cutouts and 384-1280 features. With N
+    training samples only the N - 1 directions they span carry information:
+    the others are projected out rather than amplified (whitening them
+    would blow up the components of new data that the training set never
+    showed).
 
     Parameters
     ----------
@@ -87,7 +123,9 @@ class Whitening(nn.Module):
     >>> import numpy as np, torch
     >>> from astrofmtools.classify import Whitening
     >>> rng = np.random.default_rng(0)
-    >>> x = rng.normal(size=(500, 3)) @ np.array([[3.0, 0, 0], [1, 1, 0], [0, 0, 0.1]])
+    >>> x = rng.normal(size=(500, 3)) @ np.array([[3.0, 0, 0], [1, 1, 0], [0, 0, 1]])
+    >>> round(float(np.corrcoef(x.T)[0, 1]), 1)          # correlated features
+    0.3
     >>> white = Whitening(3).fit(x)(torch.as_tensor(x, dtype=torch.float32)).numpy()
     >>> np.allclose(np.cov(white.T), np.eye(3), atol=0.05)
     True
@@ -107,10 +145,11 @@ class Whitening(nn.Module):
         features = np.asarray(features, dtype=np.float64)
         mean = features.mean(axis=0)
         # standardise first so that the shrinkage target suits every feature
-        scale = features.std(axis=0)
-        scale = np.where(scale > 1e-6 * max(scale.max(), 1e-30), scale, 1.0)
+        scale = _robust_scale(features)
         cov = LedoitWolf(assume_centered=True).fit((features - mean) / scale).covariance_
-        evals, evecs = np.linalg.eigh(cov)
+        evals, evecs = np.linalg.eigh(cov)  # ascending
+        keep = min(len(evals), max(1, len(features) - 1))
+        evals, evecs = evals[-keep:], evecs[:, -keep:]
         evals = np.maximum(evals, 1e-6 * evals.max())
         zca = (evecs / np.sqrt(evals)) @ evecs.T
         self.mean.copy_(_as_tensor(mean))
@@ -147,7 +186,7 @@ class LinearHead(nn.Module):
         super().__init__()
         self.in_features, self.n_classes = int(in_features), int(n_classes)
         self.norm = Standardize(in_features)
-        self.fc = nn.Linear(in_features, n_classes)
+        self.fc = _zero_linear(in_features, n_classes)
 
     def fit_statistics(self, features):
         """Fit the non-trainable input statistics to the training features."""
@@ -255,7 +294,7 @@ class WhiteningHead(nn.Module):
         super().__init__()
         self.in_features, self.n_classes = int(in_features), int(n_classes)
         self.whiten = Whitening(in_features)
-        self.fc = nn.Linear(in_features, n_classes)
+        self.fc = _zero_linear(in_features, n_classes)
 
     def fit_statistics(self, features):
         """Fit the whitening to the training features."""
@@ -387,7 +426,26 @@ def make_head(kind, in_features, n_classes, hidden=(256,), dropout=0.2, k=10, n_
 
 
 def head_from_config(config):
-    """Rebuild a head from its `config` dict (weights still to be loaded)."""
+    """
+    Rebuild a head from its ``config()`` dict (its weights still to be loaded).
+
+    Parameters
+    ----------
+    config : dict
+        As returned by a head's ``config()`` (stored in a saved
+        classifier's ``config.json``).
+
+    Returns
+    -------
+    head : `torch.nn.Module`
+
+    Examples
+    --------
+    >>> from astrofmtools.classify import MLPHead, head_from_config
+    >>> head = head_from_config(MLPHead(8, 3, hidden=(4,)).config())
+    >>> type(head).__name__, head.hidden
+    ('MLPHead', (4,))
+    """
     config = dict(config)
     kind = config.pop("kind")
     cls = {"linear": LinearHead, "mlp": MLPHead, "whitening": WhiteningHead,
@@ -440,7 +498,7 @@ def fit_logistic_head(features, labels, n_classes, class_weight="balanced", C=No
     >>> y = np.repeat([0, 1], 20)
     >>> x = rng.normal(size=(40, 5)) + 2.0 * y[:, None]
     >>> head = fit_logistic_head(x, y, 2, C=1.0)
-    >>> (head(torch.as_tensor(x, dtype=torch.float32)).argmax(1).numpy() == y).mean()
+    >>> float((head(torch.as_tensor(x, dtype=torch.float32)).argmax(1).numpy() == y).mean())
     1.0
     """
     from sklearn.linear_model import LogisticRegression

@@ -259,7 +259,7 @@ class ClassifierModel(nn.Module):
                               for p in params))
 
 
-def lora_state_dict(backbone):
+def _lora_state_dict(backbone):
     """The adapter tensors of a backbone with LoRA (keys of ``backbone.state_dict()``)."""
     return {k: v for k, v in backbone.state_dict().items() if "lora_" in k}
 

@@ -217,8 +217,8 @@ class TrainLoop:
     >>> loop = TrainLoop(model, torch.optim.AdamW(model.parameters(), lr=0.1), epochs=20,
     ...                  patience=5, batch_size=16)
     >>> history = loop.run(lambda xb: model(xb), x[::2], y[::2], x[1::2], y[1::2])
-    >>> history[-1]["val_accuracy"]
-    1.0
+    >>> len(history) <= 20, history[-1]["val_accuracy"] > 0.9
+    (True, True)
     """
 
     def __init__(self, model, optimizer, epochs, patience=None, batch_size=32,
