@@ -124,3 +124,50 @@ def test_cutouts_with_a_second_band():
     # the infrared source lands at the centre of the first cutout's second channel
     peak = np.unravel_index(np.nanargmax(stack.data[0, 1]), (32, 32))
     assert peak == (16, 16)
+
+
+def test_embed_train_classify_chain(capsys):
+    """astrofm embed / train / classify on cutouts of two kinds of source."""
+    torch = pytest.importorskip("torch")
+    from astrofmtools.backbones import BackboneSpec, read_features, register_backbone
+    from astrofmtools.cutouts import CutoutStack
+    register_backbone(BackboneSpec(
+        name="vit_tiny_cli", timm_name="vit_tiny_patch16_224", patch_size=8, input_size=32,
+        feature_dim=32, licence="none",
+        timm_kwargs={"img_size": 32, "patch_size": 8, "depth": 2, "embed_dim": 32,
+                     "num_heads": 2}), overwrite=True)
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:24, :24] - 11.5
+    images, labels = [], []
+    for i in range(60):
+        if i % 2 == 0:
+            image = np.exp(-(xx ** 2 + yy ** 2) / 4.5)
+        else:
+            a = rng.uniform(0, np.pi)
+            dx, dy = 5 * np.cos(a), 5 * np.sin(a)
+            image = (np.exp(-((xx - dx) ** 2 + (yy - dy) ** 2) / 4.5)
+                     + np.exp(-((xx + dx) ** 2 + (yy + dy) ** 2) / 4.5))
+        images.append(30 * image + rng.normal(size=image.shape))
+        labels.append("compact" if i % 2 == 0 else "double")
+    table = QTable({"id": np.arange(1, 61), "x": np.full(60, 11.5), "y": np.full(60, 11.5)})
+    CutoutStack(np.array(images, dtype=np.float32), table).write("c.fits")
+    QTable({"id": np.arange(1, 61)[::-1], "class": labels[::-1]}).write("labels.ecsv")
+
+    assert main(["embed", "c.fits", "-o", "f.fits", "--model", "vit_tiny_cli",
+                 "--weights", "random", "-q"]) == 0
+    features, ftable, meta = read_features("f.fits")
+    assert features.shape == (60, 32) and list(ftable["id"]) == list(range(1, 61))
+
+    assert main(["train", "c.fits", "--labels", "labels.ecsv", "--label-column", "class",
+                 "--model", "vit_tiny_cli", "--weights", "random", "--head", "logistic",
+                 "-o", "model", "-q"]) == 0
+    assert main(["classify", "c.fits", "--model", "model", "-o", "p.ecsv",
+                 "--regions", "p.reg", "-q"]) == 0
+    predictions = read_table("p.ecsv")
+    assert {"id", "label", "probability"} <= set(predictions.colnames)
+    # labels were joined by id, not by row: the training set is predicted right
+    assert np.mean(np.asarray(predictions["label"]) == np.array(labels)) > 0.9
+    assert main(["train", "c.fits", "--labels", "labels.ecsv", "--label-column", "kind",
+                 "--model", "vit_tiny_cli", "-o", "model2", "-q"]) == 2
+    assert "kind" in capsys.readouterr().err
