@@ -647,9 +647,18 @@ class Classifier:
                          seed=self.seed, device=self._device(), checkpoint=checkpoint,
                          settings=self._run_settings(x_train, y_train) if checkpoint else None,
                          scheduler=schedule, desc=desc or f"{self.head} head")
-        history = loop.run(head, torch.from_numpy(x_train), torch.from_numpy(y_train),
-                           None if x_val is None else torch.from_numpy(x_val),
-                           torch.from_numpy(y_val))
+        device = self._device()
+
+        def transform(x):  # the head's fixed part (standardisation, whitening), once
+            if x is None:
+                return None
+            head.eval()
+            with torch.no_grad():
+                return torch.cat([head.transform(torch.from_numpy(x[i:i + 4096]).to(device))
+                                  .float().cpu() for i in range(0, len(x), 4096)])
+
+        history = loop.run(head.classify, transform(x_train), torch.from_numpy(y_train),
+                           transform(x_val), torch.from_numpy(y_val))
         for record in history:
             record["phase"] = "head"
         return history
@@ -681,7 +690,7 @@ class Classifier:
         model.eval()
 
         def features(x):
-            with torch.inference_mode():
+            with torch.no_grad():
                 return torch.cat([model.features(x[i:i + 64].to(device)).float().cpu()
                                   for i in range(0, len(x), 64)]).numpy()
 
@@ -728,7 +737,8 @@ class Classifier:
         loop = TrainLoop(model, optimizer, epochs=epochs, patience=self._setting("patience"),
                          batch_size=self._setting("batch_size"), class_weight=weight,
                          seed=self.seed, device=device, checkpoint=self._checkpoint(),
-                         settings=self._run_settings(x_train.numpy(), y_train),
+                         settings=(self._run_settings(x_train.numpy(), y_train)
+                                   if self._checkpoint() else None),
                          scheduler=schedule, desc=self.strategy)
         history = loop.run(model, x_train, torch.from_numpy(y_train), x_val,
                            torch.from_numpy(y_val),

@@ -198,8 +198,16 @@ class LinearHead(nn.Module):
         return {"kind": self.kind, "in_features": self.in_features,
                 "n_classes": self.n_classes}
 
+    def transform(self, x):
+        """The fixed (fitted, not trained) part: standardisation."""
+        return self.norm(x)
+
+    def classify(self, z):
+        """The trained part, on transformed features."""
+        return self.fc(z)
+
     def forward(self, x):
-        return self.fc(self.norm(x))
+        return self.classify(self.transform(x))
 
 
 class MLPHead(nn.Module):
@@ -258,8 +266,16 @@ class MLPHead(nn.Module):
                 "n_classes": self.n_classes, "hidden": list(self.hidden),
                 "dropout": self.dropout}
 
+    def transform(self, x):
+        """The fixed (fitted, not trained) part: standardisation."""
+        return self.norm(x)
+
+    def classify(self, z):
+        """The trained part, on transformed features."""
+        return self.layers(z)
+
     def forward(self, x):
-        return self.layers(self.norm(x))
+        return self.classify(self.transform(x))
 
 
 class WhiteningHead(nn.Module):
@@ -306,8 +322,16 @@ class WhiteningHead(nn.Module):
         return {"kind": self.kind, "in_features": self.in_features,
                 "n_classes": self.n_classes}
 
+    def transform(self, x):
+        """The fixed (fitted, not trained) part: whitening."""
+        return self.whiten(x)
+
+    def classify(self, z):
+        """The trained part, on transformed features."""
+        return self.fc(z)
+
     def forward(self, x):
-        return self.fc(self.whiten(x))
+        return self.classify(self.transform(x))
 
 
 class KNNHead(nn.Module):
