@@ -8,7 +8,6 @@ import os
 import shutil
 import tempfile
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -36,16 +35,6 @@ STRATEGY_DEFAULTS = {
 }
 
 _ML_PACKAGES = ("torch", "torchvision", "timm", "peft", "safetensors", "scikit-learn")
-
-
-def _versions():
-    out = {}
-    for name in _ML_PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:  # pragma: no cover
-            out[name] = "not installed"
-    return out
 
 
 def _json_value(value):
@@ -873,10 +862,10 @@ class Classifier:
                           weights=self.backbone_.weights, preprocess=self.preprocess_.to_dict(),
                           strategy=self.strategy, head=self.head,
                           classes=_json_value(self.classes_.tolist()), tta=self.tta,
-                          pooling=self.pooling or self.backbone_.pooling)
+                          pooling=self.pooling or self.backbone_.pooling,
+                          packages=_ML_PACKAGES)
         if renamed:
             meta["renamed_columns"] = renamed
-        meta["versions"].update(_versions())
         table.meta.update(meta)
         return table
 
@@ -929,9 +918,7 @@ class Classifier:
 
     def _provenance(self):
         from ..utils import provenance
-        meta = provenance(stage="classify-train")
-        meta["versions"].update(_versions())
-        return meta
+        return provenance(stage="classify-train", packages=_ML_PACKAGES)
 
     def save(self, path, overwrite=False, include_backbone=None):
         """

@@ -278,7 +278,7 @@ class MLPHead(nn.Module):
         return self.classify(self.transform(x))
 
 
-class WhiteningHead(nn.Module):
+class WhiteningHead(LinearHead):
     """
     A linear classifier on whitened features.
 
@@ -307,7 +307,7 @@ class WhiteningHead(nn.Module):
     kind = "whitening"
 
     def __init__(self, in_features, n_classes):
-        super().__init__()
+        nn.Module.__init__(self)  # LinearHead's standardisation is replaced by whitening
         self.in_features, self.n_classes = int(in_features), int(n_classes)
         self.whiten = Whitening(in_features)
         self.fc = _zero_linear(in_features, n_classes)
@@ -317,21 +317,9 @@ class WhiteningHead(nn.Module):
         self.whiten.fit(features)
         return self
 
-    def config(self):
-        """Constructor arguments (JSON-serialisable)."""
-        return {"kind": self.kind, "in_features": self.in_features,
-                "n_classes": self.n_classes}
-
     def transform(self, x):
         """The fixed (fitted, not trained) part: whitening."""
         return self.whiten(x)
-
-    def classify(self, z):
-        """The trained part, on transformed features."""
-        return self.fc(z)
-
-    def forward(self, x):
-        return self.classify(self.transform(x))
 
 
 class KNNHead(nn.Module):

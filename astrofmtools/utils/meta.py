@@ -9,12 +9,14 @@ __all__ = ["provenance"]
 _PACKAGES = ("astrofmtools", "numpy", "astropy", "photutils", "regions", "scikit-image")
 
 
-def provenance(**extra):
+def provenance(packages=(), **extra):
     """
     Metadata recording when and with which package versions a result was made.
 
     Parameters
     ----------
+    packages : tuple of str, optional
+        More packages whose versions to record (e.g. ``("torch", "timm")``).
     **extra
         More keys to record (the stage's settings, the input file, ...).
 
@@ -34,7 +36,7 @@ def provenance(**extra):
     True
     """
     versions = {}
-    for name in _PACKAGES:
+    for name in _PACKAGES + tuple(packages):
         try:
             versions[name] = version(name)
         except PackageNotFoundError:  # pragma: no cover
