@@ -75,10 +75,10 @@ def main():
                 options = {}
                 if args.epochs is not None and strategy != "frozen":
                     options["epochs"] = args.epochs
+                if args.input_size is not None:
+                    options["preprocess"] = {"input_size": args.input_size}
                 clf = Classifier(backbone, head=head, strategy=strategy, weights=weights,
                                  label_fraction=fraction, seed=args.seed, **options)
-                if args.input_size is not None:
-                    clf.preprocess.input_size = args.input_size
                 t0 = time.perf_counter()
                 clf.fit(x_train, y_train)
                 fit_s = time.perf_counter() - t0
