@@ -104,6 +104,11 @@ def main():
     table.pprint_all()
     if args.out:
         table.write(args.out, overwrite=True)
+        from astrofmtools.evaluate import plot_label_efficiency
+        table["strategy"] = [f"{r['backbone']} {r['strategy']}/{r['head']}" for r in table]
+        png = str(Path(args.out).with_suffix(".png"))
+        plot_label_efficiency(table, path=png, overwrite=True)
+        print(f"table: {args.out}; label-efficiency curves: {png}")
 
 
 if __name__ == "__main__":
