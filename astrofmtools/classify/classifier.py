@@ -34,6 +34,7 @@ STRATEGY_DEFAULTS = {
              "head_warmup_epochs": 1},
 }
 
+
 def _preprocess_class():
     """The Preprocess class (imported lazily: it needs torch)."""
     from ..backbones import Preprocess
