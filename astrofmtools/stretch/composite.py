@@ -10,7 +10,7 @@ from scipy.ndimage import binary_dilation
 from skimage.segmentation import find_boundaries
 
 from ..exceptions import InputError
-from .core import Stretch, _as_array, _clipped_stats, stack_channels
+from .core import Stretch, _as_array, _clipped_stats, _noise_levels, stack_channels
 from .core import noise_floor as _noise_floor
 
 __all__ = ["stretch_bands", "lupton_rgb", "radio_ir_composite"]
@@ -464,22 +464,7 @@ def radio_ir_composite(image, radio=0, ir=1, mode="channel", *, names=None, radi
 
 def _contours(data, k, rms, background, levels, width):
     """Boolean contour lines of the radio image(s) at ``levels`` times the rms."""
-    if hasattr(rms, "rms") and not isinstance(rms, (str, np.ndarray)):
-        if isinstance(background, str) and background == "auto":
-            background = rms.background
-        rms = rms.rms
-    auto_rms = isinstance(rms, str) and rms == "auto"
-    auto_bkg = isinstance(background, str) and background == "auto"
-    if auto_rms or auto_bkg:
-        median, std = _clipped_stats(data)
-        rms = std if auto_rms else rms
-        background = median if auto_bkg else background
-    try:
-        rms = np.broadcast_to(np.asarray(rms, dtype=float), data.shape)
-        background = np.broadcast_to(np.asarray(background, dtype=float), data.shape)
-    except (TypeError, ValueError):
-        raise InputError(f"rms and background must be numbers, arrays that broadcast to the "
-                         f"radio image's shape {data.shape} or 'auto'.") from None
+    rms, background = _noise_levels(data, rms, background, background_default="auto")
     with np.errstate(invalid="ignore", divide="ignore"):
         snr = np.where(rms > 0, (data - background) / rms, np.nan)
     if levels is not None:

@@ -296,14 +296,32 @@ def noise_floor(data, rms, k=3.0, background=0.0, floor=0.0):
     array([[nan,  4.]], dtype=float32)
     """
     arr = _as_array(data)
-    if not isinstance(rms, (str, np.ndarray, int, float, np.number)) and hasattr(rms, "rms"):
-        if isinstance(background, (int, float)) and background == 0.0:
-            background = rms.background
-        rms = rms.rms
     try:
         k = float(k)
     except (TypeError, ValueError):
         raise InputError(f"k must be a number, not {k!r}.") from None
+    rms, background = _noise_levels(arr, rms, background, background_default=0.0)
+    out = (arr - background).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        below = out < k * rms
+    out[np.broadcast_to(below, out.shape)] = floor
+    return out
+
+
+def _noise_levels(arr, rms, background, background_default):
+    """
+    The rms and background of ``arr`` as float arrays that broadcast to it.
+
+    Each is a number, an array, ``'auto'`` (sigma-clipped statistics of each
+    image) or, for ``rms``, an object with ``.rms`` and ``.background`` maps
+    (as `~astrofmtools.background.estimate_background` returns), whose
+    background is used when ``background`` is left at ``background_default``.
+    """
+    if not isinstance(rms, (str, np.ndarray, int, float, np.number)) and hasattr(rms, "rms"):
+        if isinstance(background, type(background_default)) and \
+                background == background_default:
+            background = rms.background
+        rms = rms.rms
     auto_rms = isinstance(rms, str) and rms == "auto"
     auto_bkg = isinstance(background, str) and background == "auto"
     for value, name, auto in ((rms, "rms", auto_rms), (background, "background", auto_bkg)):
@@ -311,10 +329,8 @@ def noise_floor(data, rms, k=3.0, background=0.0, floor=0.0):
             raise InputError(f"{name} must be a number, an array or 'auto', not {value!r}.")
     if auto_rms or auto_bkg:
         median, std = _clipped_stats(arr)
-        if auto_rms:
-            rms = std
-        if auto_bkg:
-            background = median
+        rms = std if auto_rms else rms
+        background = median if auto_bkg else background
     try:
         rms = np.asarray(rms, dtype=float)
         background = np.asarray(background, dtype=float)
@@ -322,14 +338,10 @@ def noise_floor(data, rms, k=3.0, background=0.0, floor=0.0):
         np.broadcast_shapes(background.shape, arr.shape)
     except (TypeError, ValueError):
         raise InputError(f"rms and background must be numbers or arrays that broadcast to the "
-                         f"data's shape {arr.shape}.") from None
+                         f"data's shape {arr.shape}, or 'auto'.") from None
     if np.any(rms[np.isfinite(rms)] < 0):
         raise InputError("rms must not be negative.")
-    out = (arr - background).astype(np.float32)
-    with np.errstate(invalid="ignore"):
-        below = out < k * rms
-    out[np.broadcast_to(below, out.shape)] = floor
-    return out
+    return rms, background
 
 
 def _clipped_stats(arr):
