@@ -3,22 +3,13 @@ import pytest
 import astropy.units as u
 from astropy.io import fits
 from astropy.stats import SigmaClip
-from astropy.wcs import WCS
 from photutils.background import Background2D
 
 from astrofmtools import InputError
 from astrofmtools.background import (BackgroundMaps, clipped_std_correction,
                                      estimate_background, global_noise)
+from astrofmtools.datasets import make_wcs
 from astrofmtools.io import SkyImage, load_image
-
-
-def tan_wcs(shape, scale=1.8 / 3600):
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [150.0, 2.0]
-    w.wcs.crpix = [shape[1] / 2 + 0.5, shape[0] / 2 + 0.5]
-    w.wcs.cdelt = [-scale, scale]
-    return w
 
 
 def noisy_sky(shape=(512, 640), sigma=2.0, seed=0):
@@ -31,7 +22,7 @@ def noisy_sky(shape=(512, 640), sigma=2.0, seed=0):
 
 def test_maps_follow_a_gradient_and_the_noise():
     data, sky = noisy_sky()
-    maps = estimate_background((data, tan_wcs(data.shape)), box_size=32)
+    maps = estimate_background((data, make_wcs(data.shape)), box_size=32)
     assert maps.method == "Background2D" and maps.box_size == (32, 32)
     assert maps.background.shape == data.shape and maps.rms.shape == data.shape
     inner = (slice(48, -48), slice(48, -48))  # the edge boxes see a one-sided gradient
@@ -117,7 +108,7 @@ def test_clipping_correction():
 
 def test_write_and_read_keep_wcs_and_unit():
     data, _ = noisy_sky((256, 256), seed=6)
-    wcs = tan_wcs(data.shape)
+    wcs = make_wcs(data.shape)
     maps = estimate_background((data, wcs), box_size=32)
     maps.unit = u.Jy / u.beam
     maps.write("bkg.fits")

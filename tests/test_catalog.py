@@ -345,12 +345,13 @@ def test_existing_output_refused_and_atomic(monkeypatch):
         Path(args[1]).write_text("partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(rg.Regions, "write", broken)
-    with pytest.raises(OSError, match="disk full"):
-        write_regions(table, "exists.reg", overwrite=True)
-    assert Path("exists.reg").read_text() == "keep me"
-    assert os.listdir(".") == ["exists.reg"]  # no temporary file left behind
-    monkeypatch.undo()
+    # (a context, not monkeypatch.undo(), which would also undo the chdir to tmp_path)
+    with monkeypatch.context() as m:
+        m.setattr(rg.Regions, "write", broken)
+        with pytest.raises(OSError, match="disk full"):
+            write_regions(table, "exists.reg", overwrite=True)
+        assert Path("exists.reg").read_text() == "keep me"
+        assert os.listdir(".") == ["exists.reg"]  # no temporary file left behind
     write_regions(table, "exists.reg", overwrite=True)
     assert "circle(2.00000000,3.00000000,5.00000000)" in Path("exists.reg").read_text()
 

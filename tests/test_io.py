@@ -7,17 +7,9 @@ from astropy.wcs import WCS
 
 from astrofmtools import InputError
 from astrofmtools.datasets import example_image_path
+from astrofmtools.datasets import make_wcs
 from astrofmtools.io import SkyImage, iter_tiles, load_image, tile_grid, write_image
 from astrofmtools.exceptions import MissingFileError
-
-
-def tan_wcs(shape=(50, 60), scale=1.8 / 3600, crval=(150.0, 2.0)):
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = crval
-    w.wcs.crpix = [shape[1] / 2 + 0.5, shape[0] / 2 + 0.5]
-    w.wcs.cdelt = [-scale, scale]
-    return w
 
 
 def radio_cube_header(shape, nfreq=1, nstokes=1):
@@ -39,7 +31,7 @@ def radio_cube_header(shape, nfreq=1, nstokes=1):
 
 def test_every_input_kind_gives_the_same_image():
     data = np.arange(50 * 60, dtype=np.float32).reshape(50, 60)
-    wcs = tan_wcs()
+    wcs = make_wcs((50, 60))
     header = wcs.to_header()
     header["BUNIT"] = "mJy/beam"
     fits.PrimaryHDU(data, header=header).writeto("a.fits")
@@ -167,7 +159,7 @@ def test_cube_needs_a_plane():
 
 def test_memmapped_large_file_and_tiles():
     data = np.random.default_rng(2).normal(size=(300, 410)).astype(">f4")
-    fits.PrimaryHDU(data, header=tan_wcs((300, 410)).to_header()).writeto("big.fits")
+    fits.PrimaryHDU(data, header=make_wcs((300, 410)).to_header()).writeto("big.fits")
     image = load_image("big.fits", memmap=True)
     assert image.mask is None
     assert not image.data.dtype.isnative  # left in the file's byte order

@@ -3,25 +3,16 @@ import pytest
 import astropy.units as u
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
-from astropy.wcs import WCS
 from scipy.spatial import cKDTree
 
 from astrofmtools import InputError
 from astrofmtools.background import estimate_background
 from astrofmtools.datasets import make_optical_field, make_radio_field
+from astrofmtools.datasets import make_wcs
 from astrofmtools.io import Beam, SkyImage, load_image
 from astrofmtools.sources import SOURCE_COLUMNS, find_sources
 
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
-
-
-def tan_wcs(shape, scale=1.8 / 3600):
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [150.0, 2.0]
-    w.wcs.crpix = [shape[1] / 2 + 0.5, shape[0] / 2 + 0.5]
-    w.wcs.cdelt = [-scale, scale]
-    return w
 
 
 def nearest(table, x, y):
@@ -166,7 +157,7 @@ def test_pa_and_orientation_of_elliptical_sources():
         dx, dy = xx - x0, yy - y0
         u_, v_ = dx * np.cos(theta) + dy * np.sin(theta), -dx * np.sin(theta) + dy * np.cos(theta)
         data += 200 * np.exp(-0.5 * (u_ ** 2 / 4.0 ** 2 + v_ ** 2 / 1.5 ** 2))
-    table = find_sources((data, tan_wcs(shape)), snr=5, psf_fwhm=3.0)
+    table = find_sources((data, make_wcs(shape)), snr=5, psf_fwhm=3.0)
     assert len(table) == 3
     np.testing.assert_allclose(table["orientation"].to_value(u.deg), 120.0, atol=2.0)
     np.testing.assert_allclose(table["pa"].to_value(u.deg), 30.0, atol=2.0)
@@ -191,7 +182,7 @@ def test_image_without_wcs_has_no_sky_columns():
 def test_no_source_gives_an_empty_table_with_the_same_columns(radio):
     rng = np.random.default_rng(0)
     image, _, full = radio
-    noise = SkyImage(rng.normal(0.0, 1.0, (256, 256)).astype(np.float32), wcs=tan_wcs((256, 256)),
+    noise = SkyImage(rng.normal(0.0, 1.0, (256, 256)).astype(np.float32), wcs=make_wcs((256, 256)),
                      unit="Jy/beam", beam=Beam(5.4 * u.arcsec, 5.4 * u.arcsec, 0 * u.deg))
     empty = find_sources(noise, snr=8)
     assert len(empty) == 0

@@ -317,6 +317,14 @@ def list_backbones(family=None):
     return table
 
 
+def _resnet(name, dim):
+    """A torchvision-ImageNet ResNet entry of timm."""
+    return BackboneSpec(name=name, timm_name=name, pretrained_tag="tv_in1k", kind="cnn",
+                        family="supervised", patch_size=32, input_size=224,
+                        interpolation="bilinear", feature_dim=dim, licence="BSD-3-Clause",
+                        notes="torchvision ImageNet weights")
+
+
 def _vit(name, timm_name, tag, family, dim, licence, patch=16, input_size=224, mean=IMAGENET_MEAN,
          std=IMAGENET_STD, interpolation="bicubic", notes="", **kwargs):
     timm_kwargs = {"img_size": input_size, "dynamic_img_size": True}
@@ -356,18 +364,10 @@ _BUILTIN = [
          "NVIDIA-Open-Model-License", mean=CLIP_MEAN, std=CLIP_STD,
          notes="C-RADIOv3-B (AM-RADIO family) as remapped by timm; timm's default input is "
                "512 px (pos_embed resampled from RADIO's 128x128 grid at load)"),
-    BackboneSpec(name="resnet18", timm_name="resnet18", pretrained_tag="tv_in1k", kind="cnn",
-                 family="supervised", patch_size=32, input_size=224, interpolation="bilinear",
-                 feature_dim=512, licence="BSD-3-Clause", notes="torchvision ImageNet weights"),
-    BackboneSpec(name="resnet50", timm_name="resnet50", pretrained_tag="tv_in1k", kind="cnn",
-                 family="supervised", patch_size=32, input_size=224, interpolation="bilinear",
-                 feature_dim=2048, licence="BSD-3-Clause", notes="torchvision ImageNet weights"),
-    BackboneSpec(name="resnet101", timm_name="resnet101", pretrained_tag="tv_in1k", kind="cnn",
-                 family="supervised", patch_size=32, input_size=224, interpolation="bilinear",
-                 feature_dim=2048, licence="BSD-3-Clause", notes="torchvision ImageNet weights"),
-    BackboneSpec(name="resnet152", timm_name="resnet152", pretrained_tag="tv_in1k", kind="cnn",
-                 family="supervised", patch_size=32, input_size=224, interpolation="bilinear",
-                 feature_dim=2048, licence="BSD-3-Clause", notes="torchvision ImageNet weights"),
+    _resnet("resnet18", 512),
+    _resnet("resnet50", 2048),
+    _resnet("resnet101", 2048),
+    _resnet("resnet152", 2048),
     BackboneSpec(name="efficientnet_lite0", timm_name="tf_efficientnet_lite0",
                  pretrained_tag="in1k", kind="cnn", family="supervised", patch_size=32,
                  input_size=224, mean=HALF_MEAN, std=HALF_STD, interpolation="bicubic",

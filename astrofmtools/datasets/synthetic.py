@@ -22,7 +22,7 @@ from ..exceptions import InputError
 from ..io import Beam, SkyImage
 from ..utils import provenance
 
-__all__ = ["make_radio_field", "make_optical_field"]
+__all__ = ["make_radio_field", "make_optical_field", "make_wcs"]
 
 _FWHM_TO_SIGMA = 1.0 / np.sqrt(8.0 * np.log(2.0))
 _MAX_REDRAWS = 20
@@ -103,9 +103,36 @@ def _center(center):
     return center.icrs
 
 
-def _make_wcs(shape, center, scale):
-    """A TAN WCS with the image centre at ``center`` and north up, east left."""
-    ny, nx = shape
+def make_wcs(shape, center=SkyCoord(150, 2, unit="deg"), pixel_scale=1.8 * u.arcsec):
+    """
+    A TAN WCS with the image centre at ``center``, north up and east left.
+
+    The WCS of the synthetic fields; handy for tests and examples.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(ny, nx)`` of the image.
+    center : `~astropy.coordinates.SkyCoord`, optional
+        The sky position of the image centre.
+    pixel_scale : `~astropy.units.Quantity`, optional
+        The pixel side.
+
+    Returns
+    -------
+    wcs : `~astropy.wcs.WCS`
+
+    Examples
+    --------
+    >>> from astrofmtools.datasets import make_wcs
+    >>> wcs = make_wcs((100, 200))
+    >>> wcs.pixel_to_world(99.5, 49.5)  # the array centre (0-based pixels)
+    <SkyCoord (ICRS): (ra, dec) in deg
+        (150., 2.)>
+    """
+    scale = _angle(pixel_scale, "pixel_scale")
+    center = _center(center)
+    ny, nx = (int(n) for n in shape)
     wcs = WCS(naxis=2)
     wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     wcs.wcs.cunit = ["deg", "deg"]
@@ -535,7 +562,7 @@ def make_radio_field(shape=(512, 512), n_compact=60, n_extended=8, n_artefacts=2
         field *= np.float32(noise / field.std(dtype=np.float64))
         data += field
 
-    wcs = _make_wcs(shape, center, scale)
+    wcs = make_wcs(shape, center, scale)
     unit = u.Jy / u.beam
     beam = Beam(fwhm, fwhm, 0 * u.deg)
     header = _make_header(wcs, unit, fwhm, NOISE=(noise, "[Jy/beam] noise rms per pixel"),
@@ -709,7 +736,7 @@ def make_optical_field(shape=(512, 512), n_galaxies=40, n_stars=30, psf_fwhm=3.0
         data += noise_rng.normal(0.0, sky_noise, shape)
     data += sky_level
 
-    wcs = _make_wcs(shape, center, scale)
+    wcs = make_wcs(shape, center, scale)
     fwhm = psf_fwhm * scale
     header = _make_header(wcs, u.adu, fwhm, SKYLEVEL=(sky_level, "[adu] sky background"),
                           SKYNOISE=(sky_noise, "[adu] sky noise rms per pixel"),
