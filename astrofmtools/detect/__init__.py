@@ -1,0 +1,8 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Detect sources with foundation-model backbones under a Faster R-CNN head.
+
+Needs the ``ml`` extra; ``import astrofmtools`` never imports torch.
+"""
+
+from .boxes import *  # noqa: F401, F403

@@ -1,0 +1,11 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Look inside a foundation model's view of a survey.
+
+`embed` turns cutouts into an `Embedding` (feature vectors plus the
+source table, and the cutouts themselves for pictures); maps of the
+feature space (PCA then UMAP), similarity search and attention maps build
+on it. Needs the ``ml`` extra; ``import astrofmtools`` never imports torch.
+"""
+
+from .embedding import *  # noqa: F401, F403
