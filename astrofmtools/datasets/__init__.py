@@ -6,3 +6,4 @@ image that ships with the package.
 
 from .examples import *  # noqa: F401, F403
 from .synthetic import *  # noqa: F401, F403
+from .cutouts import *  # noqa: F401, F403
