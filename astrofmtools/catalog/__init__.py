@@ -6,3 +6,4 @@ package) and source tables in ECSV, FITS, VOTable and CSV.
 
 from .regions import *  # noqa: F401, F403
 from .tables import *  # noqa: F401, F403
+from .matching import *  # noqa: F401, F403
