@@ -454,10 +454,14 @@ def test_votable_fields_have_ucds(first_wcs):
     fields = {f.name: f for f in parse("ucd.vot").get_first_table().fields}
     assert fields["ra"].ucd == "pos.eq.ra;meta.main" and fields["ra"].unit == u.deg
     assert "sky_centroid" not in fields  # the table's own ra/dec are kept
-    # a SkyCoord with another name becomes <name>_ra, <name>_dec
+    # a SkyCoord with another name is written as <name>_ra, <name>_dec and read back
     table = QTable({"pos": SkyCoord([1.0], [2.0], unit="deg")})
     write_table(table, "pos.vot")
-    assert read_table("pos.vot").colnames == ["pos_ra", "pos_dec"]
+    from astropy.io.votable import parse_single_table
+    fields = [f.name for f in parse_single_table("pos.vot").fields]
+    assert fields == ["pos_ra", "pos_dec"]
+    back = read_table("pos.vot")
+    assert back.colnames == ["pos"] and back["pos"].separation(table["pos"]).arcsec[0] < 1e-6
 
 
 def test_csv_table(first_wcs):

@@ -372,17 +372,26 @@ def _read_votable(path, **kwargs):
 
 
 def _restore_sky(table):
-    names = table.colnames
-    if "sky_centroid" in names or "ra" not in names or "dec" not in names:
-        return table
-    ra, dec = table["ra"], table["dec"]
-    try:
-        ra = ra.to_value(u.deg) if isinstance(ra, u.Quantity) else np.asarray(ra, float)
-        dec = dec.to_value(u.deg) if isinstance(dec, u.Quantity) else np.asarray(dec, float)
-    except (u.UnitsError, TypeError, ValueError):
-        return table  # ra/dec that are not angles: leave them alone
-    sky = SkyCoord(np.ma.filled(np.ma.asarray(ra), np.nan),
-                   np.ma.filled(np.ma.asarray(dec), np.nan), unit="deg", frame="icrs")
-    table.add_column(sky, name="sky_centroid", index=names.index("ra"))
-    table["sky_centroid"].info.description = "sky position (ICRS), from ra and dec"
+    """Rebuild the SkyCoord columns `_split_skycoords` wrote as ra/dec pairs."""
+    pairs = [("sky_centroid", "ra", "dec")]
+    # other SkyCoords only where write_table split them (so a catalogue's own X_ra stays)
+    pairs += [(name[:-3], name, name[:-3] + "_dec") for name in table.colnames
+              if name.endswith("_ra") and len(name) > 3 and str(
+                  table[name].info.description or "").startswith("right ascension (ICRS) of")]
+    for sky_name, ra_name, dec_name in pairs:
+        names = table.colnames
+        if sky_name in names or ra_name not in names or dec_name not in names:
+            continue
+        ra, dec = table[ra_name], table[dec_name]
+        try:
+            ra = ra.to_value(u.deg) if isinstance(ra, u.Quantity) else np.asarray(ra, float)
+            dec = dec.to_value(u.deg) if isinstance(dec, u.Quantity) else np.asarray(dec, float)
+        except (u.UnitsError, TypeError, ValueError):
+            continue  # ra/dec that are not angles: leave them alone
+        sky = SkyCoord(np.ma.filled(np.ma.asarray(ra), np.nan),
+                       np.ma.filled(np.ma.asarray(dec), np.nan), unit="deg", frame="icrs")
+        table.add_column(sky, name=sky_name, index=names.index(ra_name))
+        if sky_name != "sky_centroid":  # the pair was written for it; ra/dec are kept
+            del table[ra_name], table[dec_name]
+        table[sky_name].info.description = f"sky position (ICRS), from {ra_name} and {dec_name}"
     return table
