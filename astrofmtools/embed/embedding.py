@@ -224,9 +224,19 @@ def embed(cutouts, model="efficientnet_lite0", weights=None, pooling=None, batch
     else:
         kwargs = {} if in_chans is None else {"in_chans": in_chans}
         backbone = load_backbone(model, weights=weights, device=device, **kwargs)
+    from ..backbones import Preprocess
+    if preprocess is None:
+        preprocess = backbone.default_preprocess()
+    elif isinstance(preprocess, dict):
+        preprocess = Preprocess.from_dict(preprocess)
+    if isinstance(preprocess, Preprocess):
+        # recorded resolved (zoom='auto' -> a number), so that a new image (similar()) is
+        # preprocessed exactly as these cutouts were
+        preprocess = preprocess.replace(zoom=preprocess.resolve_zoom(cutouts))
     features = extract_features(backbone, cutouts, pooling=pooling, batch_size=batch_size,
                                 device=device, preprocess=preprocess, cache=cache, tta=tta)
     meta = {"backbone": backbone.spec.name, "weights": backbone.weights,
-            "pooling": pooling or backbone.pooling, "tta": bool(tta)}
+            "pooling": pooling or backbone.pooling, "tta": bool(tta),
+            "in_chans": backbone.in_chans, "preprocess": preprocess.to_dict()}
     table = cutouts.table.copy()
     return Embedding(features, table, meta, cutouts)
