@@ -9,3 +9,6 @@ on it. Needs the ``ml`` extra; ``import astrofmtools`` never imports torch.
 """
 
 from .embedding import *  # noqa: F401, F403
+from .maps import *  # noqa: F401, F403
+from .similarity import *  # noqa: F401, F403
+from .attention import *  # noqa: F401, F403
