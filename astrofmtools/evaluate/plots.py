@@ -19,7 +19,7 @@ __doctest_requires__ = {"plot_confusion_matrix": ["sklearn", "matplotlib"],
 
 
 def plot_confusion_matrix(y_true, y_pred=None, classes=None, path=None, normalize="true",
-                          overwrite=False, title=None):
+                          overwrite=False, title=None, ax=None):
     """
     Draw a confusion matrix with the count and fraction written in each cell.
 
@@ -45,6 +45,8 @@ def plot_confusion_matrix(y_true, y_pred=None, classes=None, path=None, normaliz
     title : str, optional
         Figure title; defaults to the macro-F1, accuracy and number of
         objects.
+    ax : `~matplotlib.axes.Axes`, optional
+        Draw into these axes instead of a new figure.
 
     Returns
     -------
@@ -76,8 +78,11 @@ def plot_confusion_matrix(y_true, y_pred=None, classes=None, path=None, normaliz
     names = [str(c) for c in classes]
 
     side = min(max(3.2, 0.7 * k + 2.0), 16.0)
-    fig = Figure(figsize=(side + 1.0, side), layout="constrained")
-    ax = fig.add_subplot()
+    if ax is None:
+        fig = Figure(figsize=(side + 1.0, side), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
     vmax = 1.0 if frac is not None else max(int(cm.max()), 1)
     im = ax.imshow(shade, cmap="Blues", vmin=0, vmax=vmax, interpolation="nearest")
     cbar = fig.colorbar(im, ax=ax, shrink=0.8)
@@ -181,7 +186,7 @@ def label_efficiency_table(results, metric="macro_f1", group=None):
 
 
 def plot_label_efficiency(results, path=None, metric="macro_f1", overwrite=False, group=None,
-                          title=None):
+                          title=None, ax=None):
     """
     Plot a score against the fraction of labels used, one line per strategy.
 
@@ -203,6 +208,8 @@ def plot_label_efficiency(results, path=None, metric="macro_f1", overwrite=False
         Column(s) naming a line; defaults to ``model`` and/or ``strategy``.
     title : str, optional
         Figure title.
+    ax : `~matplotlib.axes.Axes`, optional
+        Draw into these axes instead of a new figure.
 
     Returns
     -------
@@ -225,8 +232,11 @@ def plot_label_efficiency(results, path=None, metric="macro_f1", overwrite=False
 
     table = label_efficiency_table(results, metric=metric, group=group)
     groups = table.meta["group"]
-    fig = Figure(figsize=(6.0, 4.2), layout="constrained")
-    ax = fig.add_subplot()
+    if ax is None:
+        fig = Figure(figsize=(6.0, 4.2), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
     names = [" / ".join(str(row[g]) for g in groups) for row in table]
     for name in dict.fromkeys(names):
         sel = np.array([n == name for n in names])
