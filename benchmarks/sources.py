@@ -10,11 +10,16 @@ Run by hand (never in CI)::
 
 Truth: `astrofmtools.datasets.make_radio_field` (white noise convolved with
 the beam, compact sources shaped like the beam, FRI/FRII radio galaxies and
-sidelobe artefacts). A compact source counts as found when a detection lies
-within ``--radius`` beam FWHM of it (default 0.5 FWHM); a detection counts as
-real when it lies within 1 FWHM of any truth source or inside the bounding
-box (1-sigma footprint) of one, grown by 1 FWHM. "True SNR" is the truth
-peak over the noise rms per pixel.
+sidelobe artefacts). A compact source counts as found when a detection is
+matched to it within ``--radius`` beam FWHM (default 0.5 FWHM), one to one,
+by `astrofmtools.evaluate.completeness_reliability` (the sources are at
+least 2 FWHM apart, so this is the same as "a detection lies within the
+radius"). A detection counts as real when it lies within 1 FWHM of any truth
+source or inside the bounding box (1-sigma footprint) of one, grown by
+1 FWHM: more lenient than the one-to-one reliability of
+`~astrofmtools.evaluate.completeness_reliability`, because a finder may
+rightly split a radio galaxy into several components. "True SNR" is the
+truth peak over the noise rms per pixel.
 
 SEP is run the way its documentation shows (``sep.extract(data - bkg,
 thresh, err=bkg.globalrms)`` with its default 3x3 filter), at its "5 sigma"
@@ -30,43 +35,43 @@ from scipy.spatial import cKDTree
 SNR_BINS = (3, 4, 5, 7, 10, 20, 50, 100, 1e9)
 
 
-def match(truth, x, y, fwhm_pix, radius):
-    """Completeness flags for compact truth sources and reality flags for detections."""
-    tx, ty = np.asarray(truth["x"], float), np.asarray(truth["y"], float)
-    found = np.zeros(len(truth), bool)
-    offsets = np.full(len(truth), np.nan)
+def real_detections(truth, x, y, fwhm_pix):
+    """Detections within 1 FWHM of a truth source or inside its bbox grown by 1 FWHM."""
     real = np.zeros(len(x), bool)
     if len(x):
-        tree = cKDTree(np.column_stack([x, y]))
-        dist, _ = tree.query(np.column_stack([tx, ty]))
-        found = dist <= radius * fwhm_pix
-        offsets = dist
-        ttree = cKDTree(np.column_stack([tx, ty]))
+        ttree = cKDTree(np.column_stack([np.asarray(truth["x"], float),
+                                         np.asarray(truth["y"], float)]))
         dist, _ = ttree.query(np.column_stack([x, y]))
         real = dist <= fwhm_pix
         grow = fwhm_pix
         for row in truth[truth["kind"] != "compact"]:
             real |= ((x >= row["bbox_xmin"] - grow) & (x <= row["bbox_xmax"] + grow)
                      & (y >= row["bbox_ymin"] - grow) & (y <= row["bbox_ymax"] + grow))
-    return found, offsets, real
+    return real
 
 
 def summarise(name, truth, x, y, seconds, fwhm_pix, radius):
-    found, offsets, real = match(truth, x, y, fwhm_pix, radius)
-    compact = np.asarray(truth["kind"] == "compact")
-    snr = np.asarray(truth["snr"], float)
+    from astropy.table import QTable
+    from astrofmtools.evaluate import completeness_reliability, match_positions
+
+    compact = truth[truth["kind"] == "compact"]
+    found = QTable({"x": np.asarray(x, float), "y": np.asarray(y, float)})
+    max_sep = radius * fwhm_pix
+    per_bin = completeness_reliability(found, compact, snr_bins=SNR_BINS, max_sep=max_sep)
+    real = real_detections(truth, np.asarray(x, float), np.asarray(y, float), fwhm_pix)
     row = {"name": name, "time": seconds, "n": len(x),
            "reliability": real.mean() if len(x) else np.nan,
            "spurious": int((~real).sum())}
-    for lo, hi in zip(SNR_BINS[:-1], SNR_BINS[1:]):
-        sel = compact & (snr >= lo) & (snr < hi)
-        row[(lo, hi)] = (found[sel].mean() if sel.any() else np.nan, int(sel.sum()))
+    for b in per_bin:
+        row[(b["snr_min"], b["snr_max"])] = (b["completeness"], int(b["n_true"]))
     for lo in (5, 10):
-        sel = compact & (snr >= lo)
-        row[f">={lo}"] = found[sel].mean()
-    sel = compact & (snr >= 10) & found
-    row["offset_10"] = np.median(offsets[sel]) if sel.any() else np.nan
-    row["within1pix_10"] = np.mean(offsets[compact & (snr >= 10)] <= 1.0)
+        row[f">={lo}"] = completeness_reliability(found, compact, snr_bins=[lo, np.inf],
+                                                  max_sep=max_sep)["completeness"][0]
+    _, ti, sep = match_positions(found, compact, max_sep)
+    bright = np.asarray(compact["snr"], float)[ti] >= 10
+    row["offset_10"] = np.median(sep[bright]) if bright.any() else np.nan
+    row["within1pix_10"] = completeness_reliability(found, compact, snr_bins=[10, np.inf],
+                                                    max_sep=1.0)["completeness"][0]
     return row
 
 

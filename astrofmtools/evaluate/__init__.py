@@ -12,3 +12,4 @@ imports torch.
 
 from .classification import *  # noqa: F401, F403
 from .plots import *  # noqa: F401, F403
+from .detection import *  # noqa: F401, F403
