@@ -354,17 +354,9 @@ def match_positions(predictions, truth, max_sep):
         d = d2d.to_value(u.arcsec)
         ok = np.isfinite(d)
     ti, pi, d = ti[ok], pi[ok], d[ok]
-    order = np.lexsort((pi, ti, d))
-    used_t, used_p = set(), set()
-    keep = []
-    for k in order:
-        if ti[k] in used_t or pi[k] in used_p:
-            continue
-        used_t.add(ti[k])
-        used_p.add(pi[k])
-        keep.append(k)
-    keep = np.array(keep, dtype=int)
-    keep = keep[np.argsort(ti[keep], kind="stable")] if keep.size else keep
+    from ..catalog.matching import _one_to_one  # the greedy of crossmatch(mode="best")
+    keep = _one_to_one(ti.astype(np.int64), pi.astype(np.int64), d)
+    keep = keep[np.lexsort((pi[keep], ti[keep]))] if keep.size else keep
     sep = d[keep]
     return pi[keep], ti[keep], (sep * u.arcsec if angle is not None else sep)
 
