@@ -1,5 +1,11 @@
 # Doctests in the package run in a temporary folder, so files they write vanish.
+import os
+
 import pytest
+
+# torch on 1 thread: small models run no faster on 2, and up to 30 times slower when
+# the machine is busy (set before any test module imports torch)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -1,11 +1,12 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""The whole analytic chain in one call: image to catalogue, cutouts and regions."""
+"""The whole chain in one call: image to catalogue, cutouts, features, classes and regions."""
 
 import os
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 
 from .utils import check_output_path
@@ -21,9 +22,12 @@ class PipelineResult:
     Attributes
     ----------
     sources : `~astropy.table.QTable`
-        The source catalogue.
+        The source catalogue (with the predicted class of each source when
+        the pipeline classified them).
     cutouts : `~astrofmtools.cutouts.CutoutStack`
         Cutouts of every source.
+    features : `~astrofmtools.embed.Embedding` or None
+        The sources' feature vectors (None when the ``ml`` stages were off).
     paths : dict
         Output name -> path of each file written.
     timings : dict
@@ -34,19 +38,32 @@ class PipelineResult:
 
     sources: object
     cutouts: object
+    features: object = None
     paths: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     summary: str = ""
 
 
-def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, overwrite=False):
+def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, model="efficientnet_lite0",
+                 weights=None, ml=None, seed=0, device=None, batch_size=64, overwrite=False):
     """
-    Run background, source finding, cutouts and region export on one image.
+    Run the whole chain on one image: background, sources, cutouts, features,
+    classes, a map of the features, regions and pictures.
 
     Everything is written into ``output_dir``: ``background.fits`` (the
-    background and RMS maps), ``sources.ecsv``, ``sources.reg`` (DS9),
-    ``sources.crtf`` (CASA/CARTA), ``cutouts.fits``, ``overlay.png`` and
-    ``summary.txt``. The folder appears only when everything succeeded.
+    background and RMS maps), ``sources.ecsv`` (the catalogue, with the
+    predicted class of each source), ``sources.reg`` (DS9),
+    ``sources.crtf`` (CASA/CARTA), ``cutouts.fits``, ``features.fits``,
+    ``overlay.png`` (the image with the sources and their classes),
+    ``feature_map.png`` and ``summary.txt``. The folder appears only when
+    everything succeeded.
+
+    With ``ml=True`` (the ``ml`` extra), the sources are embedded with
+    ``model`` and classified as compact or extended by a logistic head on
+    the same features, trained on the fly on labelled synthetic radio
+    cutouts (`~astrofmtools.datasets.make_radio_cutouts`; seconds, no
+    download). The feature map is a PCA + UMAP of the synthetic training
+    set coloured by class, with the image's sources placed in it.
 
     Parameters
     ----------
@@ -58,6 +75,20 @@ def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, overwrite=False):
         Detection threshold in matched-filtered noise units.
     cutout_size : int, optional
         Side of the cutouts in pixels.
+    model : str, optional
+        The backbone (`~astrofmtools.backbones.list_backbones`); the default
+        needs no download.
+    weights : str, optional
+        The backbone's weights file (default: the registry's source).
+    ml : bool or None, optional
+        Run the foundation-model stages (features, classes, map). None:
+        when the ``ml`` extra is installed (the summary says when not).
+    seed : int, optional
+        Seed of the synthetic training set, the head and the map.
+    device : str, optional
+        Torch device (default: CUDA when available).
+    batch_size : int, optional
+        Cutouts per forward pass.
     overwrite : bool, optional
         Replace an existing ``output_dir``.
 
@@ -69,7 +100,7 @@ def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, overwrite=False):
     --------
     >>> from astrofmtools.datasets import example_image_path
     >>> from astrofmtools.pipeline import run_pipeline
-    >>> result = run_pipeline(example_image_path(), "demo_out")
+    >>> result = run_pipeline(example_image_path(), "demo_out", ml=False)
     >>> sorted(result.paths)  # doctest: +NORMALIZE_WHITESPACE
     ['background', 'crtf', 'cutouts', 'overlay', 'regions', 'sources', 'summary']
     """
@@ -83,6 +114,19 @@ def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, overwrite=False):
     output_dir = check_output_path(output_dir, overwrite, kind="folder")
     parent = output_dir.parent if str(output_dir.parent) else Path(".")
     timings = {}
+    notes = []
+    if ml is None:
+        missing = [m for m in ("torch", "timm", "sklearn", "umap") if find_spec(m) is None]
+        ml = not missing
+        if missing:
+            notes.append(f"  no features, classes or feature map: {', '.join(missing)} not "
+                         "installed (pip install 'astrofmtools[ml]')")
+    names = {"background": "background.fits", "sources": "sources.ecsv",
+             "regions": "sources.reg", "crtf": "sources.crtf", "cutouts": "cutouts.fits"}
+    if ml:
+        names.update({"features": "features.fits", "feature_map": "feature_map.png"})
+    names.update({"overlay": "overlay.png", "summary": "summary.txt"})
+    embedding = None
     work = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=parent))
     try:
         t = time.perf_counter()
@@ -96,13 +140,22 @@ def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, overwrite=False):
 
         t = time.perf_counter()
         sources = find_sources(image, snr=snr, background=background)
-        write_table(sources, work / "sources.ecsv")
         timings["sources"] = time.perf_counter() - t
 
         t = time.perf_counter()
         cutouts = make_cutouts(image, sources, size=cutout_size)
         cutouts.write(work / "cutouts.fits")
         timings["cutouts"] = time.perf_counter() - t
+
+        if ml and len(sources):
+            embedding, more = _ml_stages(sources, cutouts, work, timings, model=model,
+                                         weights=weights, seed=seed, device=device,
+                                         batch_size=batch_size)
+            notes += more
+        elif ml:
+            names.pop("features")
+            names.pop("feature_map")
+        write_table(sources, work / "sources.ecsv")
 
         t = time.perf_counter()
         if len(sources):
@@ -113,13 +166,17 @@ def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, overwrite=False):
         else:  # an empty region file is still a valid one
             (work / "sources.reg").write_text("# Region file format: DS9\n")
             (work / "sources.crtf").write_text("#CRTFv0\n")
-        plot_sources(image, sources, path=work / "overlay.png", label="id")
+        label = "id"
+        if "label" in sources.colnames:
+            sources["id_label"] = [f"{i}: {c}" for i, c in zip(sources["id"], sources["label"])]
+            label = "id_label"
+        plot_sources(image, sources, path=work / "overlay.png", label=label)
+        if "id_label" in sources.colnames:
+            del sources["id_label"]
         timings["regions+overlay"] = time.perf_counter() - t
 
-        names = {"background": "background.fits", "sources": "sources.ecsv",
-                 "regions": "sources.reg", "crtf": "sources.crtf", "cutouts": "cutouts.fits",
-                 "overlay": "overlay.png", "summary": "summary.txt"}
-        summary = _summary(image, background, sources, cutouts, timings, output_dir, names)
+        summary = _summary(image, background, sources, cutouts, timings, output_dir, names,
+                           notes)
         (work / "summary.txt").write_text(summary + "\n")
         if output_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old.", dir=parent))
@@ -132,10 +189,53 @@ def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, overwrite=False):
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
     paths = {key: output_dir / name for key, name in names.items()}
-    return PipelineResult(sources, cutouts, paths, timings, summary)
+    return PipelineResult(sources, cutouts, embedding, paths, timings, summary)
 
 
-def _summary(image, background, sources, cutouts, timings, output_dir, names):
+#: Classes of the head the pipeline trains on synthetic cutouts.
+DEMO_CLASSES = ("compact", "extended")
+
+
+def _ml_stages(sources, cutouts, work, timings, model, weights, seed, device, batch_size):
+    """Features, a compact/extended head trained on synthetic cutouts, and the feature map."""
+    from .backbones import load_backbone
+    from .classify import Classifier
+    from .datasets import make_radio_cutouts
+    from .embed import embed
+
+    size = cutouts.cutout_shape[0]
+    t = time.perf_counter()
+    backbone = load_backbone(model, weights=weights, device=device)
+    # the central 32 pixels (about 10 FIRST beams) show a source's shape; more is neighbours
+    preprocess = backbone.default_preprocess(input_size=96, zoom=max(size / 32, 1.0))
+    train = make_radio_cutouts(n_per_class=60, classes=DEMO_CLASSES, size=size, seed=seed)
+    clf = Classifier(backbone, head="logistic", strategy="frozen", preprocess=preprocess,
+                     seed=seed, device=device, batch_size=batch_size)
+    clf.fit(train, train.table["class"])
+    train_features = embed(train, model=backbone, preprocess=clf.preprocess_, device=device,
+                           batch_size=batch_size)  # read from the cache fit just filled
+    timings["train head (synthetic)"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    embedding = embed(cutouts, model=backbone, preprocess=clf.preprocess_, device=device,
+                      batch_size=batch_size)
+    predicted = clf.predict(cutouts, batch_size=batch_size)
+    for name in ["label", "probability"] + [f"p_{c}" for c in clf.classes_]:
+        sources[name] = predicted[name]
+    embedding.table = sources.copy()
+    embedding.meta["preprocess"] = clf.preprocess_.to_dict()
+    embedding.write(work / "features.fits")
+    timings["features+classes"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    _feature_map(train_features, embedding, work / "feature_map.png", seed)
+    timings["feature map"] = time.perf_counter() - t
+    notes = [f"  classes: {', '.join(DEMO_CLASSES)} from a logistic head on "
+             f"{backbone.spec.name} features, trained on {len(train)} synthetic cutouts"]
+    return embedding, notes
+
+
+def _summary(image, background, sources, cutouts, timings, output_dir, names, notes=()):
     import astropy.units as u
     lines = [f"astrofm pipeline on {image.source}",
              f"  image: {image.shape[1]} x {image.shape[0]} pixels"
@@ -146,8 +246,37 @@ def _summary(image, background, sources, cutouts, timings, output_dir, names):
              f"  sources: {len(sources)} at snr >= {sources.meta.get('snr', '?')}",
              f"  cutouts: {len(cutouts)} of {cutouts.data.shape[-1]} x {cutouts.data.shape[-2]}"
              " pixels",
+             *notes,
              "  time per stage:"]
     lines += [f"    {stage:<16s} {seconds:7.2f} s" for stage, seconds in timings.items()]
     lines.append(f"  outputs in {output_dir}/:")
     lines += [f"    {name}" for name in names.values()]
     return "\n".join(lines)
+
+
+def _feature_map(train, embedding, path, seed):
+    """PCA + UMAP fitted on the labelled synthetic set; the image's sources placed in it."""
+    from matplotlib.figure import Figure
+    from .embed import FeatureMap, plot_map, umap_map
+    from .utils import atomic_output
+
+    fitted = FeatureMap(n_components=10, n_neighbors=15, seed=seed).fit(train.features)
+    reference = umap_map(train, color="class", fit_on=fitted)
+    placed = umap_map(embedding, fit_on=fitted)
+    fig = Figure(figsize=(6.4, 5.6), dpi=100)
+    ax = fig.add_subplot()
+    plot_map(reference, color="class", ax=ax,
+             title=f"{embedding.meta.get('backbone', '')} features: synthetic training set "
+                   "and this image's sources")
+    ax.scatter(placed["map_x"], placed["map_y"], marker="*", s=160, c="black",
+               edgecolors="white", linewidths=0.6, label=f"this image ({len(placed)})", zorder=5)
+    for x, y, i in zip(placed["map_x"], placed["map_y"], placed["id"]):
+        ax.annotate(str(i), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=8,
+                    zorder=6)
+    classes = ax.get_legend()
+    ax.legend(loc="lower left", fontsize=8)
+    if classes is not None:
+        ax.add_artist(classes)  # keep the class legend of plot_map next to the new one
+    with atomic_output(path, overwrite=True) as tmp:
+        fig.savefig(tmp, format="png")
+    return placed

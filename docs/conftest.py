@@ -1,5 +1,11 @@
 # The .rst pages' examples run as doctests in a temporary folder.
+import os
+
 import pytest
+
+# torch on 1 thread: small models run no faster on 2, and up to 30 times slower when
+# the machine is busy (set before any test module imports torch)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 collect_ignore = ["conf.py", "_build"]
 

@@ -1,8 +1,12 @@
 import os
 from pathlib import Path
 
-import pytest
 import astropy
+import pytest
+
+# torch on 1 thread: small models run no faster on 2, and up to 30 times slower when
+# the machine is busy (set before any test module imports torch)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ASTROPY_DATA = Path(os.path.dirname(astropy.__file__))
 

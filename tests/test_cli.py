@@ -94,9 +94,20 @@ def test_demo_writes_every_output():
     assert len(Regions.read("demo/sources.crtf", format="crtf")) == len(table)
     with Image.open("demo/overlay.png") as png:
         assert png.size[0] > 300
-    assert "sources:" in Path("demo/summary.txt").read_text()
+    summary = Path("demo/summary.txt").read_text()
+    assert "sources:" in summary and "feature map" in summary
+    # features, classes and the feature map of the ml stages
+    assert set(table["label"]) <= {"compact", "extended"}
+    assert np.allclose(table["p_compact"] + table["p_extended"], 1, atol=1e-5)
+    from astrofmtools.embed import Embedding
+    features = Embedding.read("demo/features.fits")
+    assert features.features.shape == (len(table), 1280)
+    assert list(features.table["id"]) == list(table["id"])
+    with Image.open("demo/feature_map.png") as png:
+        assert png.size == (640, 560)
     assert main(["demo", "-o", "demo", "-q"]) == 2  # refuses an existing folder
-    assert main(["demo", "-o", "demo", "-q", "--overwrite"]) == 0
+    assert main(["demo", "-o", "demo", "-q", "--overwrite", "--no-ml"]) == 0
+    assert not Path("demo/features.fits").exists()
 
 
 def test_cutouts_with_a_second_band():

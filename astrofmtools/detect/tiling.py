@@ -56,7 +56,9 @@ def predict_tiled(image, predict_tiles, tile=512, overlap=64, iou_threshold=0.5,
     memory-mapped, so memory is bounded by the tile size and not by the
     mosaic. The boxes of each tile are shifted to mosaic pixels and a box
     is kept only from the tile whose core (the part of the tile it owns;
-    the cores cover the mosaic exactly once) holds the box centre. An object
+    the cores cover the mosaic exactly once; grown by up to 8 pixels inside
+    the tile, so that a source on a core boundary is not dropped by both
+    neighbours) holds the box centre. An object
     smaller than half the overlap is then seen whole by the tile that keeps
     it, so nothing is lost or cut at tile borders. A global non-maximum
     suppression (`torchvision.ops.batched_nms`, per class, or
@@ -302,8 +304,15 @@ def _owned(result, slices, core, tile_shape, index):
     # the box centre in edge coordinates: pixel i spans [i, i + 1)
     cx = (boxes[:, 0] + boxes[:, 2]) / 2
     cy = (boxes[:, 1] + boxes[:, 3]) / 2
-    own = ((cx >= core[1].start) & (cx < core[1].stop)
-           & (cy >= core[0].start) & (cy < core[0].stop)
+    # a core is grown by a few pixels on its inner sides (never beyond the tile): two tiles'
+    # estimates of the centre of a source on a core boundary differ by a fraction of a pixel
+    # and could both fall on the other's side; the global NMS removes the twins
+    margin = min((slices[0].stop - slices[0].start - (core[0].stop - core[0].start)) // 4,
+                 (slices[1].stop - slices[1].start - (core[1].stop - core[1].start)) // 4, 8)
+    (ylo, yhi), (xlo, xhi) = ((max(c.start - margin, s.start) if c.start > s.start else c.start,
+                               min(c.stop + margin, s.stop) if c.stop < s.stop else c.stop)
+                              for c, s in zip(core, slices))
+    own = ((cx >= xlo) & (cx < xhi) & (cy >= ylo) & (cy < yhi)
            & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))
     return boxes[own], scores[own], labels[own].astype(np.int64)
 
