@@ -1,15 +1,11 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """The whole chain in one call: image to catalogue, cutouts, features, classes and regions."""
 
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib.util import find_spec
-from pathlib import Path
 
-from .utils import check_output_path
+from .utils import atomic_folder, check_output_path
 
 __all__ = ["PipelineResult", "run_pipeline"]
 
@@ -111,8 +107,7 @@ def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, model="efficientnet
     from .sources import find_sources
     from .visualization import plot_sources
 
-    output_dir = check_output_path(output_dir, overwrite, kind="folder")
-    parent = output_dir.parent if str(output_dir.parent) else Path(".")
+    output_dir = check_output_path(output_dir, overwrite, kind="folder")  # before any work
     timings = {}
     notes = []
     if ml is None:
@@ -127,8 +122,7 @@ def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, model="efficientnet
         names.update({"features": "features.fits", "feature_map": "feature_map.png"})
     names.update({"overlay": "overlay.png", "summary": "summary.txt"})
     embedding = None
-    work = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=parent))
-    try:
+    with atomic_folder(output_dir, overwrite=overwrite) as work:
         t = time.perf_counter()
         image = load_image(image)
         timings["load"] = time.perf_counter() - t
@@ -178,16 +172,6 @@ def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, model="efficientnet
         summary = _summary(image, background, sources, cutouts, timings, output_dir, names,
                            notes)
         (work / "summary.txt").write_text(summary + "\n")
-        if output_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old.", dir=parent))
-            os.replace(output_dir, old / "previous")
-            os.replace(work, output_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(work, output_dir)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
     paths = {key: output_dir / name for key, name in names.items()}
     return PipelineResult(sources, cutouts, embedding, paths, timings, summary)
 

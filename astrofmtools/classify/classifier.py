@@ -4,9 +4,6 @@
 import hashlib
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -961,16 +958,10 @@ class Classifier:
             needed.
         """
         from safetensors.torch import save_file
+        from ..utils import atomic_folder, check_output_path
         from .strategies import _lora_state_dict
         self._check_fitted()
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise InputError(f"Output folder {str(path)!r} exists; use overwrite=True to "
-                             "replace it.")
-        parent = path.parent if str(path.parent) else Path(".")
-        if not parent.is_dir():
-            raise InputError(f"Cannot write {str(path)!r}: folder {str(parent)!r} does not "
-                             "exist.")
+        check_output_path(path, overwrite, kind="folder")  # before any work
         if include_backbone is None:
             include_backbone = (self.strategy in ("partial", "finetune")
                                 or self._weights_reference() == "random")
@@ -985,21 +976,10 @@ class Classifier:
             tensors.update({f"backbone.{k}": v
                             for k, v in _lora_state_dict(self.backbone_).items()})
         tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=parent))
-        try:
+        with atomic_folder(path, overwrite=overwrite) as tmp:
             save_file(tensors, str(tmp / _WEIGHTS), metadata={"format": "pt"})
             with open(tmp / _CONFIG, "w") as f:
                 json.dump(self._config(include_backbone), f, indent=2, allow_nan=False)
-            if path.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=parent))
-                os.replace(path, old / "x")
-                os.replace(tmp, path)
-                shutil.rmtree(old)
-            else:
-                os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
 
     @classmethod
     def load(cls, path, device=None):

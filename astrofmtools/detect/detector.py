@@ -4,8 +4,6 @@
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -592,32 +590,14 @@ class Detector:
             Replace an existing folder.
         """
         from safetensors.torch import save_file
+        from ..utils import atomic_folder
         self._check_fitted()
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise InputError(f"Output folder {str(path)!r} exists; use overwrite=True "
-                             "(--overwrite) to replace it.")
-        parent = path.parent if str(path.parent) else Path(".")
-        if not parent.is_dir():
-            raise InputError(f"Cannot write {str(path)!r}: folder {str(parent)!r} does not "
-                             "exist.")
         tensors = {k: v.detach().cpu().contiguous().clone()
                    for k, v in self.model_.state_dict().items()}
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=parent))
-        try:
+        with atomic_folder(path, overwrite=overwrite) as tmp:
             save_file(tensors, str(tmp / _WEIGHTS), metadata={"format": "pt"})
             with open(tmp / _CONFIG, "w") as f:
                 json.dump(self._config(), f, indent=2, allow_nan=False)
-            if path.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=parent))
-                os.replace(path, old / "x")
-                os.replace(tmp, path)
-                shutil.rmtree(old)
-            else:
-                os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
 
     @classmethod
     def load(cls, path, device=None):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..exceptions import InputError
 
-__all__ = ["check_output_path", "atomic_output"]
+__all__ = ["check_output_path", "atomic_output", "atomic_folder"]
 
 
 def check_output_path(path, overwrite=False, kind="file"):
@@ -94,3 +94,50 @@ def atomic_output(path, overwrite=False):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_folder(path, overwrite=False):
+    """
+    Write a folder through a temporary one, renamed into place on success.
+
+    An interrupted or failed write leaves no partial folder at ``path``;
+    an existing folder there stays untouched until the new one is complete.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The final output folder.
+    overwrite : bool, optional
+        Allow replacing an existing folder.
+
+    Yields
+    ------
+    tmp : `~pathlib.Path`
+        The temporary folder (next to ``path``) to write into.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from astrofmtools.utils import atomic_folder
+    >>> with atomic_folder("model_dir") as tmp:
+    ...     _ = (tmp / "config.json").write_text("{}")
+    >>> sorted(p.name for p in Path("model_dir").iterdir())
+    ['config.json']
+    """
+    import shutil
+    path = check_output_path(path, overwrite=overwrite, kind="folder")
+    parent = path.parent if str(path.parent) else Path(".")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=parent))
+            os.replace(path, old / "previous")
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
