@@ -232,7 +232,7 @@ def _summary(image, background, sources, cutouts, timings, output_dir, names, no
              " pixels",
              *notes,
              "  time per stage:"]
-    lines += [f"    {stage:<16s} {seconds:7.2f} s" for stage, seconds in timings.items()]
+    lines += [f"    {stage:<24s} {seconds:7.2f} s" for stage, seconds in timings.items()]
     lines.append(f"  outputs in {output_dir}/:")
     lines += [f"    {name}" for name in names.values()]
     return "\n".join(lines)
