@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import QTable, Table
 
-from ..exceptions import InputError, MissingFileError
+from ..exceptions import InputError
 
 __all__ = ["Classifier", "STRATEGY_DEFAULTS"]
 
@@ -1008,20 +1008,9 @@ class Classifier:
         from .heads import head_from_config
         from .strategies import ClassifierModel, _check_keys, apply_lora
 
+        from ..utils import read_saved_config
         path = Path(path)
-        if not (path / _CONFIG).is_file() or not (path / _WEIGHTS).is_file():
-            raise MissingFileError(f"{str(path)!r} is not a saved Classifier folder (it needs "
-                                   f"{_CONFIG} and {_WEIGHTS}).")
-        with open(path / _CONFIG) as f:
-            try:
-                config = json.load(f)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{str(path / _CONFIG)!r} is not valid JSON: {exc}") from None
-        if config.get("format") != _FORMAT:
-            raise InputError(f"{str(path / _CONFIG)!r} is not a saved Classifier.")
-        if config.get("format_version", 0) > _FORMAT_VERSION:
-            raise InputError(f"{str(path)!r} was saved by a newer astrofmtools (format "
-                             f"{config['format_version']}); upgrade to load it.")
+        config = read_saved_config(path, _FORMAT, _FORMAT_VERSION, _CONFIG, _WEIGHTS)
         params = dict(config["params"])
         augment = params.pop("augment")
         from .augment import SkyAugment

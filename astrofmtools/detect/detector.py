@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import InputError, MissingFileError
+from ..exceptions import InputError
 
 __all__ = ["Detector", "DETECTOR_STRATEGIES"]
 
@@ -626,19 +626,9 @@ class Detector:
         from ..backbones import BackboneSpec
         from .data import DetectionPreprocess
 
+        from ..utils import read_saved_config
         path = Path(path)
-        if not (path / _CONFIG).is_file() or not (path / _WEIGHTS).is_file():
-            raise MissingFileError(f"{str(path)!r} is not a saved Detector folder (it needs "
-                                   f"{_CONFIG} and {_WEIGHTS}).")
-        try:
-            config = json.loads((path / _CONFIG).read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{str(path / _CONFIG)!r} is not valid JSON: {exc}") from None
-        if config.get("format") != _FORMAT:
-            raise InputError(f"{str(path / _CONFIG)!r} is not a saved Detector.")
-        if config.get("format_version", 0) > _FORMAT_VERSION:
-            raise InputError(f"{str(path)!r} was saved by a newer astrofmtools (format "
-                             f"{config['format_version']}); upgrade to load it.")
+        config = read_saved_config(path, _FORMAT, _FORMAT_VERSION, _CONFIG, _WEIGHTS)
         spec = BackboneSpec.from_dict(config["backbone_spec"])
         params = dict(config["params"])
         det = cls(model=spec, device=device, **params)

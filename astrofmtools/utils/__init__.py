@@ -4,3 +4,4 @@
 from .output import *  # noqa: F401, F403
 from .meta import *  # noqa: F401, F403
 from .progress import *  # noqa: F401, F403
+from .saved import *  # noqa: F401, F403
