@@ -17,3 +17,5 @@ def _doctest_in_tmp_path(tmp_path, monkeypatch):
     monkeypatch.setenv("ASTROFM_CACHE", str(tmp_path / "astrofm-cache"))
     monkeypatch.setenv("ASTROFM_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # numbers in tests and examples are CPU numbers; tests/test_gpu.py asks for CUDA itself
+    monkeypatch.setenv("ASTROFM_DEVICE", "cpu")

@@ -30,3 +30,5 @@ def _in_tmp_path(request, tmp_path, monkeypatch):
     monkeypatch.setenv("ASTROFM_CACHE", str(tmp_path / "astrofm-cache"))
     monkeypatch.setenv("ASTROFM_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # numbers in tests and examples are CPU numbers; tests/test_gpu.py asks for CUDA itself
+    monkeypatch.setenv("ASTROFM_DEVICE", "cpu")

@@ -1,3 +1,4 @@
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from astropy.table import QTable
 
 from astrofmtools.catalog import read_table
 
-from astrofmtools.cli import main
+from astrofmtools.cli import build_parser, main
 from astrofmtools.datasets import example_image_path
 
 EXAMPLE = example_image_path()
@@ -182,3 +183,136 @@ def test_embed_train_classify_chain(capsys):
     assert main(["train", "c.fits", "--labels", "labels.ecsv", "--label-column", "kind",
                  "--model", "vit_tiny_cli", "-o", "model2", "-q"]) == 2
     assert "kind" in capsys.readouterr().err
+
+
+def _subcommands():
+    """The subcommands' parsers, by name."""
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+_MODEL_COMMANDS = {"demo", "embed", "similar", "attention", "train", "classify",
+                   "train-detector", "detect"}
+_COMMON_USERS = {
+    "--device": _MODEL_COMMANDS,
+    "--batch-size": _MODEL_COMMANDS,
+    "--seed": {"demo", "map", "train", "train-detector"},
+    "--overwrite": set(_subcommands()) - {"info"},
+    "--verbose": set(_subcommands()),
+    "--quiet": set(_subcommands()),
+}
+
+
+@pytest.mark.parametrize("option", sorted(_COMMON_USERS))
+def test_common_options_are_defined_once(option):
+    """Every subcommand with a common option spells, types and documents it the same way."""
+    found = {}
+    for name, sub in _subcommands().items():
+        for group in sub._action_groups:
+            for action in group._group_actions:
+                if option in action.option_strings:
+                    found[name] = (group.title, tuple(action.option_strings), action.help,
+                                   action.type, action.default)
+    assert set(found) == _COMMON_USERS[option]
+    assert len(set(found.values())) == 1, found
+    assert next(iter(found.values()))[0] == "common options"
+
+
+def test_common_options_keep_their_order():
+    from astrofmtools.cli.options import COMMON
+    order = [COMMON[name][0][-1] for name in COMMON]
+    for name, sub in _subcommands().items():
+        group = next(g for g in sub._action_groups if g.title == "common options")
+        flags = [a.option_strings[-1] for a in group._group_actions]
+        assert flags == [f for f in order if f in flags], name
+        # per-subcommand help of --model and -o: what the subcommand means by them
+        assert all(a.help for a in group._group_actions)
+
+
+def test_every_subcommand_ends_its_help_with_an_example(capsys):
+    subcommands = _subcommands()
+    assert len(subcommands) == 13
+    for name, sub in subcommands.items():
+        assert sub.epilog.startswith("example"), name
+        assert f"astrofm {name} " in sub.epilog
+    assert main(["detect", "--help"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("--tile 512 --overlap 64")
+
+
+def test_no_subcommand_prints_the_help_and_exits_2(capsys):
+    assert main([]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("usage: astrofm")
+    for name in _subcommands():
+        assert f"\n    {name} " in captured.err or f"\n    {name}\n" in captured.err
+
+
+def test_bad_input_with_verbose_prints_the_traceback_and_exits_2(capsys):
+    assert main(["info", "missing.fits", "-v"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last)")
+    assert "MissingFileError" in err
+    assert err.strip().splitlines()[-1].startswith("astrofm info: error:")
+    assert "missing.fits" in err.strip().splitlines()[-1]
+
+
+def test_internal_error_exits_1(monkeypatch, capsys):
+    from astrofmtools.cli import commands_image
+
+    def broken(args):
+        raise RuntimeError("the disk caught fire")
+
+    monkeypatch.setattr(commands_image, "cmd_info", broken)
+    assert main(["info", EXAMPLE]) == 1
+    err = capsys.readouterr().err
+    assert err == ("astrofm info: internal error: RuntimeError: the disk caught fire "
+                   "(run with -v for the traceback)\n")
+    assert main(["info", EXAMPLE, "-v"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and "in broken" in err
+    assert err.strip().splitlines()[-1] == ("astrofm info: internal error: RuntimeError: "
+                                            "the disk caught fire")
+
+
+def test_interrupt_exits_130(monkeypatch, capsys):
+    from astrofmtools.cli import commands_image
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands_image, "cmd_info", interrupted)
+    assert main(["info", EXAMPLE]) == 130
+    assert capsys.readouterr().err == "astrofm: interrupted\n"
+
+
+def test_python_dash_m():
+    result = subprocess.run([sys.executable, "-m", "astrofmtools", "--version"],
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.startswith("astrofmtools ")
+    result = subprocess.run([sys.executable, "-m", "astrofmtools"], capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and "crossmatch" in result.stderr and result.stdout == ""
+
+
+def test_batch_size_reaches_the_model(monkeypatch):
+    """classify --batch-size goes to Classifier.predict; without it the library's default."""
+    from astrofmtools.classify import Classifier
+    from astrofmtools.cutouts import CutoutStack
+    CutoutStack(np.zeros((3, 8, 8), dtype=np.float32),
+                QTable({"id": [1, 2, 3], "x": [3.5] * 3, "y": [3.5] * 3})).write("c.fits")
+    calls = []
+
+    class Fake:
+        def predict(self, stack, **kwargs):
+            calls.append(kwargs)
+            return QTable({"id": stack.table["id"], "label": ["a", "b", "a"]})
+
+    monkeypatch.setattr(Classifier, "load", classmethod(lambda cls, path, device=None: Fake()))
+    assert main(["classify", "c.fits", "--model", "m", "-o", "p.ecsv", "-q",
+                 "--batch-size", "7"]) == 0
+    assert main(["classify", "c.fits", "--model", "m", "-o", "p.ecsv", "-q",
+                 "--overwrite"]) == 0
+    assert calls == [{"batch_size": 7}, {}]
+    assert list(read_table("p.ecsv")["label"]) == ["a", "b", "a"]

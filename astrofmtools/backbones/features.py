@@ -57,7 +57,15 @@ def _weights_fingerprint(module):
     return digest.hexdigest()
 
 
-def _cache_key(data, backbone, preprocess, pooling, tta):
+def _precision(device):
+    """The arithmetic of a forward pass: float32 on the CPU, autocast to 16 bits on CUDA."""
+    import torch
+    if device.type != "cuda":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _cache_key(data, backbone, preprocess, pooling, tta, precision):
     digest = hashlib.sha256()
     digest.update(f"{data.dtype}:{data.shape}".encode())
     digest.update(np.ascontiguousarray(data).tobytes())
@@ -69,6 +77,8 @@ def _cache_key(data, backbone, preprocess, pooling, tta):
         "preprocess": preprocess.to_dict(),
         "pooling": pooling,
         "tta": bool(tta),
+        # features under CUDA autocast differ from float32 ones by ~1e-3 (cosine)
+        "precision": str(precision).replace("torch.", ""),
     }
     digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest(), settings
@@ -170,7 +180,8 @@ def extract_features(backbone, cutouts, pooling="cls", batch_size=64, device=Non
 
     path = None
     if cache:
-        key, settings = _cache_key(data, backbone, preprocess, pooling, tta)
+        key, settings = _cache_key(data, backbone, preprocess, pooling, tta,
+                                   _precision(device))
         folder = Path(cache_dir).expanduser() if cache_dir is not None else feature_cache_dir()
         path = folder / key[:2] / f"{key}.npy"
         if path.is_file():
@@ -190,8 +201,8 @@ def extract_features(backbone, cutouts, pooling="cls", batch_size=64, device=Non
     if channels_last:
         backbone.to(memory_format=torch.channels_last)
     features = np.empty((len(data), backbone.feature_dim_for(pooling)), dtype=np.float32)
-    amp = device.type == "cuda"
-    amp_dtype = (torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16)
+    amp_dtype = _precision(device)
+    amp = amp_dtype != torch.float32
     starts = range(0, len(data), batch_size)
     try:
         with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp):

@@ -296,8 +296,10 @@ def _create_model(spec, in_chans):
         return timm.create_model(spec.timm_name, pretrained=False, num_classes=0,
                                  in_chans=in_chans, **spec.timm_kwargs)
     except (RuntimeError, TypeError, ValueError, AssertionError) as exc:
+        hint = (f" (timm {timm.__version__} does not know this architecture: upgrade timm)"
+                if "Unknown model" in str(exc) else "")
         raise InputError(f"timm cannot build {spec.timm_name!r} with {spec.timm_kwargs} for "
-                         f"backbone {spec.name!r}: {exc}") from None
+                         f"backbone {spec.name!r}: {exc}{hint}") from None
 
 
 def _fit_state_dict(state, model, spec, in_chans, source):
@@ -349,11 +351,15 @@ def _check_pooling(pooling, kind):
 
 def default_device(device=None):
     """
-    The device to run on: ``device``, else "cuda" when available, else "cpu".
+    The device to run on: ``device``, else ``$ASTROFM_DEVICE``, else "cuda" when available,
+    else "cpu".
 
     Parameters
     ----------
     device : str or `torch.device`, optional
+        E.g. "cpu", "cuda" or "cuda:1". When None, the environment variable
+        ``ASTROFM_DEVICE`` decides if set (``ASTROFM_DEVICE=cpu`` keeps a job off a
+        shared GPU; the test suite sets it), else the first GPU if torch sees one.
 
     Returns
     -------
@@ -366,7 +372,8 @@ def default_device(device=None):
     device(type='cpu')
     """
     if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = os.environ.get("ASTROFM_DEVICE") or (
+            "cuda" if torch.cuda.is_available() else "cpu")
     try:
         return torch.device(device)
     except (RuntimeError, TypeError):

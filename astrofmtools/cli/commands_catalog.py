@@ -1,0 +1,58 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""``astrofm crossmatch``: tables matched on the sky."""
+
+import logging
+import time
+
+from .options import add_common
+
+__all__ = ["add_parsers"]
+
+log = logging.getLogger("astrofmtools")
+
+
+def add_parsers(add):
+    """Declare the subcommands of this module (``add`` as in `~astrofmtools.cli.build_parser`)."""
+    p = add("crossmatch", "match the rows of a table with the sources of a reference catalogue "
+                          "on the sky", cmd_crossmatch)
+    p.add_argument("table", help="table to match (.ecsv, .fits, .vot or .csv) with sky positions")
+    p.add_argument("reference", help="reference catalogue (.ecsv, .fits, .vot or .csv)")
+    p.add_argument("--max-sep", default="5arcsec",
+                   help="largest separation of a match: 5arcsec, 5\", 0.5arcmin, or a number "
+                        "of arcsec (default: 5arcsec)")
+    p.add_argument("--mode", default="best", choices=["best", "one-to-one", "nearest", "all"],
+                   help="best (= one-to-one): each row and each reference source matched at "
+                        "most once, closest pairs first; nearest: each row its nearest "
+                        "reference source; all: every pair within --max-sep (default: best)")
+    p.add_argument("--keep-unmatched", action="store_true",
+                   help="keep rows without a match (reference columns left empty)")
+    p.add_argument("--suffix", default="_ref",
+                   help="appended to reference column names that TABLE also has "
+                        "(default: _ref)")
+    p.add_argument("--sky", default=None,
+                   help="positions in TABLE: a SkyCoord column or RA,DEC column names "
+                        "(default: sky_centroid, ra/dec, RAJ2000/DEJ2000, ... found by name)")
+    p.add_argument("--ref-sky", default=None, help="positions in REFERENCE, as --sky")
+    p.add_argument("--ref-columns", default=None,
+                   help="comma-separated reference columns to copy (default: all)")
+    add_common(p, "matched table (.ecsv, .fits, .vot or .csv)")
+
+
+def cmd_crossmatch(args):
+    from ..catalog import crossmatch, write_table
+    from ..utils import check_output_path
+
+    check_output_path(args.output, args.overwrite)
+    columns = None
+    if args.ref_columns is not None:
+        columns = [name.strip() for name in args.ref_columns.split(",") if name.strip()]
+    t0 = time.perf_counter()
+    matched = crossmatch(args.table, args.reference, max_sep=args.max_sep, mode=args.mode,
+                         keep_unmatched=args.keep_unmatched, suffix=args.suffix, sky=args.sky,
+                         ref_sky=args.ref_sky, ref_columns=columns)
+    info = [v for k, v in matched.meta.items() if str(k).startswith("crossmatch")][-1]
+    write_table(matched, args.output, overwrite=args.overwrite)
+    log.info("%d of %d rows of %s matched to %s within %g arcsec (%s mode, %d pairs) in %.1f s;"
+             " written to %s", info["n_matched_rows"], info["n_table"], args.table,
+             args.reference, info["max_sep_arcsec"], info["mode"], info["n_pairs"],
+             time.perf_counter() - t0, args.output)

@@ -1,0 +1,112 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""``astrofm train`` and ``classify``: a classifier of cutouts on a foundation model."""
+
+import logging
+import time
+
+import numpy as np
+
+from ..exceptions import InputError
+from .inputs import given, read_stack
+from .options import add_common
+
+__all__ = ["add_parsers"]
+
+log = logging.getLogger("astrofmtools")
+
+
+def add_parsers(add):
+    """Declare the subcommands of this module (``add`` as in `~astrofmtools.cli.build_parser`)."""
+    p = add("train", "train a classifier of cutouts on a foundation-model backbone", cmd_train)
+    p.add_argument("cutouts", help="cutout stack written by 'astrofm cutouts'")
+    p.add_argument("--labels", default=None,
+                   help="table of labels, row-aligned with the cutouts or sharing their 'id' "
+                        "column (default: the label column of the cutouts' own table)")
+    p.add_argument("--label-column", default="label", help="column holding the classes")
+    p.add_argument("--strategy", default="frozen",
+                   choices=["frozen", "partial", "finetune", "lora"],
+                   help="how the backbone adapts (default: frozen)")
+    p.add_argument("--head", default="linear",
+                   choices=["linear", "mlp", "whitening", "knn", "logistic"],
+                   help="classification head (default: linear)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs")
+    p.add_argument("--lr", type=float, default=None, help="learning rate")
+    p.add_argument("--label-fraction", type=float, default=1.0,
+                   help="use this fraction of the labels (per class, seeded)")
+    add_common(p, "model folder (config + safetensors weights)", model=True, weights=True,
+               device=True, batch_size=True, seed=True)
+
+    p = add("classify", "classify cutouts with a trained model folder", cmd_classify)
+    p.add_argument("cutouts", help="cutout stack written by 'astrofm cutouts'")
+    p.add_argument("--regions", default=None,
+                   help="also write regions coloured by class (.reg or .crtf)")
+    add_common(p, "predictions table (.ecsv, .fits or .vot)",
+               model={"default": None, "required": True,
+                      "help": "model folder written by 'astrofm train'"},
+               device=True, batch_size=True)
+
+
+def _labels_for(stack, args):
+    """The label of every cutout, from the stack's table or a separate table."""
+    from ..catalog import read_table
+    column = args.label_column
+    if args.labels is None:
+        if column not in stack.table.colnames:
+            raise InputError(f"The cutouts' table of {args.cutouts} has no column {column!r} "
+                             f"(its columns: {', '.join(stack.table.colnames)}); name it with "
+                             "--label-column or give --labels.")
+        return stack.table[column]
+    labels = read_table(args.labels)
+    if column not in labels.colnames:
+        raise InputError(f"{args.labels} has no column {column!r}; its columns: "
+                         f"{', '.join(labels.colnames)}.")
+    if "id" in labels.colnames and "id" in stack.table.colnames:
+        lookup = {int(i): v for i, v in zip(labels["id"], labels[column])}
+        missing = [int(i) for i in stack.table["id"] if int(i) not in lookup]
+        if missing:
+            raise InputError(f"{args.labels} has no label for id(s) {missing[:10]} of "
+                             f"{args.cutouts}.")
+        return [lookup[int(i)] for i in stack.table["id"]]
+    if len(labels) != len(stack):
+        raise InputError(f"{args.labels} has {len(labels)} rows and {args.cutouts} {len(stack)} "
+                         "cutouts; give both an 'id' column or keep them row-aligned.")
+    return labels[column]
+
+
+def cmd_train(args):
+    from ..classify import Classifier
+    from ..utils import check_output_path
+
+    check_output_path(args.output, args.overwrite, kind="folder")
+    stack = read_stack(args.cutouts)
+    labels = _labels_for(stack, args)
+    clf = Classifier(args.model, head=args.head, strategy=args.strategy, weights=args.weights,
+                     label_fraction=args.label_fraction, seed=args.seed, device=args.device,
+                     **given(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size))
+    t0 = time.perf_counter()
+    clf.fit(stack, labels)
+    log.info("trained %s/%s on %s (%d of %d parameters trainable) in %.1f s", args.strategy,
+             args.head, args.model, clf.n_trainable_, clf.n_parameters_,
+             time.perf_counter() - t0)
+    clf.save(args.output, overwrite=args.overwrite)
+    log.info("model written to %s", args.output)
+
+
+def cmd_classify(args):
+    from ..catalog import write_regions, write_table
+    from ..classify import Classifier
+    from ..utils import check_output_path
+
+    check_output_path(args.output, args.overwrite)
+    if args.regions is not None:
+        check_output_path(args.regions, args.overwrite)
+    clf = Classifier.load(args.model, device=args.device)
+    stack = read_stack(args.cutouts)
+    table = clf.predict(stack, **given(batch_size=args.batch_size))
+    write_table(table, args.output, overwrite=args.overwrite)
+    counts = dict(zip(*np.unique(np.asarray(table["label"]).astype(str), return_counts=True)))
+    log.info("%d cutouts classified (%s); written to %s", len(table),
+             ", ".join(f"{k}: {v}" for k, v in counts.items()), args.output)
+    if args.regions is not None:
+        write_regions(table, args.regions, wcs=stack.image_wcs, overwrite=args.overwrite)
+        log.info("regions written to %s", args.regions)

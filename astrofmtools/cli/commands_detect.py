@@ -1,0 +1,155 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""``astrofm train-detector`` and ``detect``: a source detector on a foundation model."""
+
+import logging
+import time
+from pathlib import Path
+
+from ..exceptions import InputError
+from .inputs import given, load_image_arg
+from .options import add_common, add_image_options
+
+__all__ = ["add_parsers"]
+
+log = logging.getLogger("astrofmtools")
+
+_IMAGE_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")
+_BOX_SUFFIXES = (".reg", ".ds9", ".crtf", ".ecsv", ".vot", ".xml", ".csv")
+
+
+def add_parsers(add):
+    """Declare the subcommands of this module (``add`` as in `~astrofmtools.cli.build_parser`)."""
+    p = add("train-detector", "train a source detector (Faster R-CNN on a foundation-model "
+                              "backbone) on FITS images and their boxes", cmd_train_detector)
+    p.add_argument("images", nargs="+", help="FITS images, or folders of them")
+    p.add_argument("--boxes", default="find_sources",
+                   help="a table (.ecsv, .fits, .vot) of boxes with an 'image' column naming "
+                        "each row's file (bbox_* pixel columns, or sky positions with sizes); "
+                        "or a folder of per-image .reg/.crtf/.ecsv files with the images' "
+                        "names; or 'find_sources' for pseudo-labels (default)")
+    p.add_argument("--label-column", default=None,
+                   help="column (or region tag 'label') holding the classes (default: one "
+                        "class, 'source')")
+    p.add_argument("--strategy", default="finetune", choices=["finetune", "frozen"],
+                   help="train the whole backbone (finetune, default) or only the pyramid "
+                        "and heads (frozen)")
+    p.add_argument("--epochs", type=int, default=20, help="passes over the images (default: 20)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate")
+    p.add_argument("--zoom", default="auto",
+                   help="model pixels per image pixel, or 'auto' (default): the median box "
+                        "covers a ViT patch or 16 pixels")
+    p.add_argument("--crop-size", type=int, default=256,
+                   help="side of the training crops in model pixels (default: 256)")
+    add_common(p, "detector folder (config.json + model.safetensors)", model=True,
+               weights=True, device=True, batch_size=True, seed=True)
+
+    p = add("detect", "detect sources in a FITS image or mosaic of any size with a trained "
+                      "detector", cmd_detect)
+    add_image_options(p)
+    p.add_argument("--tile", type=int, default=512, help="tile side in pixels (default: 512)")
+    p.add_argument("--overlap", type=int, default=64,
+                   help="pixels shared by neighbouring tiles; more than the largest source "
+                        "(default: 64)")
+    p.add_argument("--score-threshold", type=float, default=0.5,
+                   help="keep detections scoring at least this (default: 0.5)")
+    p.add_argument("--iou-threshold", type=float, default=0.3,
+                   help="overlap above which boxes are duplicates (default: 0.3)")
+    p.add_argument("--regions", default=None, help="also write box regions (.reg or .crtf)")
+    add_common(p, "detections table (.ecsv, .fits or .vot)",
+               model={"default": None, "required": True,
+                      "help": "detector folder written by 'astrofm train-detector'"},
+               device=True, batch_size=True)
+
+
+def _image_files(items):
+    """FITS files from the command line: files as given, folders expanded (sorted)."""
+    files = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir()
+                           if p.is_file() and p.name.lower().endswith(_IMAGE_SUFFIXES))
+            if not found:
+                raise InputError(f"Folder {item} holds no FITS image "
+                                 f"({', '.join(_IMAGE_SUFFIXES)}).")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputError(f"Image {item} does not exist.")
+    return files
+
+
+def _detector_boxes(boxes, files):
+    """The --boxes of train-detector: 'find_sources', a table, or one file per image."""
+    from ..catalog import read_table
+    if boxes == "find_sources":
+        return boxes
+    path = Path(boxes)
+    if path.is_dir():
+        out = []
+        for image in files:
+            stem = image.name.split(".")[0]
+            matches = [path / f"{stem}{suffix}" for suffix in _BOX_SUFFIXES
+                       if (path / f"{stem}{suffix}").is_file()]
+            if not matches:
+                raise InputError(f"No boxes for {image.name} in {boxes}: expected {stem}.reg, "
+                                 f"{stem}.ecsv or another of {', '.join(_BOX_SUFFIXES)}.")
+            out.append(matches[0])
+        return out
+    if not path.is_file():
+        raise InputError(f"--boxes {boxes}: no such file or folder (or use 'find_sources').")
+    if path.suffix.lower() in (".reg", ".ds9", ".crtf"):
+        return [path]
+    table = read_table(path)
+    if "image" not in table.colnames and len(files) > 1:
+        raise InputError(f"{boxes} has no 'image' column to tell which of the {len(files)} "
+                         "images each box belongs to.")
+    return table
+
+
+def cmd_train_detector(args):
+    from ..detect import Detector
+    from ..utils import check_output_path
+
+    check_output_path(args.output, args.overwrite, kind="folder")
+    files = _image_files(args.images)
+    boxes = _detector_boxes(args.boxes, files)
+    zoom = args.zoom
+    if zoom != "auto":
+        try:
+            zoom = float(zoom)
+        except ValueError:
+            raise InputError(f"--zoom must be a number or 'auto', not {zoom!r}.") from None
+    det = Detector(args.model, strategy=args.strategy, weights=args.weights, zoom=zoom,
+                   epochs=args.epochs, crop_size=args.crop_size, device=args.device,
+                   seed=args.seed, **given(lr=args.lr, batch_size=args.batch_size))
+    t0 = time.perf_counter()
+    det.fit([str(f) for f in files], boxes, label_column=args.label_column)
+    log.info("trained %s (%s) on %d boxes in %d images in %.1f s", args.model, args.strategy,
+             det.n_train_boxes_, det.n_train_images_, time.perf_counter() - t0)
+    det.save(args.output, overwrite=args.overwrite)
+    log.info("detector written to %s", args.output)
+
+
+def cmd_detect(args):
+    from ..catalog import write_regions, write_table
+    from ..detect import Detector
+    from ..utils import check_output_path
+
+    check_output_path(args.output, args.overwrite)
+    if args.regions is not None:
+        check_output_path(args.regions, args.overwrite)
+    det = Detector.load(args.model, device=args.device)
+    image = load_image_arg(args)
+    t0 = time.perf_counter()
+    table = det.predict(image, tile=args.tile, overlap=args.overlap,
+                        score_threshold=args.score_threshold,
+                        iou_threshold=args.iou_threshold, **given(batch_size=args.batch_size))
+    log.info("%d detections in %s (%d tiles) in %.1f s", len(table), image.source,
+             table.meta.get("n_tiles", 1), time.perf_counter() - t0)
+    write_table(table, args.output, overwrite=args.overwrite)
+    log.info("detections written to %s", args.output)
+    if args.regions is not None:
+        write_regions(table, args.regions, shape="box", wcs=image.wcs, overwrite=args.overwrite)
+        log.info("regions written to %s", args.regions)

@@ -1,0 +1,126 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+The options that several ``astrofm`` subcommands share, each defined once.
+
+Every subcommand that has one of these options spells it, types it and
+documents it the same way, in its "common options" group and in the same
+order: ``-o/--output``, ``--overwrite``, ``--model``, ``--weights``,
+``--device``, ``--batch-size``, ``--seed``, ``-v/--verbose``, ``-q/--quiet``.
+"""
+
+__all__ = ["COMMON", "add_common", "add_image_options"]
+
+#: The shared definition of each common option: its flags and `argparse` keywords.
+#: ``%(default)s`` in a help text shows the subcommand's default.
+COMMON = {
+    "output": (("-o", "--output"), {
+        "required": True, "metavar": "PATH", "help": "output file"}),
+    "overwrite": (("--overwrite",), {
+        "action": "store_true",
+        "help": "replace existing outputs (without it an existing output is an error and "
+                "nothing is written)"}),
+    "model": (("--model",), {
+        "default": "efficientnet_lite0",
+        "help": "backbone name (see astrofmtools.backbones.list_backbones; default: "
+                "efficientnet_lite0, which needs no download)"}),
+    "weights": (("--weights",), {
+        "default": None, "metavar": "FILE",
+        "help": "backbone weights file (.safetensors or .pth), or 'random' (default: the "
+                "pretrained weights from the local cache, or the hub when online)"}),
+    "device": (("--device",), {
+        "default": None,
+        "help": "torch device, e.g. cpu, cuda or cuda:1 (default: cuda if available, "
+                "else cpu)"}),
+    "batch_size": (("--batch-size",), {
+        "type": int, "default": None, "metavar": "N",
+        "help": "images per batch through the model (cutouts, tiles or training crops); "
+                "lower it if memory runs out (default: the library's for the command)"}),
+    "seed": (("--seed",), {
+        "type": int, "default": 0, "metavar": "N",
+        "help": "random seed: the same seed gives the same result (default: %(default)s)"}),
+    "verbose": (("-v", "--verbose"), {
+        "action": "store_true", "help": "say more; print the traceback of an error"}),
+    "quiet": (("-q", "--quiet"), {
+        "action": "store_true", "help": "print nothing but errors; no progress bars"}),
+}
+
+_ORDER = ("output", "overwrite", "model", "weights", "device", "batch_size", "seed")
+
+
+def _add(group, name, override):
+    flags, kwargs = COMMON[name]
+    kwargs = dict(kwargs)
+    if isinstance(override, str):
+        kwargs["help"] = override
+    elif isinstance(override, dict):
+        kwargs.update(override)
+    group.add_argument(*flags, **kwargs)
+
+
+def add_common(parser, output=None, *, model=None, weights=None, device=False,
+               batch_size=False, seed=False):
+    """
+    Add the common options of a subcommand, in their fixed order.
+
+    Each option is added when its argument is given: `True` adds it as
+    `COMMON` defines it, a string replaces only its help text, a dict
+    updates its `argparse` keywords (``help``, ``default``, ``required``);
+    `None` or `False` leaves it out. ``-v/--verbose`` and ``-q/--quiet``
+    are always added.
+
+    Parameters
+    ----------
+    parser : `argparse.ArgumentParser`
+        The subcommand's parser.
+    output : str or dict, optional
+        The help of ``-o/--output`` (what the output is). With it the
+        subcommand also gets ``--overwrite``.
+    model, weights, device, batch_size, seed : bool, str or dict, optional
+        Whether to add ``--model``, ``--weights``, ``--device``,
+        ``--batch-size`` and ``--seed``, and how they differ here.
+
+    Returns
+    -------
+    group : `argparse._ArgumentGroup`
+        The "common options" group.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from astrofmtools.cli.options import add_common
+    >>> parser = argparse.ArgumentParser()
+    >>> _ = add_common(parser, "catalogue (.ecsv)", device=True, seed=True)
+    >>> parser.parse_args(["-o", "out.ecsv", "--seed", "3"])
+    Namespace(output='out.ecsv', overwrite=False, device=None, seed=3, verbose=False, quiet=False)
+    """
+    group = parser.add_argument_group(
+        "common options", "spelt and meant the same in every subcommand that has them")
+    chosen = {"output": output, "overwrite": bool(output), "model": model, "weights": weights,
+              "device": device, "batch_size": batch_size, "seed": seed}
+    for name in _ORDER:
+        if chosen[name] is not None and chosen[name] is not False:
+            _add(group, name, chosen[name])
+    verbosity = group.add_mutually_exclusive_group()
+    _add(verbosity, "verbose", True)
+    _add(verbosity, "quiet", True)
+    return group
+
+
+def add_image_options(parser):
+    """
+    Add the image argument and ``--hdu`` / ``--plane`` of `~astrofmtools.io.load_image`.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from astrofmtools.cli.options import add_image_options
+    >>> parser = argparse.ArgumentParser()
+    >>> add_image_options(parser)
+    >>> parser.parse_args(["cube.fits", "--plane", "0,2"]).plane
+    '0,2'
+    """
+    parser.add_argument("image", help="FITS image (any HDU; radio cubes with length-1 axes)")
+    parser.add_argument("--hdu", default=None,
+                        help="HDU index or EXTNAME (default: first HDU with image data)")
+    parser.add_argument("--plane", default=None,
+                        help="for cubes: 0-based plane index, comma-separated for several axes")
