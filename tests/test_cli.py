@@ -43,6 +43,20 @@ def test_info(capsys):
     assert main(["info", EXAMPLE]) == 0
     out = capsys.readouterr().out
     assert "300 x 300" in out and "RA---TAN" in out and "5.4\"" in out and "Jy / beam" in out
+    assert "*  0  PRIMARY      PrimaryHDU    300 x 300" in out and "field:       9' x 9'" in out
+
+
+def test_info_lists_every_hdu_and_marks_the_one_read(capsys):
+    from astropy.io import fits
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.ones((4, 5, 6), np.int16), name="SCI"),
+                  fits.BinTableHDU.from_columns([fits.Column("a", "E", array=np.zeros(3))],
+                                                name="CAT")]).writeto("multi.fits")
+    assert main(["info", "multi.fits", "--hdu", "SCI", "--plane", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:5] == ["hdus:", "     0  PRIMARY      PrimaryHDU    no data",
+                          "  *  1  SCI          ImageHDU      6 x 5 x 4         int16",
+                          "     2  CAT          BinTableHDU   3 rows x 1 columns [E]"]
+    assert "shape:       6 x 5 pixels (x by y)" in lines
 
 
 def test_sources_then_cutouts(capsys):

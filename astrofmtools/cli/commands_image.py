@@ -77,10 +77,17 @@ def cmd_demo(args):
 def cmd_info(args):
     from ..background import global_noise
     image = load_image_arg(args)
-    print(describe_image(image, global_noise(image)))
+    print(describe_image(image, global_noise(image), hdus=_hdu_list(args.image)))
 
 
-def describe_image(image, noise=None):
+def _hdu_list(path):
+    """Every HDU of a FITS file as (index, name, type, dimensions, format)."""
+    from astropy.io import fits
+    with fits.open(path, memmap=True) as hdul:
+        return [(row[0], row[1], row[3], row[5], row[6]) for row in hdul.info(output=False)]
+
+
+def describe_image(image, noise=None, hdus=None):
     """
     Lines of text describing a loaded image (used by ``astrofm info``).
 
@@ -90,6 +97,9 @@ def describe_image(image, noise=None):
         An image from `~astrofmtools.io.load_image`.
     noise : optional
         Its noise, from `~astrofmtools.background.global_noise`.
+    hdus : list of tuple, optional
+        The file's HDUs as ``(index, name, type, dimensions, format)``; the
+        one the loader read is marked with ``*``.
 
     Returns
     -------
@@ -106,20 +116,32 @@ def describe_image(image, noise=None):
     ...
     """
     import astropy.units as u
-    lines = [f"source:      {image.source}",
-             f"shape:       {image.shape[1]} x {image.shape[0]} pixels (x by y)",
-             f"dtype:       {image.data.dtype}",
-             f"unit:        {image.unit if image.unit is not None else '(none: no BUNIT)'}"]
+    lines = [f"source:      {image.source}"]
+    if hdus:
+        used = image.source.rsplit("[", 1)[-1].rstrip("]") if image.source.endswith("]") else ""
+        lines.append("hdus:")
+        for index, name, kind, dims, fmt in hdus:
+            mark = "*" if used in (str(index), str(name)) else " "
+            if isinstance(dims, str):  # tables: "3R x 1C"
+                shape = dims.replace("R", " rows").replace("C", " columns")
+            else:
+                shape = " x ".join(str(n) for n in dims) if dims else "no data"
+            lines.append(f"  {mark}{index:>3}  {name:<12} {kind:<13} {shape:<17} {fmt}".rstrip())
+    lines += [f"shape:       {image.shape[1]} x {image.shape[0]} pixels (x by y)",
+              f"dtype:       {image.data.dtype}",
+              f"unit:        {image.unit if image.unit is not None else '(none: no BUNIT)'}"]
     if image.header is not None and image.header.get("NAXIS", 2) > 2:
-        lines.append(f"axes:        NAXIS={image.header['NAXIS']} in the file; "
-                     "length-1 axes dropped")
+        lines.append(f"axes:        NAXIS={image.header['NAXIS']} in the file; one 2-D plane "
+                     "read (length-1 axes dropped, --plane picks the others)")
     if image.wcs is not None:
         centre = image.wcs.pixel_to_world((image.shape[1] - 1) / 2, (image.shape[0] - 1) / 2)
         style = "hmsdms" if centre.frame.name in ("icrs", "fk5", "fk4") else "decimal"
         text = centre.to_string(style, precision=5 if style == "decimal" else 2)
         lines += [f"wcs:         {' '.join(image.wcs.wcs.ctype)}",
                   f"centre:      {text} ({centre.frame.name})",
-                  f"pixel scale: {image.pixel_scale.to_value(u.arcsec):.4g} arcsec"]
+                  f"pixel scale: {image.pixel_scale.to_value(u.arcsec):.4g} arcsec",
+                  f"field:       {image.shape[1] * image.pixel_scale.to_value(u.arcmin):.4g}' x "
+                  f"{image.shape[0] * image.pixel_scale.to_value(u.arcmin):.4g}'"]
     else:
         lines.append("wcs:         none (pixel-only work; sky outputs need a WCS)")
     if image.beam is not None:

@@ -74,6 +74,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("astrofm: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (``astrofm info x.fits | head``): stop quietly, as the
+        # Python documentation advises, without a second error when stdout is flushed
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if args.verbose:
             traceback.print_exc()
