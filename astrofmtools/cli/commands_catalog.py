@@ -4,6 +4,7 @@
 import logging
 import time
 
+from .inputs import check_outputs
 from .options import add_common
 
 __all__ = ["add_parsers"]
@@ -40,9 +41,8 @@ def add_parsers(add):
 
 def cmd_crossmatch(args):
     from ..catalog import crossmatch, write_table
-    from ..utils import check_output_path
 
-    check_output_path(args.output, args.overwrite)
+    check_outputs(args)
     columns = None
     if args.ref_columns is not None:
         columns = [name.strip() for name in args.ref_columns.split(",") if name.strip()]

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from ..exceptions import InputError
-from .inputs import given, read_stack
+from .inputs import check_outputs, given, read_stack
 from .options import add_common
 
 __all__ = ["add_parsers"]
@@ -75,9 +75,8 @@ def _labels_for(stack, args):
 
 def cmd_train(args):
     from ..classify import Classifier
-    from ..utils import check_output_path
 
-    check_output_path(args.output, args.overwrite, kind="folder")
+    check_outputs(args, kind="folder")
     stack = read_stack(args.cutouts)
     labels = _labels_for(stack, args)
     clf = Classifier(args.model, head=args.head, strategy=args.strategy, weights=args.weights,
@@ -95,11 +94,8 @@ def cmd_train(args):
 def cmd_classify(args):
     from ..catalog import write_regions, write_table
     from ..classify import Classifier
-    from ..utils import check_output_path
 
-    check_output_path(args.output, args.overwrite)
-    if args.regions is not None:
-        check_output_path(args.regions, args.overwrite)
+    check_outputs(args, "regions")
     clf = Classifier.load(args.model, device=args.device)
     stack = read_stack(args.cutouts)
     table = clf.predict(stack, **given(batch_size=args.batch_size))

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from ..exceptions import InputError
-from .inputs import given, load_image_arg
+from .inputs import check_outputs, given, load_image_arg
 from .options import add_common, add_image_options
 
 __all__ = ["add_parsers"]
@@ -110,9 +110,8 @@ def _detector_boxes(boxes, files):
 
 def cmd_train_detector(args):
     from ..detect import Detector
-    from ..utils import check_output_path
 
-    check_output_path(args.output, args.overwrite, kind="folder")
+    check_outputs(args, kind="folder")
     files = _image_files(args.images)
     boxes = _detector_boxes(args.boxes, files)
     zoom = args.zoom
@@ -135,11 +134,8 @@ def cmd_train_detector(args):
 def cmd_detect(args):
     from ..catalog import write_regions, write_table
     from ..detect import Detector
-    from ..utils import check_output_path
 
-    check_output_path(args.output, args.overwrite)
-    if args.regions is not None:
-        check_output_path(args.regions, args.overwrite)
+    check_outputs(args, "regions")
     det = Detector.load(args.model, device=args.device)
     image = load_image_arg(args)
     t0 = time.perf_counter()

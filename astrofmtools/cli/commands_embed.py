@@ -6,7 +6,7 @@ import logging
 import numpy as np
 
 from ..exceptions import InputError
-from .inputs import given, parse_rows, read_stack
+from .inputs import check_outputs, given, parse_rows, read_stack
 from .options import add_common
 
 __all__ = ["add_parsers"]
@@ -102,9 +102,8 @@ def add_parsers(add):
 def cmd_embed(args):
     from ..backbones import load_backbone
     from ..embed import embed
-    from ..utils import check_output_path
 
-    check_output_path(args.output, args.overwrite)
+    check_outputs(args)
     stack = read_stack(args.cutouts)
     backbone = load_backbone(args.model, weights=args.weights, device=args.device)
     embedding = embed(stack, model=backbone, pooling=args.pooling, device=args.device,
@@ -180,11 +179,8 @@ def cmd_similar(args):
 
     from ..catalog import write_table
     from ..embed import Embedding, similar
-    from ..utils import check_output_path
 
-    check_output_path(args.output, args.overwrite)
-    if args.table is not None:
-        check_output_path(args.table, args.overwrite)
+    check_outputs(args, "table")
     emb = Embedding.read(args.features)
     query = _similar_query(args, emb)
     max_sep = None
@@ -219,9 +215,8 @@ def cmd_similar(args):
 
 def cmd_attention(args):
     from ..embed import attention_maps
-    from ..utils import check_output_path
 
-    check_output_path(args.output, args.overwrite)
+    check_outputs(args)
     stack = read_stack(args.cutouts)
     rows = parse_rows(args.rows, len(stack))
     crops = []

@@ -5,7 +5,7 @@ import logging
 import time
 
 from ..exceptions import InputError
-from .inputs import given, load_image_arg
+from .inputs import check_outputs, given, load_image_arg
 from .options import add_common, add_image_options
 
 __all__ = ["add_parsers", "describe_image"]
@@ -162,12 +162,8 @@ def cmd_sources(args):
     from ..background import estimate_background
     from ..catalog import write_regions, write_table
     from ..sources import find_sources
-    from ..utils import check_output_path
 
-    check_output_path(args.output, args.overwrite)
-    for extra in (args.regions, args.background_map):
-        if extra is not None:
-            check_output_path(extra, args.overwrite)
+    check_outputs(args, "regions", "background_map")
     image = load_image_arg(args)
     t0 = time.perf_counter()
     # a memory-mapped mosaic gets its background tile by tile inside find_sources
@@ -191,9 +187,8 @@ def cmd_sources(args):
 def cmd_cutouts(args):
     from ..catalog import read_table
     from ..cutouts import make_cutouts
-    from ..utils import check_output_path
 
-    check_output_path(args.output, args.overwrite)
+    check_outputs(args)
     size = args.size
     if size != "bbox":
         try:

@@ -3,7 +3,8 @@
 
 from ..exceptions import InputError
 
-__all__ = ["given", "parse_hdu", "parse_plane", "load_image_arg", "read_stack", "parse_rows"]
+__all__ = ["given", "check_outputs", "parse_hdu", "parse_plane", "load_image_arg",
+           "read_stack", "parse_rows"]
 
 
 def given(**options):
@@ -17,6 +18,26 @@ def given(**options):
     {'lr': 0.01}
     """
     return {k: v for k, v in options.items() if v is not None}
+
+
+def check_outputs(args, *extras, kind="file"):
+    """
+    Refuse, before any work, outputs that exist (unless ``--overwrite``): ``--output``
+    (a ``kind``, file or folder) and the optional extra outputs named by ``extras``.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from astrofmtools.cli.inputs import check_outputs
+    >>> check_outputs(argparse.Namespace(output="new.ecsv", regions=None, overwrite=False),
+    ...               "regions")
+    """
+    from ..utils import check_output_path
+    check_output_path(args.output, args.overwrite, kind=kind)
+    for name in extras:
+        path = getattr(args, name)
+        if path is not None:
+            check_output_path(path, args.overwrite)
 
 
 def parse_hdu(text):
