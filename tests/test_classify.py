@@ -157,7 +157,8 @@ def test_dihedral_views_and_tta_invariance():
     x = torch.arange(2 * 9, dtype=torch.float32).reshape(2, 1, 3, 3)
     views = dihedral_transforms(x)
     assert len({tuple(v[0, 0].flatten().tolist()) for v in views}) == 8
-    weights = torch.randn(9, 3)
+    # seeded and small: saturated softmaxes would hide the rotation (9.5% of seeds at scale 1)
+    weights = 0.05 * torch.randn(9, 3, generator=torch.Generator().manual_seed(0))
 
     def predict(batch):
         return (batch.flatten(1) @ weights).softmax(1)

@@ -2,7 +2,6 @@
 """The `Classifier` estimator: a backbone, a head and an adaptation strategy."""
 
 import hashlib
-import json
 import math
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ import numpy as np
 from astropy.table import QTable, Table
 
 from ..exceptions import InputError
+from ..utils import json_value
 
 __all__ = ["Classifier", "STRATEGY_DEFAULTS"]
 
@@ -39,21 +39,6 @@ def _preprocess_class():
 
 
 _ML_PACKAGES = ("torch", "torchvision", "timm", "peft", "safetensors", "scikit-learn")
-
-
-def _json_value(value):
-    """Python scalars for JSON (numpy scalars, tuples)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # strict JSON has no NaN
-    if isinstance(value, (tuple, list)):
-        return [_json_value(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _json_value(v) for k, v in value.items()}
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 # --------------------------------------------------------------------------- inputs
@@ -371,7 +356,7 @@ class Classifier:
         augment = self.augment
         if not isinstance(augment, bool):
             augment = augment.to_dict()
-        return _json_value({
+        return json_value({
             "head": self.head, "strategy": self.strategy, "pooling": self.pooling,
             "epochs": self._setting("epochs"), "lr": self._setting("lr"),
             "batch_size": self._setting("batch_size"), "label_fraction": self.label_fraction,
@@ -586,7 +571,7 @@ class Classifier:
         settings.pop("cache")
         settings.update({"backbone": self.spec_.to_dict(), "weights": self.backbone_.weights,
                          "preprocess": self.preprocess_.to_dict(),
-                         "classes": _json_value(self.classes_.tolist()),
+                         "classes": json_value(self.classes_.tolist()),
                          "data": _hash_array(*arrays)})
         return settings
 
@@ -875,7 +860,7 @@ class Classifier:
         meta = provenance(stage="classify", backbone=self.spec_.name,
                           weights=self.backbone_.weights, preprocess=self.preprocess_.to_dict(),
                           strategy=self.strategy, head=self.head,
-                          classes=_json_value(self.classes_.tolist()), tta=self.tta,
+                          classes=json_value(self.classes_.tolist()), tta=self.tta,
                           pooling=self.pooling or self.backbone_.pooling,
                           packages=_ML_PACKAGES)
         if renamed:
@@ -917,18 +902,17 @@ class Classifier:
             "weights": self._weights_reference(), "weights_source": self.backbone_.weights,
             "in_chans": int(self.backbone_.in_chans),
             "preprocess": self.preprocess_.to_dict(),
-            "classes": _json_value(self.classes_.tolist()),
+            "classes": self.classes_.tolist(),
             "head_config": self.head_.config(),
             "includes_backbone": bool(include_backbone),
             "lora_targets": getattr(self, "lora_targets_", None),
             "n_parameters": int(self.n_parameters_), "n_trainable": int(self.n_trainable_),
             "n_train": self.n_train_, "n_val": self.n_val_,
             "C": getattr(self, "C_", None),
-            "history": [dict(zip(self.history_.colnames, _json_value(list(row))))
-                        for row in self.history_],
-            "provenance": _json_value({**self._provenance()}),
+            "history": self.history_,
+            "provenance": self._provenance(),
         }
-        return _json_value(config)
+        return json_value(config)
 
     def _provenance(self):
         from ..utils import provenance
@@ -957,8 +941,7 @@ class Classifier:
             the registry (a self-contained folder, larger). None: only when
             needed.
         """
-        from safetensors.torch import save_file
-        from ..utils import atomic_folder, check_output_path
+        from ..utils import check_output_path, write_saved_model
         from .strategies import _lora_state_dict
         self._check_fitted()
         check_output_path(path, overwrite, kind="folder")  # before any work
@@ -975,11 +958,8 @@ class Classifier:
         elif self.strategy == "lora":
             tensors.update({f"backbone.{k}": v
                             for k, v in _lora_state_dict(self.backbone_).items()})
-        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-        with atomic_folder(path, overwrite=overwrite) as tmp:
-            save_file(tensors, str(tmp / _WEIGHTS), metadata={"format": "pt"})
-            with open(tmp / _CONFIG, "w") as f:
-                json.dump(self._config(include_backbone), f, indent=2, allow_nan=False)
+        write_saved_model(path, tensors, self._config(include_backbone), overwrite=overwrite,
+                          config_name=_CONFIG, weights_name=_WEIGHTS)
 
     @classmethod
     def load(cls, path, device=None):

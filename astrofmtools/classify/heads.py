@@ -160,7 +160,64 @@ class Whitening(nn.Module):
         return (x - self.mean) @ self.matrix
 
 
-class LinearHead(nn.Module):
+class _Head(nn.Module):
+    """
+    What every head shares: its sizes, its name and its constructor arguments.
+
+    A subclass sets ``kind`` (its name in `make_head` and `head_from_config`)
+    and returns its further constructor arguments from ``_options``;
+    ``config()`` then rebuilds it (`head_from_config`).
+    """
+
+    kind = None
+
+    def __init__(self, in_features, n_classes):
+        super().__init__()
+        self.in_features, self.n_classes = int(in_features), int(n_classes)
+
+    def _options(self):
+        """Constructor arguments besides ``in_features`` and ``n_classes``."""
+        return {}
+
+    def config(self):
+        """Constructor arguments (JSON-serialisable)."""
+        return {"kind": self.kind, "in_features": self.in_features,
+                "n_classes": self.n_classes, **self._options()}
+
+
+class _StandardizedHead(_Head):
+    """
+    A head in two parts: a fixed standardisation fitted on the training
+    features (``transform``), then the trained layers (``classify``).
+
+    The fixed part runs once over the training features while only
+    ``classify`` trains (`~astrofmtools.classify.Classifier` with the
+    ``frozen`` strategy). A subclass builds the trained layers and defines
+    ``classify``.
+    """
+
+    def __init__(self, in_features, n_classes):
+        super().__init__(in_features, n_classes)
+        self.norm = Standardize(self.in_features)
+
+    def fit_statistics(self, features):
+        """Fit the non-trainable input statistics to the training features."""
+        self.norm.fit(features)
+        return self
+
+    def transform(self, x):
+        """The fixed (fitted, not trained) part: standardisation."""
+        return self.norm(x)
+
+    def classify(self, z):  # pragma: no cover - every subclass defines it
+        """The trained part, on transformed features."""
+        raise NotImplementedError
+
+    def forward(self, x):
+        return self.classify(self.transform(x))
+
+
+class LinearHead(_StandardizedHead):
     """
     A linear classifier on standardised features.
 
@@ -183,34 +240,15 @@ class LinearHead(nn.Module):
     kind = "linear"
 
     def __init__(self, in_features, n_classes):
-        super().__init__()
-        self.in_features, self.n_classes = int(in_features), int(n_classes)
-        self.norm = Standardize(in_features)
-        self.fc = _zero_linear(in_features, n_classes)
-
-    def fit_statistics(self, features):
-        """Fit the non-trainable input statistics to the training features."""
-        self.norm.fit(features)
-        return self
-
-    def config(self):
-        """Constructor arguments (JSON-serialisable)."""
-        return {"kind": self.kind, "in_features": self.in_features,
-                "n_classes": self.n_classes}
-
-    def transform(self, x):
-        """The fixed (fitted, not trained) part: standardisation."""
-        return self.norm(x)
+        super().__init__(in_features, n_classes)
+        self.fc = _zero_linear(self.in_features, self.n_classes)
 
     def classify(self, z):
         """The trained part, on transformed features."""
         return self.fc(z)
 
-    def forward(self, x):
-        return self.classify(self.transform(x))
 
-
-class MLPHead(nn.Module):
+class MLPHead(_StandardizedHead):
     """
     A multi-layer perceptron on standardised features.
 
@@ -237,7 +275,6 @@ class MLPHead(nn.Module):
     kind = "mlp"
 
     def __init__(self, in_features, n_classes, hidden=(256,), dropout=0.2):
-        super().__init__()
         if isinstance(hidden, (int, np.integer)):
             hidden = (hidden,)
         hidden = tuple(int(h) for h in hidden)
@@ -245,37 +282,21 @@ class MLPHead(nn.Module):
             raise InputError(f"hidden layer widths must be positive integers; got {hidden}.")
         if not 0 <= float(dropout) < 1:
             raise InputError(f"dropout must be in [0, 1); got {dropout}.")
-        self.in_features, self.n_classes = int(in_features), int(n_classes)
+        super().__init__(in_features, n_classes)
         self.hidden, self.dropout = hidden, float(dropout)
-        self.norm = Standardize(in_features)
-        layers, width = [], in_features
+        layers, width = [], self.in_features
         for h in hidden:
             layers += [nn.Linear(width, h), nn.GELU(), nn.Dropout(self.dropout)]
             width = h
-        layers.append(nn.Linear(width, n_classes))
+        layers.append(nn.Linear(width, self.n_classes))
         self.layers = nn.Sequential(*layers)
 
-    def fit_statistics(self, features):
-        """Fit the non-trainable input statistics to the training features."""
-        self.norm.fit(features)
-        return self
-
-    def config(self):
-        """Constructor arguments (JSON-serialisable)."""
-        return {"kind": self.kind, "in_features": self.in_features,
-                "n_classes": self.n_classes, "hidden": list(self.hidden),
-                "dropout": self.dropout}
-
-    def transform(self, x):
-        """The fixed (fitted, not trained) part: standardisation."""
-        return self.norm(x)
+    def _options(self):
+        return {"hidden": list(self.hidden), "dropout": self.dropout}
 
     def classify(self, z):
         """The trained part, on transformed features."""
         return self.layers(z)
-
-    def forward(self, x):
-        return self.classify(self.transform(x))
 
 
 class WhiteningHead(LinearHead):
@@ -307,10 +328,9 @@ class WhiteningHead(LinearHead):
     kind = "whitening"
 
     def __init__(self, in_features, n_classes):
-        nn.Module.__init__(self)  # LinearHead's standardisation is replaced by whitening
-        self.in_features, self.n_classes = int(in_features), int(n_classes)
-        self.whiten = Whitening(in_features)
-        self.fc = _zero_linear(in_features, n_classes)
+        _Head.__init__(self, in_features, n_classes)  # whitening replaces the standardisation
+        self.whiten = Whitening(self.in_features)
+        self.fc = _zero_linear(self.in_features, self.n_classes)
 
     def fit_statistics(self, features):
         """Fit the whitening to the training features."""
@@ -322,7 +342,7 @@ class WhiteningHead(LinearHead):
         return self.whiten(x)
 
 
-class KNNHead(nn.Module):
+class KNNHead(_Head):
     """
     A weighted k-nearest-neighbour classifier with cosine similarity.
 
@@ -359,10 +379,9 @@ class KNNHead(nn.Module):
     kind = "knn"
 
     def __init__(self, in_features, n_classes, n_train, k=10, temperature=0.07):
-        super().__init__()
         if int(k) < 1:
             raise InputError(f"k must be a positive integer; got {k}.")
-        self.in_features, self.n_classes = int(in_features), int(n_classes)
+        super().__init__(in_features, n_classes)
         self.n_train, self.k, self.temperature = int(n_train), int(k), float(temperature)
         self.register_buffer("bank", torch.zeros(self.n_train, self.in_features))
         self.register_buffer("labels", torch.zeros(self.n_train, dtype=torch.int64))
@@ -381,11 +400,8 @@ class KNNHead(nn.Module):
         """Nothing to fit before training (the bank is set by `fit`)."""
         return self
 
-    def config(self):
-        """Constructor arguments (JSON-serialisable)."""
-        return {"kind": self.kind, "in_features": self.in_features,
-                "n_classes": self.n_classes, "n_train": self.n_train, "k": self.k,
-                "temperature": self.temperature}
+    def _options(self):
+        return {"n_train": self.n_train, "k": self.k, "temperature": self.temperature}
 
     def forward(self, x):
         x = torch.nn.functional.normalize(x.float(), dim=1)
@@ -521,13 +537,15 @@ def fit_logistic_head(features, labels, n_classes, class_weight="balanced", C=No
     if len(np.unique(labels)) < 2:
         raise InputError("A logistic regression needs training samples of at least two classes.")
 
+    def standardize(norm, x):
+        return (x - norm.mean.double().numpy()) / norm.scale.double().numpy()
+
     def fit(x, y, c):
         norm = Standardize(x.shape[1]).fit(x)
-        z = (x - norm.mean.double().numpy()) / norm.scale.double().numpy()
         model = LogisticRegression(C=c, class_weight=class_weight, max_iter=2000,
                                    random_state=seed)
-        model.fit(z, y)
-        return norm, model, z
+        model.fit(standardize(norm, x), y)
+        return norm, model
 
     have_val = (val_features is not None and val_labels is not None and len(val_labels) > 0)
     if C is None and have_val:
@@ -540,10 +558,9 @@ def fit_logistic_head(features, labels, n_classes, class_weight="balanced", C=No
             weights = w[val_labels]
         best = None
         for c in 10.0 ** np.arange(-3, 3):
-            norm, model, _ = fit(features, labels, c)
-            zv = (val_features - norm.mean.double().numpy()) / norm.scale.double().numpy()
+            norm, model = fit(features, labels, c)
             proba = np.zeros((len(val_labels), n_classes))
-            proba[:, model.classes_] = model.predict_proba(zv)
+            proba[:, model.classes_] = model.predict_proba(standardize(norm, val_features))
             loss = log_loss(val_labels, np.clip(proba, 1e-12, 1), labels=np.arange(n_classes),
                             sample_weight=weights)
             if best is None or loss < best[0] - 1e-12:
@@ -553,7 +570,7 @@ def fit_logistic_head(features, labels, n_classes, class_weight="balanced", C=No
         labels = np.concatenate([labels, val_labels])
     elif C is None:
         C = 1.0
-    norm, model, _ = fit(features, labels, float(C))
+    norm, model = fit(features, labels, float(C))
     head = LinearHead(features.shape[1], n_classes)
     coef = np.zeros((n_classes, features.shape[1]))
     intercept = np.zeros(n_classes)
@@ -562,11 +579,10 @@ def fit_logistic_head(features, labels, n_classes, class_weight="balanced", C=No
         # binary: softmax([0, z]) equals scikit-learn's sigmoid(z)
         coef[present[1]] = model.coef_[0]
         intercept[present[1]] = model.intercept_[0]
-        absent = np.setdiff1d(np.arange(n_classes), present)
     else:
         coef[present] = model.coef_
         intercept[present] = model.intercept_
-        absent = np.setdiff1d(np.arange(n_classes), present)
+    absent = np.setdiff1d(np.arange(n_classes), present)
     intercept[absent] = -1e4  # classes never seen in training are never predicted
     with torch.no_grad():
         head.norm.mean.copy_(norm.mean)

@@ -4,16 +4,15 @@ Training helpers: class weights, label fractions, stratified validation
 splits and the epoch loop (early stopping, checkpoints, mixed precision).
 """
 
-import hashlib
 import json
 import math
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ..exceptions import InputError
+from ..utils import load_checkpoint, save_checkpoint, settings_fingerprint
 
 __all__ = ["class_weights", "label_fraction_indices", "train_val_split", "TrainLoop"]
 
@@ -160,11 +159,6 @@ def _macro_f1(truth, pred, n_classes):
     return float(f1[present].mean()) if present.any() else 0.0
 
 
-def _fingerprint(settings):
-    text = json.dumps(settings, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 class TrainLoop:
     """
     Epochs of mini-batch training with early stopping and resumable checkpoints.
@@ -233,7 +227,7 @@ class TrainLoop:
         self.seed = int(seed)
         self.device = device
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
-        self.fingerprint = _fingerprint(settings or {})
+        self.fingerprint = settings_fingerprint(settings or {})
         self.scheduler = scheduler
         self.desc = desc
         self.history = []
@@ -245,9 +239,7 @@ class TrainLoop:
 
     # -- checkpoints ---------------------------------------------------------------------
     def _save_checkpoint(self, epoch):
-        import torch
-        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        state = {
+        save_checkpoint(self.checkpoint, {
             "fingerprint": self.fingerprint,
             "epoch": epoch,
             "model": self.model.state_dict(),
@@ -258,18 +250,10 @@ class TrainLoop:
             "bad_epochs": self.bad_epochs,
             "stopped": self.stopped,
             "history": json.dumps(self.history),
-        }
-        tmp = self.checkpoint.with_name(f".{self.checkpoint.name}.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.checkpoint)
+        })
 
     def _load_checkpoint(self):
-        import torch
-        state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
-        if state.get("fingerprint") != self.fingerprint:
-            raise InputError(f"Checkpoint {str(self.checkpoint)!r} was written by a run with "
-                             "other settings or data; delete it or choose another "
-                             "checkpoint_dir.")
+        state = load_checkpoint(self.checkpoint, self.fingerprint, map_location=self.device)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.best_state = state["best_state"]

@@ -3,13 +3,13 @@
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ..exceptions import InputError
+from ..utils import json_value, load_checkpoint, save_checkpoint, settings_fingerprint
 
 __all__ = ["Detector", "DETECTOR_STRATEGIES"]
 
@@ -37,20 +37,6 @@ MAX_AUTO_ZOOM = 8.0
 #: (2000 and 512, for 800-pixel photographs), enough for crops of a few hundred pixels.
 _RCNN_SETTINGS = {"rpn_pre_nms_top_n_train": 1000, "rpn_post_nms_top_n_train": 500,
                   "box_batch_size_per_image": 128}
-
-
-def _json_value(value):
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (tuple, list)):
-        return [_json_value(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _json_value(v) for k, v in value.items()}
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 class Detector:
@@ -380,7 +366,7 @@ class Detector:
                     "data": [[s.name, s.boxes.tolist()] for s in samples]}
         checkpoint = None if self.checkpoint_dir is None else \
             Path(self.checkpoint_dir) / "checkpoint.pt"
-        fingerprint = _fingerprint(settings)
+        fingerprint = settings_fingerprint(settings)
         history, start = [], 0
         if checkpoint is not None and checkpoint.exists():
             start, history = _load_checkpoint(checkpoint, fingerprint, model, optimizer)
@@ -559,15 +545,14 @@ class Detector:
                   "weight_decay": self.weight_decay, "fpn_channels": self.fpn_channels,
                   "representation_size": self.representation_size,
                   "preprocess": self.preprocess, "augment": self.augment, "seed": self.seed}
-        return _json_value({
+        return json_value({
             "format": _FORMAT, "format_version": _FORMAT_VERSION,
             "params": params, "backbone": self.spec_.name,
             "backbone_spec": self.spec_.to_dict(), "weights_source": self.weights_source_,
             "classes": list(self.classes_), "preprocess": self.preprocess_.to_dict(),
             "anchor_sizes": self.anchor_sizes_, "aspect_ratios": self.aspect_ratios_,
             "n_train_images": self.n_train_images_, "n_train_boxes": self.n_train_boxes_,
-            "history": [dict(zip(self.history_.colnames, _json_value(list(row))))
-                        for row in self.history_],
+            "history": self.history_,
             "provenance": provenance(stage="detect-train", packages=_ML_PACKAGES),
         })
 
@@ -589,15 +574,10 @@ class Detector:
         overwrite : bool, optional
             Replace an existing folder.
         """
-        from safetensors.torch import save_file
-        from ..utils import atomic_folder
+        from ..utils import write_saved_model
         self._check_fitted()
-        tensors = {k: v.detach().cpu().contiguous().clone()
-                   for k, v in self.model_.state_dict().items()}
-        with atomic_folder(path, overwrite=overwrite) as tmp:
-            save_file(tensors, str(tmp / _WEIGHTS), metadata={"format": "pt"})
-            with open(tmp / _CONFIG, "w") as f:
-                json.dump(self._config(), f, indent=2, allow_nan=False)
+        write_saved_model(path, self.model_.state_dict(), self._config(), overwrite=overwrite,
+                          config_name=_CONFIG, weights_name=_WEIGHTS)
 
     @classmethod
     def load(cls, path, device=None):
@@ -658,28 +638,14 @@ class Detector:
         return det
 
 
-def _fingerprint(settings):
-    import hashlib
-    text = json.dumps(_json_value(settings), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def _save_checkpoint(path, fingerprint, model, optimizer, epoch, history):
-    import torch
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
-             "optimizer": optimizer.state_dict(), "history": json.dumps(_json_value(history))}
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    save_checkpoint(path, {"fingerprint": fingerprint, "epoch": epoch,
+                           "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                           "history": json.dumps(json_value(history))})
 
 
 def _load_checkpoint(path, fingerprint, model, optimizer):
-    import torch
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("fingerprint") != fingerprint:
-        raise InputError(f"Checkpoint {str(path)!r} was written by a run with other settings "
-                         "or data; delete it or choose another checkpoint_dir.")
+    state = load_checkpoint(path, fingerprint)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     return int(state["epoch"]) + 1, json.loads(state["history"])

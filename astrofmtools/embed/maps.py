@@ -19,15 +19,12 @@ import numpy as np
 from astropy.table import MaskedColumn, QTable
 
 from ..exceptions import InputError
-from ..utils import atomic_output, check_output_path, provenance
+from ..utils import check_output_path, provenance, save_figure
 from .embedding import Embedding, as_embedding
 
 __all__ = ["FeatureMap", "umap_map", "plot_map", "balanced_indices", "knn_purity"]
 
 log = logging.getLogger("astrofmtools")
-
-#: resolution of saved figures; the PNG is figsize * DPI pixels exactly
-DPI = 100
 
 #: a colour column with at most this many distinct integer values is drawn as classes
 MAX_INTEGER_CLASSES = 12
@@ -584,9 +581,7 @@ def plot_map(table, color=None, path=None, background=None, categorical=None,
                  + (f", PCA {k}" if k else ""))
     if title:
         ax.set_title(title, fontsize=10)
-    if path is not None:
-        with atomic_output(path, overwrite=overwrite) as tmp:
-            fig.savefig(tmp, dpi=DPI, format="png")
+    save_figure(fig, path, overwrite)
     return fig
 
 

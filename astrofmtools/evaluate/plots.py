@@ -5,13 +5,11 @@ import numpy as np
 from astropy.table import QTable, Table
 
 from ..exceptions import InputError
-from ..utils import atomic_output, provenance
+from ..utils import provenance, save_figure
+from ..utils.figures import DPI  # noqa: F401 - embed.attention, embed.similarity import it
 from .classification import _normalize, classification_metrics
 
 __all__ = ["plot_confusion_matrix", "plot_label_efficiency", "label_efficiency_table"]
-
-#: resolution of saved figures; the PNG is figsize * DPI pixels exactly
-DPI = 100
 
 # scikit-learn is an optional dependency (the ``ml`` extra)
 __doctest_requires__ = {"plot_confusion_matrix": ["sklearn", "matplotlib"],
@@ -109,7 +107,7 @@ def plot_confusion_matrix(y_true, y_pred=None, classes=None, path=None, normaliz
                  f"(N = {scores['n']})")
     if title:
         ax.set_title(title, fontsize=10)
-    _save(fig, path, overwrite)
+    save_figure(fig, path, overwrite)
     return fig
 
 
@@ -257,14 +255,8 @@ def plot_label_efficiency(results, path=None, metric="macro_f1", overwrite=False
         ax.legend(title=" / ".join(groups) if groups else None, fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
-    _save(fig, path, overwrite)
+    save_figure(fig, path, overwrite)
     return fig
-
-
-def _save(fig, path, overwrite):
-    if path is not None:
-        with atomic_output(path, overwrite=overwrite) as tmp:
-            fig.savefig(tmp, dpi=DPI, format="png")
 
 
 def _counts_from(y_true, classes):

@@ -202,21 +202,14 @@ class Stretch:
         (array([0., 0.]), array([15., 31.]))
         """
         arr = _as_array(data)
-        lead = arr.shape[:-2]
-        flat = arr.reshape((-1,) + arr.shape[-2:])
-        vmin = np.full(len(flat), np.nan)
-        vmax = np.full(len(flat), np.nan)
-        for i, image in enumerate(flat):
-            values = image[np.isfinite(image)]
-            if values.size:
-                vmin[i], vmax[i] = self._interval.get_limits(values)
+        vmin, vmax = _per_image(arr, self._interval.get_limits)
         if self.vmin is not None:
-            vmin[:] = self.vmin
+            vmin[...] = self.vmin
         if self.vmax is not None:
-            vmax[:] = self.vmax
-        if not lead:
-            return float(vmin[0]), float(vmax[0])
-        return vmin.reshape(lead), vmax.reshape(lead)
+            vmax[...] = self.vmax
+        if vmin.ndim == 0:
+            return float(vmin), float(vmax)
+        return vmin, vmax
 
     def __call__(self, data):
         """
@@ -344,17 +337,29 @@ def _noise_levels(arr, rms, background, background_default):
     return rms, background
 
 
-def _clipped_stats(arr):
-    """Sigma-clipped median and std of each image, shaped to broadcast."""
+def _per_image(arr, statistic):
+    """
+    Two numbers per image of a stack, from its finite pixels.
+
+    ``statistic(values) -> (a, b)`` is called on the finite pixels of each
+    (H, W) image of ``arr`` (..., H, W); returns the arrays ``a`` and ``b``
+    of shape ``arr.shape[:-2]`` (0-d for one image), NaN for an image
+    without finite pixels.
+    """
     flat = arr.reshape((-1,) + arr.shape[-2:])
-    median = np.full(len(flat), np.nan)
-    std = np.full(len(flat), np.nan)
+    out = np.full((2, len(flat)), np.nan)
     for i, image in enumerate(flat):
         values = image[np.isfinite(image)]
         if values.size:
-            _, median[i], std[i] = sigma_clipped_stats(values, sigma=3.0, maxiters=10)
-    shape = arr.shape[:-2] + (1, 1)
-    return median.reshape(shape), std.reshape(shape)
+            out[:, i] = statistic(values)
+    return out[0].reshape(arr.shape[:-2]), out[1].reshape(arr.shape[:-2])
+
+
+def _clipped_stats(arr):
+    """Sigma-clipped median and std of each image, shaped to broadcast."""
+    median, std = _per_image(
+        arr, lambda values: sigma_clipped_stats(values, sigma=3.0, maxiters=10)[1:])
+    return median[..., None, None], std[..., None, None]
 
 
 def stack_channels(channels):

@@ -45,7 +45,7 @@ def check_output_path(path, overwrite=False, kind="file"):
     if path.exists() and not overwrite:
         raise InputError(f"Output {kind} {str(path)!r} exists; use overwrite=True "
                          "(--overwrite on the command line) to replace it.")
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = path.parent  # Path(".") for a bare file name
     if not parent.is_dir():
         raise InputError(f"Cannot write {str(path)!r}: folder {str(parent)!r} does not exist.")
     return path
@@ -85,7 +85,7 @@ def atomic_output(path, overwrite=False):
     path = check_output_path(path, overwrite=overwrite)
     suffix = "".join(path.suffixes) or ".tmp"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix,
-                               dir=path.parent if str(path.parent) else ".")
+                               dir=path.parent)
     os.close(fd)
     os.unlink(tmp)  # writers such as astropy refuse an existing file
     try:
@@ -127,7 +127,7 @@ def atomic_folder(path, overwrite=False):
     """
     import shutil
     path = check_output_path(path, overwrite=overwrite, kind="folder")
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = path.parent
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=parent))
     try:
         yield tmp

@@ -1,12 +1,137 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""Read the config of a saved model folder (config JSON + safetensors weights)."""
+"""
+Saved model folders (config JSON + safetensors weights) and training checkpoints.
 
+The one place where `~astrofmtools.classify.Classifier` and
+`~astrofmtools.detect.Detector` write and read their folders, turn settings
+into JSON and fingerprint the settings of a resumable training run.
+"""
+
+import hashlib
 import json
+import math
+import os
 from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
 
 from ..exceptions import InputError, MissingFileError
 
-__all__ = ["read_saved_config"]
+__all__ = ["json_value", "settings_fingerprint", "write_saved_model", "read_saved_config",
+           "save_checkpoint", "load_checkpoint"]
+
+# torch and safetensors are optional dependencies (the ``ml`` extra)
+__doctest_requires__ = {"write_saved_model": ["torch", "safetensors"],
+                        "save_checkpoint": ["torch"], "load_checkpoint": ["torch"]}
+
+
+def json_value(value):
+    """
+    A value as strict JSON can hold it.
+
+    numpy scalars become Python scalars, tuples lists, paths strings, NaN and
+    infinities None (strict JSON has no NaN), dict keys strings, and a table
+    a list of one dict per row; containers are converted all the way down.
+    Anything else is returned unchanged.
+
+    Parameters
+    ----------
+    value : object
+
+    Returns
+    -------
+    value : object
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astrofmtools.utils import json_value
+    >>> json_value({"n": np.int64(3), "sizes": (1.5, np.nan), 2: "two"})
+    {'n': 3, 'sizes': [1.5, None], '2': 'two'}
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (tuple, list)):
+        return [json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Table):
+        return [dict(zip(value.colnames, json_value(list(row)))) for row in value]
+    return value
+
+
+def settings_fingerprint(settings):
+    """
+    A short hash of the settings (and data hashes) that define a training run.
+
+    A checkpoint records it so that a run with other settings is refused
+    rather than silently resumed (`load_checkpoint`).
+
+    Parameters
+    ----------
+    settings : dict
+        Converted with `json_value`; what JSON cannot hold is written as its
+        ``str``.
+
+    Returns
+    -------
+    fingerprint : str
+        16 hexadecimal digits (the start of the SHA-256 of the sorted JSON).
+
+    Examples
+    --------
+    >>> from astrofmtools.utils import settings_fingerprint
+    >>> settings_fingerprint({"lr": 1e-3, "epochs": 10}) == settings_fingerprint(
+    ...     {"epochs": 10, "lr": 0.001})
+    True
+    """
+    text = json.dumps(json_value(settings), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def write_saved_model(path, tensors, config, overwrite=False, config_name="config.json",
+                      weights_name="model.safetensors"):
+    """
+    Write a model folder: the config as JSON and the tensors as safetensors.
+
+    The folder is written through a temporary one renamed into place
+    (`~astrofmtools.utils.atomic_folder`); `read_saved_config` reads it back.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The folder to create.
+    tensors : dict of str to `torch.Tensor`
+        The weights (copied to contiguous CPU tensors before writing).
+    config : dict
+        Everything else; converted with `json_value`, written as strict
+        JSON (no NaN).
+    overwrite : bool, optional
+        Replace an existing folder.
+    config_name, weights_name : str, optional
+        The names of the two files.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from astrofmtools.utils import read_saved_config, write_saved_model
+    >>> write_saved_model("saved", {"w": torch.ones(2)}, {"format": "x", "format_version": 1})
+    >>> read_saved_config("saved", "x", 1)
+    {'format': 'x', 'format_version': 1}
+    """
+    from safetensors.torch import save_file
+    from .output import atomic_folder
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    config = json_value(config)
+    with atomic_folder(path, overwrite=overwrite) as tmp:
+        save_file(tensors, str(tmp / weights_name), metadata={"format": "pt"})
+        with open(tmp / config_name, "w") as f:
+            json.dump(config, f, indent=2, allow_nan=False)
 
 
 def read_saved_config(path, fmt, format_version, config_name="config.json",
@@ -62,3 +187,71 @@ def read_saved_config(path, fmt, format_version, config_name="config.json",
         raise InputError(f"{str(path)!r} was saved by a newer astrofmtools (format "
                          f"{config['format_version']}); upgrade to load it.")
     return config
+
+
+def save_checkpoint(path, state):
+    """
+    Write a training checkpoint atomically (`torch.save` to a temporary name, then rename).
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The checkpoint file; its folder is created.
+    state : dict
+        Tensors, state dicts, numbers and strings only, so that
+        `load_checkpoint` can read it with ``weights_only=True``; by
+        convention with the run's ``"fingerprint"`` (`settings_fingerprint`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from astrofmtools.utils import load_checkpoint, save_checkpoint
+    >>> save_checkpoint("run/checkpoint.pt", {"fingerprint": "abc", "epoch": 3})
+    >>> load_checkpoint("run/checkpoint.pt", "abc")["epoch"]
+    3
+    """
+    import torch
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, fingerprint, map_location="cpu"):
+    """
+    Read a checkpoint written by `save_checkpoint`, refusing one of another run.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The checkpoint file.
+    fingerprint : str
+        The `settings_fingerprint` of the run resuming from it.
+    map_location : str or `torch.device`, optional
+        Where to put the tensors.
+
+    Returns
+    -------
+    state : dict
+
+    Raises
+    ------
+    astrofmtools.InputError
+        If the checkpoint's fingerprint is not ``fingerprint``.
+
+    Examples
+    --------
+    >>> from astrofmtools.utils import load_checkpoint, save_checkpoint
+    >>> save_checkpoint("run/checkpoint.pt", {"fingerprint": "abc", "epoch": 3})
+    >>> load_checkpoint("run/checkpoint.pt", "def")
+    Traceback (most recent call last):
+    ...
+    astrofmtools.exceptions.InputError: Checkpoint 'run/checkpoint.pt' was written by a run ...
+    """
+    import torch
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    if state.get("fingerprint") != fingerprint:
+        raise InputError(f"Checkpoint {str(path)!r} was written by a run with other settings "
+                         "or data; delete it or choose another checkpoint_dir.")
+    return state
