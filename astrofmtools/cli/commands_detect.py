@@ -13,7 +13,6 @@ __all__ = ["add_parsers"]
 
 log = logging.getLogger("astrofmtools")
 
-_IMAGE_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")
 _BOX_SUFFIXES = (".reg", ".ds9", ".crtf", ".ecsv", ".vot", ".xml", ".csv")
 
 
@@ -61,25 +60,6 @@ def add_parsers(add):
                device=True, batch_size=True)
 
 
-def _image_files(items):
-    """FITS files from the command line: files as given, folders expanded (sorted)."""
-    files = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir()
-                           if p.is_file() and p.name.lower().endswith(_IMAGE_SUFFIXES))
-            if not found:
-                raise InputError(f"Folder {item} holds no FITS image "
-                                 f"({', '.join(_IMAGE_SUFFIXES)}).")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise InputError(f"Image {item} does not exist.")
-    return files
-
-
 def _detector_boxes(boxes, files):
     """The --boxes of train-detector: 'find_sources', a table, or one file per image."""
     from ..catalog import read_table
@@ -112,7 +92,8 @@ def cmd_train_detector(args):
     from ..detect import Detector
 
     check_outputs(args, kind="folder")
-    files = _image_files(args.images)
+    from ..io import fits_files
+    files = fits_files(args.images)
     boxes = _detector_boxes(args.boxes, files)
     zoom = args.zoom
     if zoom != "auto":

@@ -1,9 +1,7 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Make cutout stacks from an image and a table, or from survey cutout files."""
 
-import glob
 import os
-from pathlib import Path
 
 import numpy as np
 import astropy.units as u
@@ -18,7 +16,6 @@ from .stack import CUTOUT_COLUMNS, CutoutParent, CutoutStack
 __all__ = ["make_cutouts", "cutouts_from_files"]
 
 _BBOX = ("bbox_xmin", "bbox_xmax", "bbox_ymin", "bbox_ymax")
-_FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fits.fz")
 
 
 def make_cutouts(image, table, size=64, *, output_size=None, pad=0.1, min_size=None,
@@ -255,9 +252,9 @@ def cutouts_from_files(paths, size=None, *, hdu=None, plane=None, fill=np.nan):
     >>> round(float(stack.table["ra"][0].value), 3)   # the image centre
     216.014
     """
-    from ..io import load_image
+    from ..io import fits_files, load_image
 
-    files = _expand_paths(paths)
+    files = fits_files(paths)
     images = []
     for path in progress(files, desc="reading cutout files", unit="file"):
         images.append(load_image(path, hdu=hdu, plane=plane))
@@ -577,22 +574,3 @@ def _add_cutout_columns(table, x0, y0, scale, x, y, edge, parent):
     for name, value in values.items():
         table[name] = value
         table[name].info.description = CUTOUT_COLUMNS[name][2]
-
-
-def _expand_paths(paths):
-    if isinstance(paths, (str, os.PathLike)):
-        p = Path(paths)
-        if p.is_dir():
-            files = sorted(f for f in p.iterdir()
-                           if f.is_file() and f.name.lower().endswith(_FITS_SUFFIXES))
-            if not files:
-                raise InputError(f"Folder {str(p)!r} holds no FITS file "
-                                 f"({', '.join(_FITS_SUFFIXES)}).")
-            return files
-        if any(ch in str(paths) for ch in "*?["):
-            files = sorted(glob.glob(str(paths)))
-            if not files:
-                raise InputError(f"No file matches {str(paths)!r}.")
-            return files
-        return [paths]
-    return list(paths)

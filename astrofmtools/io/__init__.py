@@ -9,3 +9,4 @@ from .load import *  # noqa: F401, F403
 from .tiles import *  # noqa: F401, F403
 from .write import *  # noqa: F401, F403
 from .bands import *  # noqa: F401, F403
+from .files import *  # noqa: F401, F403
