@@ -286,6 +286,35 @@ def test_unbalanced_and_label_fraction(data):
     assert (fixed.n_train_, fixed.n_val_) == (120, 20)
 
 
+# ------------------------------------------------------------------ batch-norm statistics
+@pytest.mark.parametrize("weights", [None, "random"])
+def test_finetuning_keeps_pretrained_batchnorm_statistics(data, weights):
+    """A pretrained CNN fine-tunes with its running statistics fixed (re-estimated on small
+    batches of cutouts they sent EfficientNet-Lite0 to chance in one epoch); a randomly
+    initialised one learns them. The convolutions train in both cases."""
+    x_train, y_train, _, _ = data
+    clf = Classifier("efficientnet_lite0", weights=weights, strategy="finetune",
+                     head="linear", epochs=2, head_warmup_epochs=1, batch_size=16,
+                     preprocess={"input_size": 32}, device="cpu", cache=False, tta=False,
+                     val_fraction=0, probe_init=False)
+    from astrofmtools.backbones import load_backbone
+    reference = load_backbone("efficientnet_lite0", weights=weights, device="cpu")
+    if weights == "random":  # the same random draw as the classifier's backbone
+        reference = None
+    clf.fit(x_train[:32], y_train[:32])
+    state = clf.backbone_.model.state_dict()
+    assert clf.history_["phase"].tolist() == ["head", "all"]
+    if reference is not None:
+        before = reference.model.state_dict()
+        stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
+        assert len(stats) > 50
+        assert all(torch.equal(before[k], state[k]) for k in stats)
+        assert not torch.equal(before["conv_stem.weight"], state["conv_stem.weight"])
+    else:  # fresh batch norm starts at mean 0, variance 1
+        assert not torch.allclose(state["bn1.running_mean"], torch.zeros_like(
+            state["bn1.running_mean"]))
+
+
 # ------------------------------------------------------------------ end-to-end strategies
 @pytest.mark.parametrize("strategy, head", [("partial", "mlp"), ("finetune", "linear"),
                                             ("lora", "whitening")])

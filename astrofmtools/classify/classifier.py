@@ -659,8 +659,10 @@ class Classifier:
                                             alpha=self.lora_alpha)
         head = make_head(self.head, dim, n_classes, hidden=self.hidden, dropout=self.dropout)
         pre = self.preprocess_
+        # a pretrained CNN keeps its batch-norm statistics; one from random weights learns them
         model = ClassifierModel(self.backbone_, head, self.pooling, pre.mean, pre.std,
-                                self.strategy, n_blocks=self.n_blocks)
+                                self.strategy, n_blocks=self.n_blocks,
+                                train_norm_stats=self._weights_reference() == "random")
         return model.to(self._device())
 
     def _fit_end_to_end(self, train_inputs, y_train, val_inputs, y_val):
