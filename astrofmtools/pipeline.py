@@ -82,7 +82,7 @@ def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, model="efficientnet
     seed : int, optional
         Seed of the synthetic training set, the head and the map.
     device : str, optional
-        Torch device (default: CUDA when available).
+        Torch device (default: `~astrofmtools.backbones.default_device`).
     batch_size : int, optional
         Cutouts per forward pass.
     overwrite : bool, optional

@@ -978,7 +978,7 @@ class Classifier:
         path : str or `~pathlib.Path`
             The folder.
         device : str, optional
-            Where to run (default: CUDA when available).
+            Where to run (default: `~astrofmtools.backbones.default_device`).
 
         Returns
         -------

@@ -29,8 +29,8 @@ COMMON = {
                 "pretrained weights from the local cache, or the hub when online)"}),
     "device": (("--device",), {
         "default": None,
-        "help": "torch device, e.g. cpu, cuda or cuda:1 (default: cuda if available, "
-                "else cpu)"}),
+        "help": "torch device, e.g. cpu, cuda or cuda:1 (default: $ASTROFM_DEVICE if set, "
+                "else cuda if available, else cpu)"}),
     "batch_size": (("--batch-size",), {
         "type": int, "default": None, "metavar": "N",
         "help": "images per batch through the model (cutouts, tiles or training crops); "

@@ -594,7 +594,7 @@ class Detector:
         path : str or `~pathlib.Path`
             The folder.
         device : str, optional
-            Where to run (default: CUDA when available).
+            Where to run (default: `~astrofmtools.backbones.default_device`).
 
         Returns
         -------

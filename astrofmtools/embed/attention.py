@@ -4,7 +4,7 @@
 import numpy as np
 
 from ..exceptions import InputError
-from ..utils import atomic_output, check_output_path
+from ..utils import check_output_path, save_figure
 
 __all__ = ["attention_maps", "cls_attention", "plot_attention"]
 
@@ -317,7 +317,6 @@ def plot_attention(images, maps, path=None, titles=None, labels=None, model=None
     fig : `~matplotlib.figure.Figure`
     """
     from matplotlib.figure import Figure
-    from ..evaluate.plots import DPI
     images = np.asarray(images, dtype=np.float32)
     maps = np.asarray(maps, dtype=np.float32)
     if maps.ndim == 4:
@@ -357,7 +356,5 @@ def plot_attention(images, maps, path=None, titles=None, labels=None, model=None
     if model:
         fig.suptitle(f"CLS attention of the last block, {model}", fontsize=10,
                      y=1 - 0.08 / height, va="top")
-    if path is not None:
-        with atomic_output(path, overwrite=overwrite) as tmp:
-            fig.savefig(tmp, dpi=DPI, format="png")
+    save_figure(fig, path, overwrite=overwrite)
     return fig

@@ -10,7 +10,7 @@ import astropy.units as u
 from astropy.coordinates import SkyCoord
 
 from ..exceptions import InputError
-from ..utils import atomic_output, check_output_path, provenance
+from ..utils import check_output_path, provenance, save_figure
 from .embedding import as_embedding
 
 __all__ = ["similar", "SimilarityIndex", "plot_similar", "has_faiss", "BACKENDS"]
@@ -642,7 +642,6 @@ def plot_similar(table, cutouts, path=None, query_images=None, overwrite=False, 
     """
     from matplotlib.figure import Figure
     from ..backbones.preprocess import _as_cutouts
-    from ..evaluate.plots import DPI
     if cutouts is None:
         raise InputError("A picture of the neighbours needs their cutouts: the embedding has "
                          "none (it was read from a features file); pass cutouts=<the "
@@ -702,7 +701,5 @@ def plot_similar(table, cutouts, path=None, query_images=None, overwrite=False, 
             ax.set_title(f"{name}\nsimilarity {float(table['similarity'][i]):.3f}", fontsize=8)
             for spine in ax.spines.values():
                 spine.set_visible(False)
-    if path is not None:
-        with atomic_output(path, overwrite=overwrite) as tmp:
-            fig.savefig(tmp, dpi=DPI, format="png")
+    save_figure(fig, path, overwrite=overwrite)
     return fig

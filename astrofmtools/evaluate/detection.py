@@ -13,7 +13,7 @@ from astropy.coordinates import SkyCoord
 from astropy.table import QTable, Table
 
 from ..exceptions import InputError
-from ..utils import atomic_output, provenance
+from ..utils import provenance, save_figure
 
 __all__ = ["detection_map", "match_positions", "completeness_reliability",
            "plot_completeness_reliability", "DEFAULT_SNR_BINS"]
@@ -769,8 +769,5 @@ def plot_completeness_reliability(results, path=None, overwrite=False, title=Non
         axes[0].legend(fontsize=8, loc="lower right")
     if title:
         fig.suptitle(title, fontsize=10)
-    if path is not None:
-        from .plots import DPI
-        with atomic_output(path, overwrite=overwrite) as tmp:
-            fig.savefig(tmp, dpi=DPI, format="png")
+    save_figure(fig, path, overwrite=overwrite)
     return fig

@@ -6,7 +6,7 @@ from astropy.table import QTable, Table
 
 from ..exceptions import InputError
 from ..utils import provenance, save_figure
-from ..utils.figures import DPI  # noqa: F401 - embed.attention, embed.similarity import it
+from ..utils.figures import DPI  # noqa: F401 - the resolution of saved figures
 from .classification import _normalize, classification_metrics
 
 __all__ = ["plot_confusion_matrix", "plot_label_efficiency", "label_efficiency_table"]
