@@ -13,10 +13,9 @@ import numbers
 import os
 
 import numpy as np
-import astropy.units as u
-from astropy.coordinates import SkyCoord
 from astropy.table import QTable
 
+from ..catalog.tables import add_sky_columns
 from ..exceptions import InputError
 from ..io import load_image, tile_grid
 from ..utils import progress, provenance
@@ -358,14 +357,7 @@ def _build_table(image, boxes, scores, label_ids, tiles, labels, meta):
         table["label"] = label_ids.astype(np.int64)
     table["label_id"] = label_ids.astype(np.int64)
     if image.wcs is not None:
-        if n:
-            sky = image.wcs.pixel_to_world(centres[:, 0], centres[:, 1]).icrs
-            sky = SkyCoord(sky.ra, sky.dec, frame="icrs")
-        else:
-            sky = SkyCoord(np.zeros(0) * u.deg, np.zeros(0) * u.deg, frame="icrs")
-        table["sky_centroid"] = sky
-        table["ra"] = sky.ra.to(u.deg)
-        table["dec"] = sky.dec.to(u.deg)
+        add_sky_columns(table, image.wcs, centres[:, 0], centres[:, 1])
     table["tile"] = np.asarray(tiles, dtype=np.int64)
     for name in table.colnames:
         table[name].info.description = DETECTION_COLUMNS[name]

@@ -10,6 +10,7 @@ laid out in 2-D by UMAP (umap-learn). A `FeatureMap` fitted on one set (a
 whole survey) places another set (a labelled sample) in the same map.
 """
 
+import functools
 import logging
 import time
 import warnings
@@ -698,6 +699,7 @@ def _import_umap():
     return umap
 
 
+@functools.lru_cache(maxsize=None)  # once per process
 def _cache_numba_functions(packages):
     """
     Turn on numba's on-disk cache for the jitted functions of ``packages``.

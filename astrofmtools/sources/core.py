@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.ndimage as ndi
 import astropy.units as u
-from astropy.coordinates import SkyCoord
 from astropy.table import QTable
 from photutils.segmentation import SegmentationImage, SourceCatalog, detect_sources
 from photutils.utils import NoDetectionsWarning
@@ -16,6 +15,7 @@ from skimage.segmentation import watershed
 
 from ..background import BackgroundMaps, estimate_background
 from ..background.core import _image_arrays
+from ..catalog.tables import add_sky_columns
 from ..exceptions import InputError
 from ..io import load_image, tile_grid
 from ..utils import progress, provenance
@@ -349,14 +349,7 @@ def _build_table(image, cols, plan, meta):
     table["x"] = cols["x"]
     table["y"] = cols["y"]
     if image.wcs is not None:
-        if n:
-            sky = image.wcs.pixel_to_world(cols["x"], cols["y"]).icrs
-            sky = SkyCoord(sky.ra, sky.dec, frame="icrs")
-        else:
-            sky = SkyCoord(np.zeros(0) * u.deg, np.zeros(0) * u.deg, frame="icrs")
-        table["sky_centroid"] = sky
-        table["ra"] = sky.ra.to(u.deg)
-        table["dec"] = sky.dec.to(u.deg)
+        add_sky_columns(table, image.wcs, cols["x"], cols["y"])
     for key in ("bbox_xmin", "bbox_xmax", "bbox_ymin", "bbox_ymax"):
         table[key] = cols[key].astype(np.int64)
     table["area"] = cols["area"] * u.pix ** 2
