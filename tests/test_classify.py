@@ -365,7 +365,7 @@ def test_lora_keeps_base_weights_and_trains_few(data, tmp_path):
     # saved: the adapters and the head only; the base comes from the weights file
     clf.save(tmp_path / "lora")
     config = json.loads((tmp_path / "lora" / "config.json").read_text())
-    assert config["includes_backbone"] is False and config["lora_targets"]
+    assert config["includes_backbone"] is False and config["params"]["target_modules"]
     assert config["weights"] == str(tmp_path / "tiny.safetensors")
     from safetensors.torch import load_file
     saved = load_file(tmp_path / "lora" / "weights.safetensors")

@@ -2,13 +2,13 @@
 """
 Classify sky cutouts with foundation-model backbones.
 
-`Classifier` puts a head (linear, MLP, whitening + linear, kNN, logistic
-regression) on a backbone from `astrofmtools.backbones` and adapts it with
-one of four strategies: ``frozen`` (features once, head only), ``partial``
-(the last layer groups), ``finetune`` (everything, after a head warm-up,
-with layer-wise learning-rate decay) or ``lora`` (low-rank adapters via
-peft). Training weights classes by inverse frequency, can use a fraction of
-the labels (label-efficiency curves), stops early on a validation split,
+`Classifier` puts a head (from the heads registry: linear, MLP, whitening +
+linear, kNN, logistic regression, or one added with `register_head`) on a
+backbone from `astrofmtools.backbones` and adapts it with a strategy from
+`astrofmtools.adapt` (``frozen``, ``partial``, ``finetune``, ``lora``,
+``bitfit``, or one added with `~astrofmtools.adapt.register_strategy`).
+Training weights classes by inverse frequency, can use a fraction of the
+labels (label-efficiency curves), stops early on a validation split,
 augments with free rotations, flips and small crops, uses mixed precision on
 GPU, checkpoints every epoch so that a run resumes, and predicts with
 test-time augmentation over the eight flips and quarter turns.
@@ -20,5 +20,5 @@ scikit-learn); ``import astrofmtools`` itself never imports torch.
 from .augment import *  # noqa: F401, F403
 from .heads import *  # noqa: F401, F403
 from .train import *  # noqa: F401, F403
-from .strategies import *  # noqa: F401, F403
+from .model import *  # noqa: F401, F403
 from .classifier import *  # noqa: F401, F403

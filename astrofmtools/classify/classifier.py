@@ -1,8 +1,6 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """The `Classifier` estimator: a backbone, a head and an adaptation strategy."""
 
-import hashlib
-import math
 import time
 from pathlib import Path
 
@@ -11,116 +9,12 @@ from astropy.table import QTable, Table
 
 from ..exceptions import InputError
 from ..utils import json_value
+from .inputs import _as_inputs, _as_labels
 
-__all__ = ["Classifier", "STRATEGY_DEFAULTS"]
+__all__ = ["Classifier"]
 
-_FORMAT = "astrofmtools.Classifier"
-_FORMAT_VERSION = 1
-_CONFIG = "config.json"
-_WEIGHTS = "weights.safetensors"
-
-#: Per-strategy defaults of the `Classifier` settings left as None.
-STRATEGY_DEFAULTS = {
-    "frozen": {"epochs": 200, "lr": 1e-3, "batch_size": 64, "patience": 20,
-               "head_warmup_epochs": 0},
-    "partial": {"epochs": 30, "lr": 3e-4, "batch_size": 32, "patience": 8,
-                "head_warmup_epochs": 3},
-    "finetune": {"epochs": 30, "lr": 1e-4, "batch_size": 32, "patience": 8,
-                 "head_warmup_epochs": 3},
-    "lora": {"epochs": 30, "lr": 1e-3, "batch_size": 32, "patience": 8,
-             "head_warmup_epochs": 1},
-}
-
-
-def _preprocess_class():
-    """The Preprocess class (imported lazily: it needs torch)."""
-    from ..backbones import Preprocess
-    return Preprocess
-
-
-_ML_PACKAGES = ("torch", "torchvision", "timm", "peft", "safetensors", "scikit-learn")
-
-
-# --------------------------------------------------------------------------- inputs
-def _as_inputs(cutouts, what="cutouts"):
-    """
-    Parse what fit/predict accept.
-
-    Returns ``(inputs, table)``: inputs is a CutoutStack or an (N, H, W) /
-    (N, C, H, W) float32 array (what `Preprocess` takes), table a QTable of
-    the input rows (the stack's table, or an ``index`` column).
-    """
-    from ..cutouts import CutoutStack
-    if isinstance(cutouts, CutoutStack):
-        return cutouts, cutouts.table
-    if isinstance(cutouts, (list, tuple)) and cutouts and all(
-            isinstance(c, CutoutStack) for c in cutouts):
-        stack = CutoutStack.concatenate(list(cutouts))
-        return stack, stack.table
-    if isinstance(cutouts, (list, tuple)) and any(isinstance(c, CutoutStack) for c in cutouts):
-        raise InputError(f"{what}: a list must hold only CutoutStacks.")
-    try:
-        data = np.asarray(cutouts, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise InputError(f"{what} must be a CutoutStack, a list of them, or an N x H x W "
-                         f"(x C) array; got {type(cutouts).__name__}.") from None
-    if data.ndim == 4 and data.shape[-1] <= 4 < min(data.shape[1], data.shape[2]):
-        data = np.ascontiguousarray(np.moveaxis(data, -1, 1))  # N, H, W, C -> N, C, H, W
-    if data.ndim not in (3, 4) or data.shape[0] == 0:
-        raise InputError(f"{what} must be an (N, H, W), (N, H, W, C) or (N, C, H, W) array "
-                         f"with N >= 1; got shape {data.shape}.")
-    table = QTable({"index": np.arange(len(data))})
-    table["index"].description = "row of the input array (0-based)"
-    return data, table
-
-
-def _subset(inputs, idx):
-    return inputs[np.asarray(idx)]
-
-
-def _as_labels(labels, table, n):
-    """The label of each input, as a 1-D numpy array (strings or integers)."""
-    if isinstance(labels, str):
-        if labels not in table.colnames:
-            raise InputError(f"Label column {labels!r} is not in the cutout table (columns: "
-                             f"{', '.join(table.colnames)}).")
-        values = table[labels]
-        name = f"label column {labels!r}"
-    else:
-        values = labels
-        name = "labels"
-    if getattr(values, "mask", None) is not None and np.any(values.mask):
-        raise InputError(f"The {name} has {int(np.sum(values.mask))} missing (masked) "
-                         "values; keep only labelled cutouts for training.")
-    values = np.asarray(values)
-    if values.dtype.kind == "S":
-        values = np.char.decode(values, "utf-8")
-    if values.ndim != 1 or len(values) != n:
-        raise InputError(f"The {name} needs one value per cutout ({n}); got shape "
-                         f"{values.shape}.")
-    if values.dtype.kind == "U":
-        values = np.char.strip(values)
-    elif values.dtype.kind == "f":
-        if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
-            raise InputError(f"The {name} must be class names or integers; got non-integer "
-                             "numbers.")
-        values = values.astype(np.int64)
-    elif values.dtype.kind not in "iub":
-        raise InputError(f"The {name} must be class names or integers; got dtype "
-                         f"{values.dtype}.")
-    if values.dtype.kind == "b":
-        values = values.astype(np.int64)
-    return values
-
-
-def _hash_array(*arrays):
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str(a.shape).encode())
-        h.update(str(a.dtype).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:16]
+#: The packages whose versions a classifier's outputs record.
+ML_PACKAGES = ("torch", "torchvision", "timm", "peft", "safetensors", "scikit-learn")
 
 
 class Classifier:
@@ -287,94 +181,92 @@ class Classifier:
     """
 
     def __init__(self, backbone="efficientnet_lite0", head="linear", strategy="frozen",
-                 weights=None, preprocess=None, pooling=None, epochs=None, lr=None,
-                 batch_size=None, label_fraction=1.0, val_fraction=0.15, patience=None,
-                 augment=True, tta=True, class_weight="balanced", seed=0, device=None,
-                 n_blocks=2, head_warmup_epochs=None, layer_decay=0.75, lora_r=8,
-                 lora_alpha=16, checkpoint_dir=None, hidden=(256,), dropout=0.2, k=10,
-                 head_lr=None, weight_decay=0.01, C=None, cache=True, probe_init=True):
-        from .heads import HEADS
-        from .strategies import STRATEGIES
-        if head not in HEADS:
-            raise InputError(f"Unknown head {head!r}; choose one of {', '.join(HEADS)}.")
-        if strategy not in STRATEGIES:
-            raise InputError(f"Unknown strategy {strategy!r}; choose one of "
-                             f"{', '.join(STRATEGIES)}.")
-        if head in ("knn", "logistic") and strategy != "frozen":
+                 weights=None, preprocess=None, pooling=None, settings=None,
+                 label_fraction=1.0, val_fraction=0.15, augment=True, tta=True,
+                 class_weight="balanced", seed=0, device=None, checkpoint_dir=None,
+                 cache=True, probe_init=True, **options):
+        from ..adapt import Strategy, TrainSettings, get_strategy, list_strategies
+        from .heads import get_head, head_options
+        strategy_options = {}
+        for name in list_strategies():
+            strategy_options.update(get_strategy(name).options)
+        given = {"settings": {}, "strategy": {}, "head": {}}
+        for key, value in options.items():
+            if key in TrainSettings.names():
+                given["settings"][key] = value
+            elif key in strategy_options:
+                given["strategy"][key] = value
+            elif key in head_options():
+                given["head"][key] = value
+            else:
+                raise InputError(
+                    f"Unknown Classifier setting {key!r}. Training settings: "
+                    f"{', '.join(TrainSettings.names())}; strategy options: "
+                    f"{', '.join(strategy_options)}; head options: {', '.join(head_options())}.")
+        if isinstance(strategy, Strategy):
+            self.strategy_ = strategy
+        else:
+            cls = type(get_strategy(strategy))
+            self.strategy_ = cls(**{k: v for k, v in given["strategy"].items()
+                                    if k in cls.options})
+        self.strategy = self.strategy_.name
+        entry = get_head(head)
+        if entry.frozen_only and self.strategy_.trains_backbone:
             raise InputError(f"The {head!r} head works on frozen features only; use "
-                             f"strategy='frozen' or a 'linear', 'mlp' or 'whitening' head.")
+                             f"strategy='frozen' or a head trained by gradient descent.")
         if class_weight not in ("balanced", None):
             raise InputError(f"class_weight must be 'balanced' or None; got {class_weight!r}.")
-        for name, value in (("label_fraction", label_fraction),):
-            if not 0 < float(value) <= 1:
-                raise InputError(f"{name} must be in (0, 1]; got {value}.")
+        if not 0 < float(label_fraction) <= 1:
+            raise InputError(f"label_fraction must be in (0, 1]; got {label_fraction}.")
         if not 0 <= float(val_fraction) < 1:
             raise InputError(f"val_fraction must be in [0, 1); got {val_fraction}.")
-        if not 0 < float(layer_decay) <= 1:
-            raise InputError(f"layer_decay must be in (0, 1]; got {layer_decay}.")
-        self.backbone = backbone
+        if isinstance(settings, dict):
+            settings = TrainSettings.from_dict(settings)
+        elif settings is not None and not isinstance(settings, TrainSettings):
+            raise InputError(f"settings must be a TrainSettings or a dict; got "
+                             f"{type(settings).__name__}.")
+        base = self.strategy_.settings() if settings is None else settings
+        #: The training schedule (`~astrofmtools.adapt.TrainSettings`).
+        self.settings = base.replace(**given["settings"])
+        hidden = given["head"].get("hidden")
+        if hidden is not None:
+            given["head"]["hidden"] = ((int(hidden),) if np.isscalar(hidden)
+                                       else tuple(int(h) for h in hidden))
         self.head = head
-        self.strategy = strategy
+        self.head_options = {**entry.options, **{k: v for k, v in given["head"].items()
+                                                 if k in entry.options}}
+        self.backbone = backbone
         self.weights = None if weights is None else str(weights)
         self.preprocess = preprocess
         self.pooling = pooling
-        self.epochs = epochs
-        self.lr = lr
-        self.batch_size = batch_size
         self.label_fraction = float(label_fraction)
         self.val_fraction = float(val_fraction)
-        self.patience = patience
         self.augment = augment
         self.tta = bool(tta)
         self.class_weight = class_weight
         self.seed = int(seed)
         self.device = device
-        self.n_blocks = int(n_blocks)
-        self.head_warmup_epochs = head_warmup_epochs
-        self.layer_decay = float(layer_decay)
-        self.lora_r = int(lora_r)
-        self.lora_alpha = float(lora_alpha)
         self.checkpoint_dir = None if checkpoint_dir is None else str(checkpoint_dir)
-        self.hidden = (int(hidden),) if np.isscalar(hidden) else tuple(int(h) for h in hidden)
-        self.dropout = float(dropout)
-        self.k = int(k)
-        self.head_lr = head_lr
-        self.weight_decay = float(weight_decay)
-        self.C = None if C is None else float(C)
         self.cache = bool(cache)
         self.probe_init = bool(probe_init)
         self.classes_ = None
         self._fitted = False
 
     # ------------------------------------------------------------------ settings
-    def _setting(self, name):
-        value = getattr(self, name)
-        return STRATEGY_DEFAULTS[self.strategy][name] if value is None else value
-
     def _params(self):
         """The constructor arguments that define the model (for the saved config)."""
         augment = self.augment
         if not isinstance(augment, bool):
             augment = augment.to_dict()
+        strategy = self.strategy_.config()
+        strategy.pop("name")
         return json_value({
             "head": self.head, "strategy": self.strategy, "pooling": self.pooling,
-            "epochs": self._setting("epochs"), "lr": self._setting("lr"),
-            "batch_size": self._setting("batch_size"), "label_fraction": self.label_fraction,
-            "val_fraction": self.val_fraction, "patience": self._setting("patience"),
+            "label_fraction": self.label_fraction, "val_fraction": self.val_fraction,
             "augment": augment, "tta": self.tta, "class_weight": self.class_weight,
-            "seed": self.seed, "n_blocks": self.n_blocks,
-            "head_warmup_epochs": self._setting("head_warmup_epochs"),
-            "layer_decay": self.layer_decay, "lora_r": self.lora_r,
-            "lora_alpha": self.lora_alpha, "hidden": list(self.hidden),
-            "dropout": self.dropout, "k": self.k, "head_lr": self._head_lr(),
-            "weight_decay": self.weight_decay, "C": self.C, "cache": self.cache,
-            "probe_init": self.probe_init,
+            "seed": self.seed, "cache": self.cache, "probe_init": self.probe_init,
+            **self.settings.to_dict(), **strategy, **self.head_options,
         })
-
-    def _head_lr(self):
-        if self.strategy == "frozen":
-            return self._setting("lr")
-        return 1e-3 if self.head_lr is None else float(self.head_lr)
 
     def __repr__(self):
         name = getattr(getattr(self, "spec_", None), "name", None)
@@ -434,43 +326,19 @@ class Classifier:
         cutouts with other than 1 or 3 bands (radio + infrared, say) get
         'bands' and a stem adapted to their number of bands by default.
         """
+        from ..backbones import Preprocess
         pre = self.preprocess
         channels = (pre.get("channels") if isinstance(pre, dict)
                     else getattr(pre, "channels", None))
         data = inputs.data if hasattr(inputs, "data") else inputs
         n_bands = 1 if data.ndim == 3 else data.shape[1]
         if channels in (None, "auto") and n_bands not in (1, 3) and \
-                not isinstance(pre, _preprocess_class()):
+                not isinstance(pre, Preprocess):
             self.preprocess = {**(pre or {}), "channels": "bands"}
             channels = "bands"
         if channels == "bands":
             return n_bands
         return 3
-
-    # ------------------------------------------------------------------ features / images
-    def _features(self, inputs):
-        from ..backbones import extract_features
-        return extract_features(self.backbone_, inputs, pooling=self.pooling,
-                                batch_size=64, device=self._device(),
-                                preprocess=self.preprocess_, cache=self.cache, tta=self.tta)
-
-    def _images(self, inputs):
-        import torch
-        return torch.from_numpy(np.ascontiguousarray(self.preprocess_.to_array(inputs),
-                                                     dtype=np.float32))
-
-    def _augmenter(self):
-        from .augment import SkyAugment
-        if self.augment is True:
-            return SkyAugment()
-        if self.augment is False or self.augment is None:
-            return None
-        if isinstance(self.augment, SkyAugment):
-            return self.augment
-        if isinstance(self.augment, dict):
-            return SkyAugment(**self.augment)
-        raise InputError(f"augment must be True, False, a SkyAugment or a dict; got "
-                         f"{type(self.augment).__name__}.")
 
     # ------------------------------------------------------------------ fit
     def fit(self, cutouts, labels, validation=None):
@@ -496,6 +364,7 @@ class Classifier:
         self : `Classifier`
         """
         import torch
+        from .fitting import fit_end_to_end, fit_frozen
         from .train import label_fraction_indices, train_val_split
 
         t_start = time.perf_counter()
@@ -533,8 +402,10 @@ class Classifier:
         torch.manual_seed(self.seed)
         self.backbone_ = self._load_backbone(self._in_chans(inputs))
         self.preprocess_ = self._make_preprocess(self.backbone_)
-        self._resolve_zoom(inputs)
-        if self.strategy == "frozen":
+        pre = self.preprocess_
+        if pre.zoom == "auto":  # fixed on the training set, so that predictions use the same
+            self.preprocess_ = pre.replace(zoom=pre.resolve_zoom(inputs))
+        if not self.strategy_.trains_backbone:
             # features of every given cutout (cached): sweeps over label fractions and
             # heads on the same data reuse them
             features = self._features(inputs)
@@ -543,215 +414,28 @@ class Classifier:
                 x_val = self._features(val_inputs)
             else:
                 x_val = features[val_sel] if len(val_sel) else None
-            history = self._fit_frozen(x_train, y_train, x_val, y_val)
+            history = fit_frozen(self, x_train, y_train, x_val, y_val)
         else:
             if val_inputs is None and len(val_sel):
-                val_inputs = _subset(inputs, val_sel)
-            history = self._fit_end_to_end(_subset(inputs, train_sel), y_train, val_inputs,
-                                           y_val)
-        self.history_ = self._history_table(history)
+                val_inputs = inputs[np.asarray(val_sel)]
+            history = fit_end_to_end(self, inputs[np.asarray(train_sel)], y_train, val_inputs,
+                                     y_val)
+        self.history_ = history_table(history)
         self.fit_seconds_ = time.perf_counter() - t_start
         self._fitted = True
         return self
 
-    def _resolve_zoom(self, inputs):
-        """Fix an automatic zoom on the training set, so that predictions use the same."""
-        pre = self.preprocess_
-        if pre.zoom == "auto":
-            self.preprocess_ = pre.replace(zoom=pre.resolve_zoom(inputs))
+    # ------------------------------------------------------------------ features / images
+    def _features(self, inputs):
+        from ..backbones import extract_features
+        return extract_features(self.backbone_, inputs, pooling=self.pooling,
+                                batch_size=64, device=self._device(),
+                                preprocess=self.preprocess_, cache=self.cache, tta=self.tta)
 
-    def _checkpoint(self):
-        if self.checkpoint_dir is None:
-            return None
-        return Path(self.checkpoint_dir) / "checkpoint.pt"
-
-    def _run_settings(self, *arrays):
-        settings = dict(self._params())
-        settings.pop("epochs")
-        settings.pop("cache")
-        settings.update({"backbone": self.spec_.to_dict(), "weights": self.backbone_.weights,
-                         "preprocess": self.preprocess_.to_dict(),
-                         "classes": json_value(self.classes_.tolist()),
-                         "data": _hash_array(*arrays)})
-        return settings
-
-    def _class_weight(self, y, n_classes):
-        from .train import class_weights
-        if self.class_weight is None:
-            return None
-        return class_weights(y, n_classes)
-
-    def _fit_frozen(self, x_train, y_train, x_val, y_val):
+    def _images(self, inputs):
         import torch
-        from .heads import KNNHead, fit_logistic_head, make_head
-
-        device = self._device()
-        n_classes = len(self.classes_)
-        dim = x_train.shape[1]
-        history = []
-        if self.head == "logistic":
-            head = fit_logistic_head(x_train, y_train, n_classes, class_weight=self.class_weight,
-                                     C=self.C, val_features=x_val, val_labels=y_val,
-                                     seed=self.seed)
-            self.C_ = head.C
-        elif self.head == "knn":
-            x_all = x_train if x_val is None else np.concatenate([x_train, x_val])
-            y_all = y_train if x_val is None else np.concatenate([y_train, y_val])
-            head = KNNHead(dim, n_classes, n_train=len(y_all), k=self.k)
-            head.fit(x_all, y_all, class_weight=self._class_weight(y_all, n_classes))
-        else:
-            torch.manual_seed(self.seed)
-            head = make_head(self.head, dim, n_classes, hidden=self.hidden,
-                             dropout=self.dropout).fit_statistics(x_train).to(device)
-            history = self._train_head(head, x_train, y_train, x_val, y_val,
-                                       checkpoint=self._checkpoint(),
-                                       lr=float(self._setting("lr")),
-                                       epochs=int(self._setting("epochs")),
-                                       patience=self._setting("patience"),
-                                       batch_size=self._setting("batch_size"))
-        self.head_ = head.to(device).eval()
-        self.n_parameters_ = (sum(p.numel() for p in self.backbone_.parameters())
-                              + sum(p.numel() for p in head.parameters()))
-        self.n_trainable_ = 0 if self.head == "knn" else int(sum(p.numel()
-                                                                 for p in head.parameters()))
-        self.model_ = None
-        return history
-
-    def _train_head(self, head, x_train, y_train, x_val, y_val, checkpoint, lr, epochs,
-                    patience, batch_size, desc=None):
-        """Train a torch head on fixed features (frozen strategy, and the linear probe that
-        starts the end-to-end strategies)."""
-        import torch
-        from .train import TrainLoop
-        optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=self.weight_decay)
-
-        def schedule(epoch):
-            for group in optimizer.param_groups:
-                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
-
-        loop = TrainLoop(head, optimizer, epochs=epochs, patience=patience,
-                         batch_size=batch_size,
-                         class_weight=self._class_weight(y_train, len(self.classes_)),
-                         seed=self.seed, device=self._device(), checkpoint=checkpoint,
-                         settings=self._run_settings(x_train, y_train) if checkpoint else None,
-                         scheduler=schedule, desc=desc or f"{self.head} head")
-        device = self._device()
-
-        def transform(x):  # the head's fixed part (standardisation, whitening), once
-            if x is None:
-                return None
-            head.eval()
-            with torch.no_grad():
-                return torch.cat([head.transform(torch.from_numpy(x[i:i + 4096]).to(device))
-                                  .float().cpu() for i in range(0, len(x), 4096)])
-
-        history = loop.run(head.classify, transform(x_train), torch.from_numpy(y_train),
-                           transform(x_val), torch.from_numpy(y_val))
-        for record in history:
-            record["phase"] = "head"
-        return history
-
-    def _build_model(self, dim, n_classes):
-        from .heads import make_head
-        from .strategies import ClassifierModel, apply_lora
-        if self.strategy == "lora":
-            self.lora_targets_ = apply_lora(self.backbone_, r=self.lora_r,
-                                            alpha=self.lora_alpha)
-        head = make_head(self.head, dim, n_classes, hidden=self.hidden, dropout=self.dropout)
-        pre = self.preprocess_
-        # a pretrained CNN keeps its batch-norm statistics; one from random weights learns them
-        model = ClassifierModel(self.backbone_, head, self.pooling, pre.mean, pre.std,
-                                self.strategy, n_blocks=self.n_blocks,
-                                train_norm_stats=self._weights_reference() == "random")
-        return model.to(self._device())
-
-    def _fit_end_to_end(self, train_inputs, y_train, val_inputs, y_val):
-        import torch
-        from .train import TrainLoop
-
-        device = self._device()
-        n_classes = len(self.classes_)
-        x_train = self._images(train_inputs)
-        x_val = self._images(val_inputs) if val_inputs is not None else None
-        torch.manual_seed(self.seed)
-        dim = self.backbone_.feature_dim_for(self.pooling or self.backbone_.pooling)
-        model = self._build_model(dim, n_classes)
-        # the head's input statistics: features of the training images before adaptation
-        model.eval()
-
-        def features(x):
-            with torch.no_grad():
-                return torch.cat([model.features(x[i:i + 64].to(device)).float().cpu()
-                                  for i in range(0, len(x), 64)]).numpy()
-
-        feats = features(x_train)
-        model.head.fit_statistics(feats)
-        if self.probe_init:
-            # linear probing, then fine-tuning (LP-FT): the head starts from its fit to the
-            # unadapted features, so the first updates of the backbone follow a sensible
-            # head rather than a random one
-            defaults = STRATEGY_DEFAULTS["frozen"]
-            probe = self._train_head(model.head, feats, y_train,
-                                     None if x_val is None else features(x_val), y_val,
-                                     checkpoint=None, lr=self._head_lr(),
-                                     epochs=defaults["epochs"], patience=defaults["patience"],
-                                     batch_size=defaults["batch_size"], desc="head probe")
-            self.probe_epochs_ = len(probe)
-
-        epochs = int(self._setting("epochs"))
-        warmup = min(int(self._setting("head_warmup_epochs")), epochs)
-        lr, head_lr = float(self._setting("lr")), self._head_lr()
-        groups = [{"params": list(model.head.parameters()), "lr": head_lr,
-                   "base_lr": head_lr, "weight_decay": self.weight_decay}]
-        decay = self.layer_decay if self.strategy in ("partial", "finetune") else 1.0
-        for depth, params in model.trainable_groups():
-            if params:
-                glr = lr * decay ** depth
-                groups.append({"params": params, "lr": glr, "base_lr": glr,
-                               "weight_decay": self.weight_decay})
-        optimizer = torch.optim.AdamW(groups)
-        main = max(epochs - warmup, 1)
-
-        def schedule(epoch):
-            model.configure(warmup=epoch < warmup)
-            factor = 1.0 if epoch < warmup else 0.5 * (1 + math.cos(math.pi * (epoch - warmup)
-                                                                    / main))
-            for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * factor
-
-        model.configure(warmup=False)
-        self.n_trainable_ = model.n_trainable()
-        self.n_parameters_ = int(sum(p.numel() for p in model.parameters()))
-        weight = self._class_weight(y_train, n_classes)
-        augment = self._augmenter()
-        loop = TrainLoop(model, optimizer, epochs=epochs, patience=self._setting("patience"),
-                         batch_size=self._setting("batch_size"), class_weight=weight,
-                         seed=self.seed, device=device, checkpoint=self._checkpoint(),
-                         settings=(self._run_settings(x_train.numpy(), y_train)
-                                   if self._checkpoint() else None),
-                         scheduler=schedule, desc=self.strategy)
-        history = loop.run(model, x_train, torch.from_numpy(y_train), x_val,
-                           torch.from_numpy(y_val),
-                           augment=None if augment is None else augment)
-        for record in history:
-            record["phase"] = "head" if record["epoch"] <= warmup else "all"
-        model.configure(warmup=False)
-        model.eval()
-        self.model_ = model
-        self.head_ = model.head
-        return history
-
-    @staticmethod
-    def _history_table(history):
-        names = ["epoch", "phase", "train_loss", "val_loss", "val_accuracy", "val_macro_f1",
-                 "seconds"]
-        table = Table({
-            "epoch": np.array([r["epoch"] for r in history], dtype=np.int64),
-            "phase": np.array([r.get("phase", "head") for r in history], dtype="U4"),
-            **{n: np.array([np.nan if r[n] is None else r[n] for r in history], dtype=float)
-               for n in names[2:]},
-        }, names=names)
-        return table
+        return torch.from_numpy(np.ascontiguousarray(self.preprocess_.to_array(inputs),
+                                                     dtype=np.float32))
 
     # ------------------------------------------------------------------ predict
     def _check_fitted(self):
@@ -783,9 +467,10 @@ class Classifier:
 
     def _predict_inputs(self, inputs, batch_size=64):
         import torch
+        from ..adapt.loop import autocast
         from .augment import tta_mean
         device = self._device()
-        if self.strategy == "frozen":
+        if self.model_ is None:  # the backbone never changed: features, then the head
             feats = torch.from_numpy(self._features(inputs))
             out = []
             with torch.inference_mode():
@@ -799,10 +484,8 @@ class Classifier:
 
         batch_size = int(batch_size)
         chunk = max(batch_size, 1024)  # preprocess a chunk at a time: bounded memory
-        amp = device.type == "cuda"
-        dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
         out = []
-        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=amp):
+        with torch.inference_mode(), autocast(device)[0]:
             for start in range(0, len(inputs), chunk):
                 images = self._images(inputs[start:start + chunk])
                 for i in range(0, len(images), batch_size):
@@ -864,7 +547,7 @@ class Classifier:
                           strategy=self.strategy, head=self.head,
                           classes=json_value(self.classes_.tolist()), tta=self.tta,
                           pooling=self.pooling or self.backbone_.pooling,
-                          packages=_ML_PACKAGES)
+                          packages=ML_PACKAGES)
         if renamed:
             meta["renamed_columns"] = renamed
         table.meta.update(meta)
@@ -896,30 +579,6 @@ class Classifier:
                               labels=np.unique(np.concatenate([truth, pred]).astype(str))))
 
     # ------------------------------------------------------------------ save / load
-    def _config(self, include_backbone):
-        config = {
-            "format": _FORMAT, "format_version": _FORMAT_VERSION,
-            "params": self._params(),
-            "backbone": self.spec_.name, "backbone_spec": self.spec_.to_dict(),
-            "weights": self._weights_reference(), "weights_source": self.backbone_.weights,
-            "in_chans": int(self.backbone_.in_chans),
-            "preprocess": self.preprocess_.to_dict(),
-            "classes": self.classes_.tolist(),
-            "head_config": self.head_.config(),
-            "includes_backbone": bool(include_backbone),
-            "lora_targets": getattr(self, "lora_targets_", None),
-            "n_parameters": int(self.n_parameters_), "n_trainable": int(self.n_trainable_),
-            "n_train": self.n_train_, "n_val": self.n_val_,
-            "C": getattr(self, "C_", None),
-            "history": self.history_,
-            "provenance": self._provenance(),
-        }
-        return json_value(config)
-
-    def _provenance(self):
-        from ..utils import provenance
-        return provenance(stage="classify-train", packages=_ML_PACKAGES)
-
     def save(self, path, overwrite=False, include_backbone=None):
         """
         Save the fitted classifier to a folder.
@@ -927,10 +586,11 @@ class Classifier:
         The folder holds ``config.json`` (every setting, the backbone's
         registry entry and weights reference, the preprocessing, classes,
         training history and versions) and ``weights.safetensors`` (the
-        head; the adapters for ``lora``; the whole backbone for
-        ``partial`` and ``finetune``, for random-initialised backbones, or
-        with ``include_backbone=True``). It is written through a temporary
-        folder renamed into place.
+        head, and what the strategy changed in the backbone: nothing for
+        ``frozen``, the adapters for ``lora``, biases and norms for
+        ``bitfit``, the whole backbone for ``partial`` and ``finetune``, for
+        random-initialised backbones, or with ``include_backbone=True``). It
+        is written through a temporary folder renamed into place.
 
         Parameters
         ----------
@@ -943,35 +603,20 @@ class Classifier:
             the registry (a self-contained folder, larger). None: only when
             needed.
         """
-        from ..utils import check_output_path, write_saved_model
-        from .strategies import _lora_state_dict
+        from .saving import save_classifier
         self._check_fitted()
-        check_output_path(path, overwrite, kind="folder")  # before any work
-        if include_backbone is None:
-            include_backbone = (self.strategy in ("partial", "finetune")
-                                or self._weights_reference() == "random")
-        if not include_backbone and self._weights_reference() == "random":
-            raise InputError("The backbone was randomly initialised: its weights cannot be "
-                             "rebuilt on loading, so they must be saved "
-                             "(include_backbone=True or None).")
-        tensors = {f"head.{k}": v for k, v in self.head_.state_dict().items()}
-        if include_backbone:
-            tensors.update({f"backbone.{k}": v for k, v in self.backbone_.state_dict().items()})
-        elif self.strategy == "lora":
-            tensors.update({f"backbone.{k}": v
-                            for k, v in _lora_state_dict(self.backbone_).items()})
-        write_saved_model(path, tensors, self._config(include_backbone), overwrite=overwrite,
-                          config_name=_CONFIG, weights_name=_WEIGHTS)
+        save_classifier(self, path, overwrite=overwrite, include_backbone=include_backbone)
 
     @classmethod
     def load(cls, path, device=None):
         """
-        Load a classifier saved by `save`.
+        Load a classifier saved by `save` (this version's format or an earlier one).
 
         The backbone is rebuilt from the stored registry entry: from the
         saved weights when the folder holds them, else from the weights
-        reference (registry default or file) with the saved adapters or
-        head on top. Every saved tensor must match the model exactly.
+        reference (registry default or file) with the strategy's saved
+        tensors (adapters, biases) and the head on top. Every saved tensor
+        must match the model exactly.
 
         Parameters
         ----------
@@ -985,75 +630,17 @@ class Classifier:
         classifier : `Classifier`
             Fitted: ready for `predict`.
         """
-        from safetensors.torch import load_file
-        from ..backbones import BackboneSpec, load_backbone
-        from .heads import head_from_config
-        from .strategies import ClassifierModel, _check_keys, apply_lora
+        from .saving import load_classifier
+        return load_classifier(cls, path, device=device)
 
-        from ..utils import read_saved_config
-        path = Path(path)
-        config = read_saved_config(path, _FORMAT, _FORMAT_VERSION, _CONFIG, _WEIGHTS)
-        params = dict(config["params"])
-        augment = params.pop("augment")
-        from .augment import SkyAugment
-        if isinstance(augment, dict):
-            augment = SkyAugment(**augment)
-        spec = BackboneSpec.from_dict(config["backbone_spec"])
-        clf = cls(backbone=spec, weights=config["weights"], device=device, augment=augment,
-                  **params)
-        tensors = load_file(str(path / _WEIGHTS), device="cpu")
-        head_tensors = {k[5:]: v for k, v in tensors.items() if k.startswith("head.")}
-        bb_tensors = {k[9:]: v for k, v in tensors.items() if k.startswith("backbone.")}
-        others = set(tensors) - {f"head.{k}" for k in head_tensors} - {
-            f"backbone.{k}" for k in bb_tensors}
-        if others:
-            raise InputError(f"Unexpected tensors in {str(path / _WEIGHTS)!r}: "
-                             f"{sorted(others)[:5]}.")
-        dev = clf._device()
-        weights = "random" if config["includes_backbone"] else config["weights"]
-        backbone = load_backbone(spec, weights=weights, device="cpu",
-                                 in_chans=config["in_chans"])
-        if config["includes_backbone"] and clf.strategy == "lora":
-            apply_lora(backbone, r=clf.lora_r, alpha=clf.lora_alpha,
-                       target_modules=config["lora_targets"])
-        if config["includes_backbone"]:
-            _check_keys(backbone.state_dict(), bb_tensors, "backbone weights")
-            backbone.load_state_dict(bb_tensors, strict=True)
-            backbone.weights = config["weights_source"]
-        elif clf.strategy == "lora":
-            apply_lora(backbone, r=clf.lora_r, alpha=clf.lora_alpha,
-                       target_modules=config["lora_targets"])
-            expected = {k for k in backbone.state_dict() if "lora_" in k}
-            _check_keys(expected, bb_tensors, "LoRA adapter weights")
-            result = backbone.load_state_dict(bb_tensors, strict=False)
-            if result.unexpected_keys:  # pragma: no cover - _check_keys catches it
-                raise InputError(f"Unexpected adapter tensors {result.unexpected_keys[:5]}.")
-        elif bb_tensors:
-            raise InputError(f"{str(path)!r} holds backbone tensors it does not declare.")
-        if clf.strategy == "lora":
-            clf.lora_targets_ = config["lora_targets"]
-        backbone = backbone.to(dev).eval()
-        head = head_from_config(config["head_config"])
-        _check_keys(head.state_dict(), head_tensors, "head weights")
-        head.load_state_dict(head_tensors, strict=True)
-        clf.backbone_ = backbone
-        clf.spec_ = spec
-        from ..backbones import Preprocess
-        clf.preprocess_ = Preprocess.from_dict(config["preprocess"])
-        clf.classes_ = np.array(config["classes"])
-        clf.head_ = head.to(dev).eval()
-        if clf.strategy == "frozen":
-            clf.model_ = None
-        else:
-            pre = clf.preprocess_
-            clf.model_ = ClassifierModel(backbone, clf.head_, clf.pooling, pre.mean, pre.std,
-                                         clf.strategy, n_blocks=clf.n_blocks).to(dev).eval()
-            clf.model_.configure(warmup=False)
-        if config.get("C") is not None:
-            clf.C_ = config["C"]
-        clf.n_parameters_ = config["n_parameters"]
-        clf.n_trainable_ = config["n_trainable"]
-        clf.n_train_, clf.n_val_ = config["n_train"], config["n_val"]
-        clf.history_ = cls._history_table(config["history"])
-        clf._fitted = True
-        return clf
+
+def history_table(history):
+    """The training history (a list of per-epoch dicts) as a Table."""
+    names = ["epoch", "phase", "train_loss", "val_loss", "val_accuracy", "val_macro_f1",
+             "seconds"]
+    return Table({
+        "epoch": np.array([r["epoch"] for r in history], dtype=np.int64),
+        "phase": np.array([r.get("phase", "head") for r in history], dtype="U4"),
+        **{n: np.array([np.nan if r[n] is None else r[n] for r in history], dtype=float)
+           for n in names[2:]},
+    }, names=names)

@@ -16,11 +16,9 @@ from torch import nn
 
 from ..exceptions import InputError
 
-__all__ = ["HEADS", "Standardize", "Whitening", "LinearHead", "MLPHead", "WhiteningHead",
-           "KNNHead", "make_head", "head_from_config", "fit_logistic_head"]
-
-#: The head names `make_head` (and `~astrofmtools.classify.Classifier`) accept.
-HEADS = ("linear", "mlp", "whitening", "knn", "logistic")
+__all__ = ["Standardize", "Whitening", "LinearHead", "MLPHead", "WhiteningHead", "KNNHead",
+           "HeadType", "register_head", "list_heads", "get_head", "make_head",
+           "head_from_config", "fit_logistic_head"]
 
 
 def _as_tensor(x):
@@ -416,21 +414,129 @@ class KNNHead(_Head):
         return torch.log(votes.clamp_min(1e-12))
 
 
-def make_head(kind, in_features, n_classes, hidden=(256,), dropout=0.2, k=10, n_train=0):
+class HeadType:
+    """
+    A registered head: what it builds, its options and how it is fitted.
+
+    Parameters
+    ----------
+    name : str
+        The name users give (``Classifier(head=name)``, ``--head name``).
+    cls : type
+        The `torch.nn.Module` it builds, called as ``cls(in_features,
+        n_classes, **options)``; its ``kind`` attribute names it in a saved
+        model's config (`head_from_config`).
+    options : dict, optional
+        Its options and their defaults (e.g. ``{"hidden": (256,)}``).
+    fit : callable, optional
+        For heads fitted in closed form on frozen features:
+        ``fit(features, labels, n_classes, val_features, val_labels,
+        class_weight, seed, **options) -> head``. None: the head trains by
+        gradient descent (any strategy).
+    description : str, optional
+        One line for the documentation and ``--help``.
+    """
+
+    def __init__(self, name, cls, options=None, fit=None, description=""):
+        self.name, self.cls, self.fit = str(name), cls, fit
+        self.options = dict(options or {})
+        self.description = description
+
+    @property
+    def frozen_only(self):
+        """Whether the head works on frozen features only (it has a closed-form fit)."""
+        return self.fit is not None
+
+    def __repr__(self):
+        return f"HeadType({self.name!r}, {self.cls.__name__}, options={self.options})"
+
+
+_HEADS = {}
+
+
+def register_head(name, cls, options=None, fit=None, description=""):
+    """
+    Add a head to the registry that `make_head`, saved models and the command line read.
+
+    Parameters
+    ----------
+    name, cls, options, fit, description
+        As for `HeadType`.
+
+    Returns
+    -------
+    head_type : `HeadType`
+
+    Examples
+    --------
+    >>> import torch
+    >>> from astrofmtools.classify import LinearHead, list_heads, make_head, register_head
+    >>> class CosineHead(LinearHead):
+    ...     kind = "cosine_doc"
+    ...     def classify(self, z):
+    ...         return 10 * torch.nn.functional.normalize(z, dim=1) @ \\
+    ...             torch.nn.functional.normalize(self.fc.weight, dim=1).T
+    >>> _ = register_head("cosine_doc", CosineHead, description="cosine similarity to weights")
+    >>> "cosine_doc" in list_heads()
+    True
+    >>> tuple(make_head("cosine_doc", 8, 3)(torch.rand(2, 8)).shape)
+    (2, 3)
+    """
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)) or not getattr(cls, "kind",
+                                                                                    None):
+        raise InputError(f"register_head needs a torch.nn.Module class with a 'kind'; got "
+                         f"{cls!r}.")
+    entry = HeadType(name, cls, options=options, fit=fit, description=description)
+    _HEADS[entry.name] = entry
+    return entry
+
+
+def list_heads():
+    """
+    The names of the registered heads.
+
+    Examples
+    --------
+    >>> from astrofmtools.classify import list_heads
+    >>> list_heads()[:5]
+    ['linear', 'mlp', 'whitening', 'knn', 'logistic']
+    """
+    return list(_HEADS)
+
+
+def get_head(name):
+    """The `HeadType` registered as ``name`` (an `InputError` listing the heads if none)."""
+    entry = _HEADS.get(name)
+    if entry is None:
+        raise InputError(f"Unknown head {name!r}; choose one of {', '.join(_HEADS)}.")
+    return entry
+
+
+def head_options():
+    """Every option of every registered head, with its default (for the Classifier)."""
+    out = {}
+    for entry in _HEADS.values():
+        for key, value in entry.options.items():
+            out.setdefault(key, value)
+    return out
+
+
+def make_head(name, in_features, n_classes, **options):
     """
     Build an (unfitted) head by name.
 
     Parameters
     ----------
-    kind : {'linear', 'mlp', 'whitening', 'knn', 'logistic'}
-        The head. ``'logistic'`` builds a `LinearHead` whose weights
+    name : str
+        A registered head (`list_heads`): ``'linear'``, ``'mlp'``,
+        ``'whitening'``, ``'knn'``, ``'logistic'`` or one added with
+        `register_head`. ``'logistic'`` builds a `LinearHead` whose weights
         `fit_logistic_head` sets.
     in_features, n_classes : int
         Feature dimension and number of classes.
-    hidden, dropout
-        For ``'mlp'``: hidden widths and dropout.
-    k, n_train : int
-        For ``'knn'``: neighbours and training-set size.
+    **options
+        The head's options (`HeadType.options`; e.g. ``hidden`` and
+        ``dropout`` for ``'mlp'``); options of other heads are ignored.
 
     Returns
     -------
@@ -442,15 +548,13 @@ def make_head(kind, in_features, n_classes, hidden=(256,), dropout=0.2, k=10, n_
     >>> make_head("mlp", 16, 2, hidden=(8,)).config()
     {'kind': 'mlp', 'in_features': 16, 'n_classes': 2, 'hidden': [8], 'dropout': 0.2}
     """
-    if kind in ("linear", "logistic"):
-        return LinearHead(in_features, n_classes)
-    if kind == "mlp":
-        return MLPHead(in_features, n_classes, hidden=hidden, dropout=dropout)
-    if kind == "whitening":
-        return WhiteningHead(in_features, n_classes)
-    if kind == "knn":
-        return KNNHead(in_features, n_classes, n_train=n_train, k=k)
-    raise InputError(f"Unknown head {kind!r}; choose one of {', '.join(HEADS)}.")
+    entry = get_head(name)
+    unknown = set(options) - set(head_options())
+    if unknown:
+        raise InputError(f"Unknown head option(s) {sorted(unknown)}; the heads' options are "
+                         f"{', '.join(head_options()) or 'none'}.")
+    kwargs = {**entry.options, **{k: v for k, v in options.items() if k in entry.options}}
+    return entry.cls(in_features, n_classes, **kwargs)
 
 
 def head_from_config(config):
@@ -476,11 +580,29 @@ def head_from_config(config):
     """
     config = dict(config)
     kind = config.pop("kind")
-    cls = {"linear": LinearHead, "mlp": MLPHead, "whitening": WhiteningHead,
-           "knn": KNNHead}.get(kind)
-    if cls is None:
-        raise InputError(f"Unknown head kind {kind!r} in a saved classifier.")
-    return cls(**config)
+    classes = {entry.cls.kind: entry.cls for entry in _HEADS.values()}
+    if kind not in classes:
+        raise InputError(f"Unknown head kind {kind!r} in a saved classifier (known: "
+                         f"{', '.join(classes)}).")
+    return classes[kind](**config)
+
+
+def _fit_knn(features, labels, n_classes, val_features=None, val_labels=None,
+             class_weight="balanced", seed=0, k=10):
+    """The kNN head's fit: a memory bank of the training and validation features."""
+    from .train import class_weights
+    if val_features is not None and len(val_features):
+        features = np.concatenate([features, val_features])
+        labels = np.concatenate([labels, val_labels])
+    weights = class_weights(labels, n_classes) if class_weight == "balanced" else None
+    head = KNNHead(features.shape[1], n_classes, n_train=len(labels), k=k)
+    return head.fit(features, labels, class_weight=weights)
+
+
+def _fit_logistic(features, labels, n_classes, val_features=None, val_labels=None,
+                  class_weight="balanced", seed=0, C=None):
+    return fit_logistic_head(features, labels, n_classes, class_weight=class_weight, C=C,
+                             val_features=val_features, val_labels=val_labels, seed=seed)
 
 
 def fit_logistic_head(features, labels, n_classes, class_weight="balanced", C=None,
@@ -591,3 +713,14 @@ def fit_logistic_head(features, labels, n_classes, class_weight="balanced", C=No
         head.fc.bias.copy_(_as_tensor(intercept))
     head.C = float(C)
     return head
+
+
+register_head("linear", LinearHead, description="a linear layer on standardised features")
+register_head("mlp", MLPHead, options={"hidden": (256,), "dropout": 0.2},
+              description="hidden layers (hidden, dropout) on standardised features")
+register_head("whitening", WhiteningHead,
+              description="features whitened (Ledoit-Wolf covariance), then linear")
+register_head("knn", KNNHead, options={"k": 10}, fit=_fit_knn,
+              description="cosine k-nearest neighbours (k) of the training features")
+register_head("logistic", LinearHead, options={"C": None}, fit=_fit_logistic,
+              description="scikit-learn logistic regression, C chosen on the validation split")

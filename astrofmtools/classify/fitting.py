@@ -1,0 +1,195 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+How a `~astrofmtools.classify.Classifier` trains: a head on fixed features, or
+the backbone and head together under its strategy, in the shared training loop.
+"""
+
+import numpy as np
+
+from ..utils import json_value
+from .inputs import _hash_array
+
+__all__ = []
+
+
+def _checkpoint(clf):
+    from pathlib import Path
+    return None if clf.checkpoint_dir is None else Path(clf.checkpoint_dir) / "checkpoint.pt"
+
+
+def _run_settings(clf, *arrays):
+    """What defines a training run (a checkpoint made with others is refused)."""
+    settings = dict(clf._params())
+    settings.pop("epochs")
+    settings.pop("cache")
+    settings.update({"backbone": clf.spec_.to_dict(), "weights": clf.backbone_.weights,
+                     "preprocess": clf.preprocess_.to_dict(),
+                     "classes": json_value(clf.classes_.tolist()),
+                     "data": _hash_array(*arrays)})
+    return settings
+
+
+def _class_weight(clf, y):
+    from .train import class_weights
+    return None if clf.class_weight is None else class_weights(y, len(clf.classes_))
+
+
+def _augmenter(augment):
+    from ..exceptions import InputError
+    from .augment import SkyAugment
+    if augment is True:
+        return SkyAugment()
+    if augment is False or augment is None:
+        return None
+    if isinstance(augment, SkyAugment):
+        return augment
+    if isinstance(augment, dict):
+        return SkyAugment(**augment)
+    raise InputError(f"augment must be True, False, a SkyAugment or a dict; got "
+                     f"{type(augment).__name__}.")
+
+
+def fit_frozen(clf, x_train, y_train, x_val, y_val):
+    """Fit the head on fixed features: in closed form (kNN, logistic) or by gradient descent."""
+    import torch
+    from .heads import get_head, make_head
+
+    device = clf._device()
+    n_classes = len(clf.classes_)
+    entry = get_head(clf.head)
+    history = []
+    if entry.fit is not None:
+        head = entry.fit(x_train, y_train, n_classes, x_val, y_val,
+                         class_weight=clf.class_weight, seed=clf.seed, **clf.head_options)
+        if getattr(head, "C", None) is not None:
+            clf.C_ = head.C
+    else:
+        torch.manual_seed(clf.seed)
+        head = make_head(clf.head, x_train.shape[1], n_classes, **clf.head_options)
+        head = head.fit_statistics(x_train).to(device)
+        history = train_head(clf, head, x_train, y_train, x_val, y_val,
+                             checkpoint=_checkpoint(clf), settings=clf.settings)
+    clf.head_ = head.to(device).eval()
+    clf.n_parameters_ = (sum(p.numel() for p in clf.backbone_.parameters())
+                         + sum(p.numel() for p in head.parameters()))
+    clf.n_trainable_ = int(sum(p.numel() for p in head.parameters()))
+    clf.model_ = None
+    return history
+
+
+def train_head(clf, head, x_train, y_train, x_val, y_val, checkpoint, settings, lr=None,
+               desc=None):
+    """Train a torch head on fixed features (the frozen strategy, and the linear probe
+    that starts the end-to-end strategies)."""
+    import torch
+    from ..adapt import SupervisedTask, TrainLoop, cosine_factor
+    device = clf._device()
+    lr = settings.lr if lr is None else lr
+    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=settings.weight_decay)
+
+    def on_epoch(epoch):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * cosine_factor(epoch, settings.epochs)
+
+    loop = TrainLoop(head, optimizer, epochs=settings.epochs, patience=settings.patience,
+                     seed=clf.seed, device=device, checkpoint=checkpoint,
+                     settings=_run_settings(clf, x_train, y_train) if checkpoint else None,
+                     on_epoch=on_epoch, desc=desc or f"{clf.head} head")
+
+    def transform(x):  # the head's fixed part (standardisation, whitening), once
+        if x is None:
+            return None
+        head.eval()
+        with torch.no_grad():
+            return torch.cat([head.transform(torch.from_numpy(x[i:i + 4096]).to(device))
+                              .float().cpu() for i in range(0, len(x), 4096)])
+
+    task = SupervisedTask(head.classify, transform(x_train), torch.from_numpy(y_train),
+                          transform(x_val), torch.from_numpy(y_val),
+                          batch_size=settings.batch_size,
+                          class_weight=_class_weight(clf, y_train))
+    history = loop.run(task)
+    for record in history:
+        record["phase"] = "head"
+    return history
+
+
+def fit_end_to_end(clf, train_inputs, y_train, val_inputs, y_val):
+    """Train the backbone (as the strategy says) and the head together on images."""
+    import torch
+    from ..adapt import SupervisedTask, TrainLoop, cosine_factor, get_strategy
+    from .heads import make_head
+    from .model import ClassifierModel
+
+    device = clf._device()
+    settings = clf.settings
+    x_train = clf._images(train_inputs)
+    x_val = clf._images(val_inputs) if val_inputs is not None else None
+    torch.manual_seed(clf.seed)
+    strategy = clf.strategy_
+    strategy.prepare(clf.backbone_)
+    dim = clf.backbone_.feature_dim_for(clf.pooling or clf.backbone_.pooling)
+    head = make_head(clf.head, dim, len(clf.classes_), **clf.head_options)
+    pre = clf.preprocess_
+    # a pretrained CNN keeps its batch-norm statistics; one from random weights learns them
+    model = ClassifierModel(clf.backbone_, head, clf.pooling, pre.mean, pre.std, strategy,
+                            train_norm_stats=clf._weights_reference() == "random").to(device)
+    # the head's input statistics: features of the training images before adaptation
+    model.eval()
+
+    def features(x):
+        with torch.no_grad():
+            return torch.cat([model.features(x[i:i + 64].to(device)).float().cpu()
+                              for i in range(0, len(x), 64)]).numpy()
+
+    feats = features(x_train)
+    model.head.fit_statistics(feats)
+    head_lr = settings.effective_head_lr
+    if clf.probe_init:
+        # linear probing, then fine-tuning (LP-FT): the head starts from its fit to the
+        # unadapted features, so the first updates of the backbone follow a sensible
+        # head rather than a random one
+        probe = train_head(clf, model.head, feats, y_train,
+                           None if x_val is None else features(x_val), y_val,
+                           checkpoint=None,
+                           settings=get_strategy("frozen").settings(
+                               weight_decay=settings.weight_decay),
+                           lr=head_lr, desc="head probe")
+        clf.probe_epochs_ = len(probe)
+
+    epochs = settings.epochs
+    warmup = min(settings.head_warmup_epochs, epochs)
+    groups = [{"params": list(model.head.parameters()), "lr": head_lr, "base_lr": head_lr,
+               "weight_decay": settings.weight_decay}]
+    groups += strategy.param_groups(clf.backbone_, settings.lr, settings.layer_decay,
+                                    settings.weight_decay)
+    optimizer = torch.optim.AdamW(groups)
+    main = max(epochs - warmup, 1)
+
+    def on_epoch(epoch):
+        model.configure(warmup=epoch < warmup)
+        factor = 1.0 if epoch < warmup else cosine_factor(epoch - warmup, main)
+        for group in optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+
+    model.configure(warmup=False)
+    clf.n_trainable_ = model.n_trainable()
+    clf.n_parameters_ = int(sum(p.numel() for p in model.parameters()))
+    checkpoint = _checkpoint(clf)
+    loop = TrainLoop(model, optimizer, epochs=epochs, patience=settings.patience,
+                     seed=clf.seed, device=device, checkpoint=checkpoint,
+                     settings=(_run_settings(clf, x_train.numpy(), y_train)
+                               if checkpoint else None),
+                     on_epoch=on_epoch, desc=clf.strategy)
+    task = SupervisedTask(model, x_train, torch.from_numpy(y_train), x_val,
+                          torch.from_numpy(y_val), batch_size=settings.batch_size,
+                          class_weight=_class_weight(clf, y_train),
+                          augment=_augmenter(clf.augment))
+    history = loop.run(task)
+    for record in history:
+        record["phase"] = "head" if record["epoch"] <= warmup else "all"
+    model.configure(warmup=False)
+    model.eval()
+    clf.model_ = model
+    clf.head_ = model.head
+    return history
