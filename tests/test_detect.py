@@ -394,8 +394,10 @@ def test_training_set_from_one_table_with_image_column(tmp_path):
 
 
 def test_bad_settings():
-    with pytest.raises(InputError, match="strategy"):
-        Detector(strategy="lora")
+    with pytest.raises(InputError, match="Unknown strategy 'full'"):
+        Detector(strategy="full")
+    with pytest.raises(InputError, match="epochs"):
+        Detector(epochs=-1)
     with pytest.raises(InputError, match="crop_size"):
         Detector(crop_size=100)
     with pytest.raises(InputError, match="not trained"):

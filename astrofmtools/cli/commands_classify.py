@@ -8,7 +8,7 @@ import numpy as np
 
 from ..exceptions import InputError
 from .inputs import check_outputs, given, read_stack
-from .options import add_common
+from .options import RegistryChoices, add_common, add_strategy_options, key_values
 
 __all__ = ["add_parsers"]
 
@@ -23,12 +23,12 @@ def add_parsers(add):
                    help="table of labels, row-aligned with the cutouts or sharing their 'id' "
                         "column (default: the label column of the cutouts' own table)")
     p.add_argument("--label-column", default="label", help="column holding the classes")
-    p.add_argument("--strategy", default="frozen",
-                   choices=["frozen", "partial", "finetune", "lora"],
-                   help="how the backbone adapts (default: frozen)")
+    add_strategy_options(p, "frozen")
     p.add_argument("--head", default="linear",
-                   choices=["linear", "mlp", "whitening", "knn", "logistic"],
-                   help="classification head (default: linear)")
+                   choices=RegistryChoices("astrofmtools.classify", "list_heads"),
+                   metavar="NAME",
+                   help="classification head: linear, mlp, whitening, knn, logistic or any "
+                        "registered head (astrofmtools.classify.list_heads; default: linear)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs")
     p.add_argument("--lr", type=float, default=None, help="learning rate")
     p.add_argument("--label-fraction", type=float, default=1.0,
@@ -81,6 +81,7 @@ def cmd_train(args):
     labels = _labels_for(stack, args)
     clf = Classifier(args.model, head=args.head, strategy=args.strategy, weights=args.weights,
                      label_fraction=args.label_fraction, seed=args.seed, device=args.device,
+                     **key_values(args.strategy_option, "--strategy-option"),
                      **given(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size))
     t0 = time.perf_counter()
     clf.fit(stack, labels)

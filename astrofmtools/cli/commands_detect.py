@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..exceptions import InputError
 from .inputs import check_outputs, given, load_image_arg
-from .options import add_common, add_image_options
+from .options import add_common, add_image_options, add_strategy_options, key_values
 
 __all__ = ["add_parsers"]
 
@@ -29,9 +29,7 @@ def add_parsers(add):
     p.add_argument("--label-column", default=None,
                    help="column (or region tag 'label') holding the classes (default: one "
                         "class, 'source')")
-    p.add_argument("--strategy", default="finetune", choices=["finetune", "frozen"],
-                   help="train the whole backbone (finetune, default) or only the pyramid "
-                        "and heads (frozen)")
+    add_strategy_options(p, "finetune")
     p.add_argument("--epochs", type=int, default=20, help="passes over the images (default: 20)")
     p.add_argument("--lr", type=float, default=None, help="learning rate")
     p.add_argument("--zoom", default="auto",
@@ -102,6 +100,7 @@ def cmd_train_detector(args):
         except ValueError:
             raise InputError(f"--zoom must be a number or 'auto', not {zoom!r}.") from None
     det = Detector(args.model, strategy=args.strategy, weights=args.weights, zoom=zoom,
+                   strategy_options=key_values(args.strategy_option, "--strategy-option"),
                    epochs=args.epochs, crop_size=args.crop_size, device=args.device,
                    seed=args.seed, **given(lr=args.lr, batch_size=args.batch_size))
     t0 = time.perf_counter()

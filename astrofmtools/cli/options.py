@@ -8,7 +8,8 @@ order: ``-o/--output``, ``--overwrite``, ``--model``, ``--weights``,
 ``--device``, ``--batch-size``, ``--seed``, ``-v/--verbose``, ``-q/--quiet``.
 """
 
-__all__ = ["COMMON", "add_common", "add_image_options"]
+__all__ = ["COMMON", "add_common", "add_image_options", "RegistryChoices", "add_strategy_options",
+           "key_values"]
 
 #: The shared definition of each common option: its flags and `argparse` keywords.
 #: ``%(default)s`` in a help text shows the subcommand's default.
@@ -124,3 +125,93 @@ def add_image_options(parser):
                         help="HDU index or EXTNAME (default: first HDU with image data)")
     parser.add_argument("--plane", default=None,
                         help="for cubes: 0-based plane index, comma-separated for several axes")
+
+
+class RegistryChoices:
+    """
+    The names of a registry as `argparse` choices, read when first needed.
+
+    Parsing ``astrofm info`` never imports torch: the registry (of
+    strategies, of heads) is imported only when an option that uses it is
+    given or its help is shown, and it lists what is registered then, plug-ins
+    included.
+
+    Parameters
+    ----------
+    module : str
+        The module that holds the registry (``"astrofmtools.adapt"``).
+    function : str
+        Its function that lists the names (``"list_strategies"``).
+
+    Examples
+    --------
+    >>> from astrofmtools.cli.options import RegistryChoices
+    >>> "lora" in RegistryChoices("astrofmtools.adapt", "list_strategies")
+    True
+    """
+
+    def __init__(self, module, function):
+        self.module, self.function = module, function
+
+    def _names(self):
+        import importlib
+        return list(getattr(importlib.import_module(self.module), self.function)())
+
+    def __contains__(self, name):
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __len__(self):
+        return len(self._names())
+
+
+def key_values(pairs, option):
+    """
+    ``KEY=VALUE`` strings as a dict; values read as JSON where they parse (numbers, lists).
+
+    Examples
+    --------
+    >>> from astrofmtools.cli.options import key_values
+    >>> key_values(["n_blocks=1", "target_modules=[\\"qkv\\"]", "name=x"], "--strategy-option")
+    {'n_blocks': 1, 'target_modules': ['qkv'], 'name': 'x'}
+    """
+    import json
+    from ..exceptions import InputError
+    out = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"{option} takes KEY=VALUE; got {pair!r}.")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def add_strategy_options(parser, default):
+    """
+    Add ``--strategy`` (any registered strategy) and ``--strategy-option KEY=VALUE``.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from astrofmtools.cli.options import add_strategy_options
+    >>> parser = argparse.ArgumentParser()
+    >>> add_strategy_options(parser, "frozen")
+    >>> args = parser.parse_args(["--strategy", "partial", "--strategy-option", "n_blocks=1"])
+    >>> args.strategy, args.strategy_option
+    ('partial', ['n_blocks=1'])
+    """
+    parser.add_argument("--strategy", default=default,
+                        choices=RegistryChoices("astrofmtools.adapt", "list_strategies"),
+                        metavar="NAME",
+                        help="how the backbone adapts: frozen, partial, finetune, lora, bitfit "
+                             "or any registered strategy (astrofmtools.adapt.list_strategies; "
+                             f"default: {default})")
+    parser.add_argument("--strategy-option", action="append", default=None,
+                        metavar="KEY=VALUE",
+                        help="an option of the strategy, e.g. n_blocks=1 (partial) or lora_r=4 "
+                             "(lora); repeat for several")

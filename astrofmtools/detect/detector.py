@@ -1,32 +1,23 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """The `Detector` estimator: train a Faster R-CNN on FITS images, detect on mosaics."""
 
-import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
 
 from ..exceptions import InputError
-from ..utils import json_value, load_checkpoint, save_checkpoint, settings_fingerprint
+from ..utils import json_value
 
-__all__ = ["Detector", "DETECTOR_STRATEGIES"]
+__all__ = ["Detector"]
 
 _FORMAT = "astrofmtools.Detector"
-_FORMAT_VERSION = 1
+#: 2: ``strategy_options`` in ``params`` (any registered strategy); 1 (read too): frozen or
+#: finetune only.
+_FORMAT_VERSION = 2
 _CONFIG = "config.json"
 _WEIGHTS = "model.safetensors"
 _ML_PACKAGES = ("torch", "torchvision", "timm", "safetensors")
-
-#: How much of the backbone trains.
-DETECTOR_STRATEGIES = {
-    "frozen": "the backbone is fixed (batch-norm statistics included); the feature pyramid, "
-              "region proposal network and box head train",
-    "finetune": "everything trains, the backbone at backbone_lr_factor times the learning "
-                "rate after head_warmup_epochs with it frozen (batch-norm statistics of "
-                "pretrained CNNs stay fixed)",
-}
 
 #: Median box side (model pixels) that zoom='auto' aims for with CNN backbones: four times
 #: the stride (4) of the finest pyramid level.
@@ -63,8 +54,17 @@ class Detector:
     ----------
     model : str or `~astrofmtools.backbones.BackboneSpec`, optional
         The backbone (default ``"resnet18"``).
-    strategy : {'finetune', 'frozen'}, optional
-        See `DETECTOR_STRATEGIES`.
+    strategy : str or `~astrofmtools.adapt.Strategy`, optional
+        How much of the backbone trains (`~astrofmtools.adapt.list_strategies`):
+        ``'finetune'`` (default: everything, the backbone at
+        ``backbone_lr_factor`` times the learning rate after
+        ``head_warmup_epochs`` with it frozen), ``'frozen'`` (the backbone
+        is fixed; the feature pyramid, region proposal network and box head
+        train), ``'partial'``, ``'lora'``, ``'bitfit'`` or any registered
+        strategy. Batch-norm statistics of pretrained CNNs stay fixed.
+    strategy_options : dict, optional
+        The strategy's options (e.g. ``{"n_blocks": 1}`` for ``'partial'``,
+        ``{"lora_r": 4}`` for ``'lora'``).
     weights : None, str or path, optional
         The backbone's weights (`~astrofmtools.backbones.load_backbone`):
         None for the registry default (offline first), a file, or
@@ -155,14 +155,17 @@ class Detector:
     """
 
     def __init__(self, model="resnet18", strategy="finetune", weights=None, classes=None,
+                 strategy_options=None,
                  zoom="auto", anchor_sizes="auto", aspect_ratios="auto", crop_size=256,
                  epochs=20, batch_size=4, lr=1e-3, backbone_lr_factor=None,
                  head_warmup_epochs=None, weight_decay=1e-4,
                  fpn_channels=128, representation_size=512, preprocess=None, augment=True,
                  device=None, seed=0, checkpoint_dir=None):
-        if strategy not in DETECTOR_STRATEGIES:
-            raise InputError(f"Unknown strategy {strategy!r}; choose one of "
-                             f"{', '.join(DETECTOR_STRATEGIES)}.")
+        from ..adapt import TrainSettings, get_strategy
+        self.strategy_ = get_strategy(strategy, **dict(strategy_options or {}))
+        # the schedule's values, checked before any work
+        TrainSettings(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
+                      head_warmup_epochs=head_warmup_epochs or 0)
         if not (zoom == "auto" or (isinstance(zoom, (int, float)) and zoom > 0)):
             raise InputError(f"zoom must be a positive number or 'auto', not {zoom!r}.")
         if int(crop_size) % 32 or int(crop_size) < 32:
@@ -171,7 +174,7 @@ class Detector:
             if int(value) < 1:
                 raise InputError(f"{name} must be at least 1, not {value}.")
         self.model = model
-        self.strategy = strategy
+        self.strategy = self.strategy_.name
         self.weights = None if weights is None else str(weights)
         self.classes = None if classes is None else [str(c) for c in classes]
         self.zoom = zoom
@@ -215,31 +218,28 @@ class Detector:
 
     def _spec(self):
         import copy
-        from ..backbones import BackboneSpec, get_backbone_spec
+        from ..backbones import BackboneSpec, get_backbone_spec, get_family
         spec = self.model if isinstance(self.model, BackboneSpec) else \
             get_backbone_spec(self.model)
         spec = copy.deepcopy(spec)
-        if spec.kind == "vit":  # detector inputs have any size
-            spec.timm_kwargs = {**spec.timm_kwargs, "dynamic_img_size": True}
-        return spec
+        # detector inputs have any size: the family adds what its models need (ViTs:
+        # dynamic_img_size)
+        return get_family(spec).detection_spec(spec)
 
     @staticmethod
     def _build(spec, weights, classes, anchor_sizes, aspect_ratios, fpn_channels,
                representation_size):
         from ..backbones import load_backbone
-        from .model import CNNFeaturePyramid, SimpleFeaturePyramid, build_faster_rcnn
+        from .model import build_faster_rcnn
         backbone = load_backbone(spec, weights=weights, device="cpu")
-        if spec.kind == "vit":
-            pyramid = SimpleFeaturePyramid(backbone, fpn_channels)
-        else:
-            pyramid = CNNFeaturePyramid(backbone, fpn_channels)
+        # the family names its pyramid: CNNFeaturePyramid, SimpleFeaturePyramid (ViTs)
+        pyramid = backbone.family.detection_pyramid(backbone, fpn_channels)
         return build_faster_rcnn(pyramid, len(classes), anchor_sizes, aspect_ratios,
                                  representation_size=representation_size, **_RCNN_SETTINGS)
 
     def _target_size(self, spec):
-        if spec.kind == "vit":
-            return float(2 ** math.ceil(math.log2(spec.patch_size)))
-        return CNN_TARGET_SIZE
+        from ..backbones import get_family
+        return get_family(spec).detection_target_size(spec)
 
     def _resolve_zoom(self, spec, boxes):
         if self.zoom != "auto":
@@ -253,28 +253,15 @@ class Detector:
             return float(self.backbone_lr_factor)
         if self.weights == "random":
             return 1.0
-        return 0.02 if spec.kind == "vit" else 0.1
+        from ..backbones import get_family
+        return get_family(spec).detection_lr_factor
 
     def _head_warmup_epochs(self):
-        if self.strategy == "frozen":
+        if not self.strategy_.trains_backbone:
             return 0
         if self.head_warmup_epochs is not None:
             return int(self.head_warmup_epochs)
         return 0 if self.weights == "random" else 1
-
-    def _train_mode(self, model, frozen):
-        """Training mode, with the fixed parts of the backbone in evaluation mode."""
-        from torch import nn
-        model.train()
-        body = model.backbone.body
-        for p in body.parameters():
-            p.requires_grad_(not frozen)
-        if frozen:
-            body.eval()
-        elif self.weights != "random":  # pretrained CNN: keep its batch-norm statistics
-            for m in body.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
 
     # ------------------------------------------------------------------ fit
     def fit(self, images, boxes=None, label_column=None, find_sources_kwargs=None):
@@ -303,7 +290,7 @@ class Detector:
         """
         import torch
         from astropy.table import Table
-        from ..utils import progress
+        from ..adapt import TrainLoop, cosine_factor
         from .data import CropSampler, DetectionPreprocess, TrainingImage, image_levels
         from .data import load_training_set
         from .model import auto_anchors
@@ -335,75 +322,40 @@ class Detector:
         self.spec_ = spec
         self.weights_source_ = model.backbone.body.weights
         body = model.backbone.body
+        self.strategy_.prepare(body)
         model.to(device)
         body_ids = {id(p) for p in body.parameters()}
         head_params = [p for p in model.parameters() if id(p) not in body_ids]
-        groups = [{"params": head_params, "lr": self.lr, "base_lr": self.lr}]
-        if self.strategy == "finetune":
-            blr = self.lr * self._backbone_lr_factor(spec)
-            groups.append({"params": list(body.parameters()), "lr": blr, "base_lr": blr})
-        optimizer = torch.optim.AdamW(groups, weight_decay=self.weight_decay, foreach=True)
+        groups = [{"params": head_params, "lr": self.lr, "base_lr": self.lr,
+                   "weight_decay": self.weight_decay}]
+        groups += self.strategy_.param_groups(body, self.lr * self._backbone_lr_factor(spec),
+                                              layer_decay=1.0, weight_decay=self.weight_decay)
+        optimizer = torch.optim.AdamW(groups, foreach=True)
 
         sampler = CropSampler(samples, self.crop_size, zoom, augment=self.augment)
-        steps = max(1, int(math.ceil(sampler.crops_per_pass / self.batch_size)))
-        total = steps * self.epochs
-        warmup = min(max(1, total // 10), 200)
         warmup_epochs = self._head_warmup_epochs()
+        # a pretrained CNN keeps its batch-norm statistics; one from random weights learns them
+        task = DetectionTask(model, sampler, pre, self.batch_size, self.seed, self.strategy_,
+                             warmup_epochs, train_norm_stats=self.weights == "random")
+        total = len(task) * self.epochs
+        warmup = min(max(1, total // 10), 200)
 
-        def set_lr(step):
-            if step < warmup:
-                factor = (step + 1) / warmup
-            else:
-                factor = 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
+        def on_step(step):
             for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * factor
+                group["lr"] = group["base_lr"] * cosine_factor(step, total, warmup)
 
-        settings = {"spec": spec.to_dict(), "weights": self.weights, "strategy": self.strategy,
-                    "classes": classes, "zoom": zoom, "anchors": [anchor_sizes, aspect_ratios],
-                    "crop_size": self.crop_size, "batch_size": self.batch_size, "lr": self.lr,
-                    "epochs": self.epochs, "seed": self.seed, "preprocess": pre.to_dict(),
+        settings = {"spec": spec.to_dict(), "weights": self.weights,
+                    "strategy": self.strategy_.config(), "classes": classes, "zoom": zoom,
+                    "anchors": [anchor_sizes, aspect_ratios], "crop_size": self.crop_size,
+                    "batch_size": self.batch_size, "lr": self.lr, "epochs": self.epochs,
+                    "seed": self.seed, "preprocess": pre.to_dict(),
                     "backbone_lr": self._backbone_lr_factor(spec), "head_warmup": warmup_epochs,
                     "data": [[s.name, s.boxes.tolist()] for s in samples]}
         checkpoint = None if self.checkpoint_dir is None else \
             Path(self.checkpoint_dir) / "checkpoint.pt"
-        fingerprint = settings_fingerprint(settings)
-        history, start = [], 0
-        if checkpoint is not None and checkpoint.exists():
-            start, history = _load_checkpoint(checkpoint, fingerprint, model, optimizer)
-        bar = progress(total=total, initial=start * steps, desc=f"detector ({spec.name})",
-                       unit="step")
-        try:
-            for epoch in range(start, self.epochs):
-                t0 = time.perf_counter()
-                rng = np.random.default_rng([self.seed, epoch])
-                torch.manual_seed(self.seed * 100_003 + epoch)
-                self._train_mode(model, self.strategy == "frozen" or epoch < warmup_epochs)
-                sums = {}
-                for step in range(steps):
-                    set_lr(epoch * steps + step)
-                    images_b, targets = sampler.batch(rng, self.batch_size)
-                    x = pre.normalize(images_b).to(device)
-                    targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-                    losses = model(list(x), targets)
-                    loss = sum(losses.values())
-                    if not torch.isfinite(loss):
-                        raise InputError(f"The training loss became {float(loss)} at epoch "
-                                         f"{epoch + 1}; lower lr (now {self.lr}).")
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    for k, v in losses.items():
-                        sums[k] = sums.get(k, 0.0) + float(v.detach())
-                    sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
-                    bar.update(1)
-                record = {"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()},
-                          "seconds": time.perf_counter() - t0}
-                history.append(record)
-                bar.set_postfix(loss=f"{record['loss']:.3f}")
-                if checkpoint is not None:
-                    _save_checkpoint(checkpoint, fingerprint, model, optimizer, epoch, history)
-        finally:
-            bar.close()
+        loop = TrainLoop(model, optimizer, epochs=self.epochs, seed=self.seed, device=device,
+                         checkpoint=checkpoint, settings=settings, on_step=on_step, desc=f"detector ({spec.name}, {self.strategy})")
+        history = loop.run(task)
         model.eval()
         self.model_ = model
         self.classes_ = classes
@@ -536,7 +488,10 @@ class Detector:
     # ------------------------------------------------------------------ save / load
     def _config(self):
         from ..utils import provenance
-        params = {"strategy": self.strategy, "weights": self.weights, "classes": self.classes,
+        options = self.strategy_.config()
+        options.pop("name")
+        params = {"strategy": self.strategy, "strategy_options": options,
+                  "weights": self.weights, "classes": self.classes,
                   "zoom": self.zoom, "anchor_sizes": self.anchor_sizes,
                   "aspect_ratios": self.aspect_ratios, "crop_size": self.crop_size,
                   "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
@@ -617,6 +572,7 @@ class Detector:
         classes = list(config["classes"])
         model = cls._build(spec, "random", classes, anchor_sizes, aspect_ratios,
                            det.fpn_channels, det.representation_size)
+        det.strategy_.prepare(model.backbone.body)  # adapters, so that the names match
         state = load_file(str(path / _WEIGHTS), device="cpu")
         own = model.state_dict()
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
@@ -638,14 +594,48 @@ class Detector:
         return det
 
 
-def _save_checkpoint(path, fingerprint, model, optimizer, epoch, history):
-    save_checkpoint(path, {"fingerprint": fingerprint, "epoch": epoch,
-                           "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                           "history": json.dumps(json_value(history))})
+class DetectionTask:
+    """
+    Detection for `~astrofmtools.adapt.TrainLoop`: random crops and Faster R-CNN's losses.
 
+    Each epoch draws enough crops to cover the training images once (at
+    least one batch), from a generator seeded by ``(seed, epoch)``. The
+    strategy sets what trains in each epoch: the heads alone for the first
+    ``warmup_epochs``, then its share of the backbone.
+    """
 
-def _load_checkpoint(path, fingerprint, model, optimizer):
-    state = load_checkpoint(path, fingerprint)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    return int(state["epoch"]) + 1, json.loads(state["history"])
+    loss_name = "loss"
+
+    def __init__(self, model, sampler, preprocess, batch_size, seed, strategy, warmup_epochs=0,
+                 train_norm_stats=False):
+        self.model, self.sampler, self.preprocess = model, sampler, preprocess
+        self.batch_size, self.seed = int(batch_size), int(seed)
+        self.strategy, self.warmup_epochs = strategy, int(warmup_epochs)
+        self.train_norm_stats = bool(train_norm_stats)
+
+    def train_mode(self, epoch):
+        """After ``model.train()``: what trains this epoch, the rest in evaluation mode."""
+        body, warmup = self.model.backbone.body, epoch < self.warmup_epochs
+        self.strategy.configure(body, warmup=warmup)
+        self.strategy.set_train_mode(body, warmup=warmup, train_norm_stats=self.train_norm_stats)
+
+    def __len__(self):
+        return max(1, int(math.ceil(self.sampler.crops_per_pass / self.batch_size)))
+
+    def batches(self, epoch, generator, device):
+        """Batches of normalised crops and their targets, on the device."""
+        rng = np.random.default_rng([self.seed, epoch])
+        for _ in range(len(self)):
+            images, targets = self.sampler.batch(rng, self.batch_size)
+            yield (self.preprocess.normalize(images).to(device),
+                   [{k: v.to(device) for k, v in t.items()} for t in targets])
+
+    def loss(self, batch):
+        """The summed losses of a batch, its size and the four parts."""
+        x, targets = batch
+        losses = self.model(list(x), targets)
+        return sum(losses.values()), len(x), losses
+
+    def validate(self, model, device):
+        """No validation split: None."""
+        return None

@@ -15,9 +15,8 @@ def _vit_model(backbone):
     """The timm VisionTransformer inside a backbone, checked for what attention maps need."""
     from ..backbones import Backbone
     name = backbone.spec.name if isinstance(backbone, Backbone) else type(backbone).__name__
-    if isinstance(backbone, Backbone) and backbone.spec.kind != "vit":
-        raise InputError(f"Attention maps need a vision transformer; backbone {name!r} is a "
-                         "CNN (kind 'cnn'). Use a ViT such as 'dinov2_vits14'.")
+    if isinstance(backbone, Backbone):
+        backbone.family.check_attention(name)  # a CNN: a clear InputError
     model = backbone.model if isinstance(backbone, Backbone) else backbone
     blocks = getattr(model, "blocks", None)
     if blocks is None or not len(blocks) or not hasattr(model, "patch_embed"):
@@ -231,14 +230,10 @@ def attention_maps(cutouts, model="dinov2_vits14", weights=None, crop=1.0, outpu
     device = default_device(device)
     if isinstance(model, Backbone):
         backbone = model
-        if backbone.spec.kind != "vit":
-            _vit_model(backbone)
     else:
-        from ..backbones import get_backbone_spec
+        from ..backbones import get_backbone_spec, get_family
         spec = get_backbone_spec(model)
-        if spec.kind != "vit":
-            raise InputError(f"Attention maps need a vision transformer; backbone {spec.name!r} "
-                             "is a CNN (kind 'cnn'). Use a ViT such as 'dinov2_vits14'.")
+        get_family(spec).check_attention(spec.name)  # before loading any weights
         backbone = load_backbone(spec, weights=weights, device=device)
     _vit_model(backbone)
     if preprocess is None:
