@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from astropy.table import QTable, Table
+from astropy.table import QTable
 
 from ..exceptions import InputError
 from ..utils import json_value
@@ -35,22 +35,21 @@ class Classifier:
         stored in the saved config), or a loaded backbone (used as it is,
         not copied: ``lora`` adds its adapters to it, ``finetune`` changes
         its weights).
-    head : {'linear', 'mlp', 'whitening', 'knn', 'logistic'}, optional
-        ``linear``: a linear layer on standardised features. ``mlp``:
-        hidden layers (``hidden``, ``dropout``). ``whitening``: features
-        whitened with statistics of the training set (Ledoit-Wolf
-        covariance), then linear. ``knn``: cosine k-nearest neighbours
-        (``k``). ``logistic``: scikit-learn's logistic regression on
-        standardised features, with its regularisation chosen on the
-        validation split. ``knn`` and ``logistic`` work on frozen features
-        only.
-    strategy : {'frozen', 'partial', 'finetune', 'lora'}, optional
-        How much of the backbone trains (see
-        `~astrofmtools.classify.strategies`): ``frozen`` (features once,
-        the head trains in seconds), ``partial`` (the last ``n_blocks``
-        layer groups), ``finetune`` (everything, after ``head_warmup_epochs``
-        with the backbone frozen, with layer-wise learning-rate decay
-        ``layer_decay``) or ``lora`` (low-rank adapters of rank ``lora_r``).
+    head : str, optional
+        A registered head (`~astrofmtools.classify.list_heads`):
+        ``linear`` (default), ``mlp`` (options ``hidden``, ``dropout``),
+        ``whitening`` (Ledoit-Wolf whitening, then linear), ``knn``
+        (option ``k``) or ``logistic`` (scikit-learn, option ``C``: None
+        chooses it on the validation split); the last two work on frozen
+        features only.
+    strategy : str or `~astrofmtools.adapt.Strategy`, optional
+        How much of the backbone trains, from the strategy registry
+        (`~astrofmtools.adapt.list_strategies`): ``frozen`` (default:
+        features once, the head trains in seconds), ``partial`` (option
+        ``n_blocks``: the last layer groups), ``finetune`` (everything,
+        with layer-wise learning-rate decay), ``lora`` (options ``lora_r``,
+        ``lora_alpha``), ``bitfit`` (biases and norms), or a strategy
+        object.
     weights : None, str or path, optional
         The backbone's weights (`~astrofmtools.backbones.load_backbone`):
         None for the registry default (offline first), a file, or
@@ -63,19 +62,13 @@ class Classifier:
     pooling : str, optional
         Feature pooling (``'cls'``, ``'mean'``, ``'cls+mean'``; default the
         backbone's).
-    epochs, lr, batch_size, patience, head_warmup_epochs : optional
-        Training schedule; None takes the strategy's default
-        (`STRATEGY_DEFAULTS`): ``frozen`` 200 epochs of the head at lr 1e-3, batch
-        64, patience 20; end-to-end strategies 30 epochs, batch 32,
-        patience 8, lr 3e-4 (``partial``, top group), 1e-4
-        (``finetune``, top group), 1e-3 (``lora`` adapters), with 3, 3 and
-        1 warm-up epochs of the head alone. The learning rate follows a
-        cosine decay after the warm-up.
-    head_lr : float, optional
-        Learning rate of the head in the end-to-end strategies (default
-        1e-3).
-    weight_decay : float, optional
-        AdamW weight decay.
+    settings : `~astrofmtools.adapt.TrainSettings` or dict, optional
+        The training schedule (epochs, learning rates, batch size, patience,
+        head warm-up, weight decay, layer decay). Default: the strategy's
+        (`~astrofmtools.adapt.Strategy.defaults`): ``frozen`` 200 epochs of
+        the head at lr 1e-3, batch 64, patience 20; the others 30 epochs,
+        batch 32, patience 8, with a cosine decay after 1-3 warm-up epochs
+        of the head alone.
     label_fraction : float, optional
         Use only this fraction of the labelled samples (per class, seeded):
         label-efficiency curves at 0.1, 0.3, 0.5, 1.0.
@@ -99,24 +92,10 @@ class Classifier:
     device : str, optional
         ``"cuda"`` when available, else ``"cpu"``. Mixed precision is used
         on CUDA only.
-    n_blocks : int, optional
-        ``partial``: number of the last layer groups that train.
-    layer_decay : float, optional
-        ``finetune`` and ``partial``: each layer group trains this many
-        times slower than the one above it.
-    lora_r, lora_alpha : optional
-        ``lora``: rank and scaling of the adapters.
     checkpoint_dir : str or path, optional
         Folder of a per-epoch checkpoint (``checkpoint.pt``): ``fit``
         resumes from it when it exists (same settings and data), so an
         interrupted run continues where it stopped.
-    hidden, dropout : optional
-        ``mlp`` head: hidden widths and dropout.
-    k : int, optional
-        ``knn`` head: number of neighbours.
-    C : float, optional
-        ``logistic`` head: inverse regularisation (None: chosen on the
-        validation split).
     probe_init : bool, optional
         End-to-end strategies: first fit the head to the features of the
         unadapted backbone (a linear probe, seconds), then adapt
@@ -126,6 +105,11 @@ class Classifier:
         ``frozen``: cache the features on disk
         (`~astrofmtools.backbones.extract_features`), so that heads and
         label fractions on the same data reuse them.
+    **options
+        Any `~astrofmtools.adapt.TrainSettings` field (``epochs=5``,
+        ``lr=3e-4``), an option of the strategy (``n_blocks=1``) or of the
+        head (``hidden=(64,)``). Unknown names are refused with the list of
+        known ones.
 
     Attributes
     ----------
@@ -185,56 +169,18 @@ class Classifier:
                  label_fraction=1.0, val_fraction=0.15, augment=True, tta=True,
                  class_weight="balanced", seed=0, device=None, checkpoint_dir=None,
                  cache=True, probe_init=True, **options):
-        from ..adapt import Strategy, TrainSettings, get_strategy, list_strategies
-        from .heads import get_head, head_options
-        strategy_options = {}
-        for name in list_strategies():
-            strategy_options.update(get_strategy(name).options)
-        given = {"settings": {}, "strategy": {}, "head": {}}
-        for key, value in options.items():
-            if key in TrainSettings.names():
-                given["settings"][key] = value
-            elif key in strategy_options:
-                given["strategy"][key] = value
-            elif key in head_options():
-                given["head"][key] = value
-            else:
-                raise InputError(
-                    f"Unknown Classifier setting {key!r}. Training settings: "
-                    f"{', '.join(TrainSettings.names())}; strategy options: "
-                    f"{', '.join(strategy_options)}; head options: {', '.join(head_options())}.")
-        if isinstance(strategy, Strategy):
-            self.strategy_ = strategy
-        else:
-            cls = type(get_strategy(strategy))
-            self.strategy_ = cls(**{k: v for k, v in given["strategy"].items()
-                                    if k in cls.options})
+        from .config import resolve_options
+        self.strategy_, self.settings, self.head_options = resolve_options(
+            strategy, head, settings, options)
+        #: The strategy's name (the object is ``strategy_``).
         self.strategy = self.strategy_.name
-        entry = get_head(head)
-        if entry.frozen_only and self.strategy_.trains_backbone:
-            raise InputError(f"The {head!r} head works on frozen features only; use "
-                             f"strategy='frozen' or a head trained by gradient descent.")
+        self.head = head
         if class_weight not in ("balanced", None):
             raise InputError(f"class_weight must be 'balanced' or None; got {class_weight!r}.")
         if not 0 < float(label_fraction) <= 1:
             raise InputError(f"label_fraction must be in (0, 1]; got {label_fraction}.")
         if not 0 <= float(val_fraction) < 1:
             raise InputError(f"val_fraction must be in [0, 1); got {val_fraction}.")
-        if isinstance(settings, dict):
-            settings = TrainSettings.from_dict(settings)
-        elif settings is not None and not isinstance(settings, TrainSettings):
-            raise InputError(f"settings must be a TrainSettings or a dict; got "
-                             f"{type(settings).__name__}.")
-        base = self.strategy_.settings() if settings is None else settings
-        #: The training schedule (`~astrofmtools.adapt.TrainSettings`).
-        self.settings = base.replace(**given["settings"])
-        hidden = given["head"].get("hidden")
-        if hidden is not None:
-            given["head"]["hidden"] = ((int(hidden),) if np.isscalar(hidden)
-                                       else tuple(int(h) for h in hidden))
-        self.head = head
-        self.head_options = {**entry.options, **{k: v for k, v in given["head"].items()
-                                                 if k in entry.options}}
         self.backbone = backbone
         self.weights = None if weights is None else str(weights)
         self.preprocess = preprocess
@@ -282,63 +228,8 @@ class Classifier:
         return default_device(self.device)
 
     def _weights_reference(self):
-        """How `load` finds the backbone's weights again: None (registry default), a file
-        or 'random'."""
-        if self.weights is not None:
-            return self.weights
-        from ..backbones import Backbone
-        if isinstance(self.backbone, Backbone):
-            source = self.backbone.weights
-            if source == "random" or Path(source).is_file():
-                return source
-        return None
-
-    def _load_backbone(self, in_chans):
-        from ..backbones import Backbone, BackboneSpec, get_backbone_spec, load_backbone
-        if isinstance(self.backbone, Backbone):
-            backbone = self.backbone.to(self._device())
-        else:
-            spec = (self.backbone if isinstance(self.backbone, BackboneSpec)
-                    else get_backbone_spec(self.backbone))
-            backbone = load_backbone(spec, weights=self.weights, device=self._device(),
-                                     in_chans=in_chans)
-        self.spec_ = backbone.spec
-        return backbone
-
-    def _make_preprocess(self, backbone):
-        from ..backbones import Preprocess
-        if isinstance(self.preprocess, Preprocess):
-            return self.preprocess
-        if self.preprocess is None:
-            return backbone.default_preprocess()
-        if isinstance(self.preprocess, dict):
-            try:
-                return backbone.default_preprocess(**self.preprocess)
-            except TypeError as exc:
-                raise InputError(f"Unknown preprocess setting: {exc}") from None
-        raise InputError(f"preprocess must be a Preprocess, a dict of settings or None; got "
-                         f"{type(self.preprocess).__name__}.")
-
-    def _in_chans(self, inputs):
-        """
-        Input channels of the backbone for these inputs: 3, unless the
-        preprocessing feeds the bands as they are ('bands'). Multi-band
-        cutouts with other than 1 or 3 bands (radio + infrared, say) get
-        'bands' and a stem adapted to their number of bands by default.
-        """
-        from ..backbones import Preprocess
-        pre = self.preprocess
-        channels = (pre.get("channels") if isinstance(pre, dict)
-                    else getattr(pre, "channels", None))
-        data = inputs.data if hasattr(inputs, "data") else inputs
-        n_bands = 1 if data.ndim == 3 else data.shape[1]
-        if channels in (None, "auto") and n_bands not in (1, 3) and \
-                not isinstance(pre, Preprocess):
-            self.preprocess = {**(pre or {}), "channels": "bands"}
-            channels = "bands"
-        if channels == "bands":
-            return n_bands
-        return 3
+        from .config import weights_reference
+        return weights_reference(self)
 
     # ------------------------------------------------------------------ fit
     def fit(self, cutouts, labels, validation=None):
@@ -364,7 +255,9 @@ class Classifier:
         self : `Classifier`
         """
         import torch
-        from .fitting import fit_end_to_end, fit_frozen
+        from .config import in_chans, load_backbone_for, make_preprocess
+        from .fitting import fit_end_to_end, fit_frozen, history_table
+        from .predicting import features_of
         from .train import label_fraction_indices, train_val_split
 
         t_start = time.perf_counter()
@@ -400,18 +293,18 @@ class Classifier:
         self.n_train_, self.n_val_ = int(len(y_train)), int(len(y_val))
 
         torch.manual_seed(self.seed)
-        self.backbone_ = self._load_backbone(self._in_chans(inputs))
-        self.preprocess_ = self._make_preprocess(self.backbone_)
+        self.backbone_ = load_backbone_for(self, in_chans(self, inputs))
+        self.preprocess_ = make_preprocess(self, self.backbone_)
         pre = self.preprocess_
         if pre.zoom == "auto":  # fixed on the training set, so that predictions use the same
             self.preprocess_ = pre.replace(zoom=pre.resolve_zoom(inputs))
         if not self.strategy_.trains_backbone:
             # features of every given cutout (cached): sweeps over label fractions and
             # heads on the same data reuse them
-            features = self._features(inputs)
+            features = features_of(self, inputs)
             x_train = features[train_sel]
             if val_inputs is not None:
-                x_val = self._features(val_inputs)
+                x_val = features_of(self, val_inputs)
             else:
                 x_val = features[val_sel] if len(val_sel) else None
             history = fit_frozen(self, x_train, y_train, x_val, y_val)
@@ -424,18 +317,6 @@ class Classifier:
         self.fit_seconds_ = time.perf_counter() - t_start
         self._fitted = True
         return self
-
-    # ------------------------------------------------------------------ features / images
-    def _features(self, inputs):
-        from ..backbones import extract_features
-        return extract_features(self.backbone_, inputs, pooling=self.pooling,
-                                batch_size=64, device=self._device(),
-                                preprocess=self.preprocess_, cache=self.cache, tta=self.tta)
-
-    def _images(self, inputs):
-        import torch
-        return torch.from_numpy(np.ascontiguousarray(self.preprocess_.to_array(inputs),
-                                                     dtype=np.float32))
 
     # ------------------------------------------------------------------ predict
     def _check_fitted(self):
@@ -466,32 +347,8 @@ class Classifier:
         return self._predict_inputs(inputs, batch_size)
 
     def _predict_inputs(self, inputs, batch_size=64):
-        import torch
-        from ..adapt.loop import autocast
-        from .augment import tta_mean
-        device = self._device()
-        if self.model_ is None:  # the backbone never changed: features, then the head
-            feats = torch.from_numpy(self._features(inputs))
-            out = []
-            with torch.inference_mode():
-                for i in range(0, len(feats), 4096):
-                    out.append(self.head_(feats[i:i + 4096].to(device)).float().softmax(1).cpu())
-            return torch.cat(out).double().numpy()
-        model = self.model_.eval()
-
-        def probs(x):
-            return model(x).float().softmax(1)
-
-        batch_size = int(batch_size)
-        chunk = max(batch_size, 1024)  # preprocess a chunk at a time: bounded memory
-        out = []
-        with torch.inference_mode(), autocast(device)[0]:
-            for start in range(0, len(inputs), chunk):
-                images = self._images(inputs[start:start + chunk])
-                for i in range(0, len(images), batch_size):
-                    xb = images[i:i + batch_size].to(device)
-                    out.append(tta_mean(probs, xb, self.tta).float().cpu())
-        return torch.cat(out).double().numpy()
+        from .predicting import predict_probabilities
+        return predict_probabilities(self, inputs, batch_size)
 
     def predict(self, cutouts, batch_size=64):
         """
@@ -633,14 +490,3 @@ class Classifier:
         from .saving import load_classifier
         return load_classifier(cls, path, device=device)
 
-
-def history_table(history):
-    """The training history (a list of per-epoch dicts) as a Table."""
-    names = ["epoch", "phase", "train_loss", "val_loss", "val_accuracy", "val_macro_f1",
-             "seconds"]
-    return Table({
-        "epoch": np.array([r["epoch"] for r in history], dtype=np.int64),
-        "phase": np.array([r.get("phase", "head") for r in history], dtype="U4"),
-        **{n: np.array([np.nan if r[n] is None else r[n] for r in history], dtype=float)
-           for n in names[2:]},
-    }, names=names)

@@ -5,6 +5,7 @@ the backbone and head together under its strategy, in the shared training loop.
 """
 
 import numpy as np
+from astropy.table import Table
 
 from ..utils import json_value
 from .inputs import _hash_array
@@ -120,11 +121,12 @@ def fit_end_to_end(clf, train_inputs, y_train, val_inputs, y_val):
     from ..adapt import SupervisedTask, TrainLoop, cosine_factor, get_strategy
     from .heads import make_head
     from .model import ClassifierModel
+    from .predicting import images_of
 
     device = clf._device()
     settings = clf.settings
-    x_train = clf._images(train_inputs)
-    x_val = clf._images(val_inputs) if val_inputs is not None else None
+    x_train = images_of(clf, train_inputs)
+    x_val = images_of(clf, val_inputs) if val_inputs is not None else None
     torch.manual_seed(clf.seed)
     strategy = clf.strategy_
     strategy.prepare(clf.backbone_)
@@ -193,3 +195,16 @@ def fit_end_to_end(clf, train_inputs, y_train, val_inputs, y_val):
     clf.model_ = model
     clf.head_ = model.head
     return history
+
+
+
+def history_table(history):
+    """The training history (a list of per-epoch dicts) as a Table."""
+    names = ["epoch", "phase", "train_loss", "val_loss", "val_accuracy", "val_macro_f1",
+             "seconds"]
+    return Table({
+        "epoch": np.array([r["epoch"] for r in history], dtype=np.int64),
+        "phase": np.array([r.get("phase", "head") for r in history], dtype="U4"),
+        **{n: np.array([np.nan if r[n] is None else r[n] for r in history], dtype=float)
+           for n in names[2:]},
+    }, names=names)

@@ -81,7 +81,7 @@ def load_classifier(cls, path, device=None):
     from ..backbones import BackboneSpec, Preprocess, load_backbone
     from ..utils import read_saved_config
     from .augment import SkyAugment
-    from .classifier import history_table
+    from .fitting import history_table
     from .heads import head_from_config
     from .model import ClassifierModel
 

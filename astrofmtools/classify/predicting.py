@@ -1,0 +1,51 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""How a fitted `~astrofmtools.classify.Classifier` turns cutouts into class probabilities."""
+
+import numpy as np
+
+__all__ = []
+
+
+def features_of(clf, inputs):
+    """Pooled features of parsed inputs through the classifier's backbone (cached)."""
+    from ..backbones import extract_features
+    return extract_features(clf.backbone_, inputs, pooling=clf.pooling, batch_size=64,
+                            device=clf._device(), preprocess=clf.preprocess_, cache=clf.cache,
+                            tta=clf.tta)
+
+
+def images_of(clf, inputs):
+    """Parsed inputs as the model's [0, 1] input tensor (preprocessed on the CPU)."""
+    import torch
+    return torch.from_numpy(np.ascontiguousarray(clf.preprocess_.to_array(inputs),
+                                                 dtype=np.float32))
+
+
+def predict_probabilities(clf, inputs, batch_size=64):
+    """``(N, K)`` class probabilities of parsed inputs (with test-time augmentation)."""
+    import torch
+    from ..adapt.loop import autocast
+    from .augment import tta_mean
+    device = clf._device()
+    if clf.model_ is None:  # the backbone never changed: features, then the head
+        feats = torch.from_numpy(features_of(clf, inputs))
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(feats), 4096):
+                out.append(clf.head_(feats[i:i + 4096].to(device)).float().softmax(1).cpu())
+        return torch.cat(out).double().numpy()
+    model = clf.model_.eval()
+
+    def probs(x):
+        return model(x).float().softmax(1)
+
+    batch_size = int(batch_size)
+    chunk = max(batch_size, 1024)  # preprocess a chunk at a time: bounded memory
+    out = []
+    with torch.inference_mode(), autocast(device)[0]:
+        for start in range(0, len(inputs), chunk):
+            images = images_of(clf, inputs[start:start + chunk])
+            for i in range(0, len(images), batch_size):
+                xb = images[i:i + batch_size].to(device)
+                out.append(tta_mean(probs, xb, clf.tta).float().cpu())
+    return torch.cat(out).double().numpy()
