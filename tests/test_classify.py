@@ -257,9 +257,9 @@ def test_bad_inputs(data, tmp_path):
         Classifier(TINY_VIT, head="svm")
     with pytest.raises(InputError, match="two classes"):
         tiny().fit(x_train[:10], ["a"] * 10)
-    with pytest.raises(InputError, match="one value per cutout"):
+    with pytest.raises(InputError, match="need one value per"):
         tiny().fit(x_train, y_train[:-1])
-    with pytest.raises(InputError, match="'kind' is not in the cutout table"):
+    with pytest.raises(InputError, match="'kind' is not in the"):
         tiny().fit(CutoutStack(x_train), "kind")
     with pytest.raises(InputError, match="not fitted"):
         tiny().predict(x_train)

@@ -376,7 +376,7 @@ def test_galactic_and_explicit_columns():
 def test_errors_name_the_file_and_columns():
     Table({"flux": [1.0, 2.0], "x": [3.0, 4.0]}).write("nosky.fits")
     truth, reference, _, _ = truth_and_reference()
-    with pytest.raises(InputError, match=r"nosky\.fits has no sky positions.*RAJ2000/DEJ2000.*"
+    with pytest.raises(InputError, match=r"nosky\.fits has no sky positions.*'RAJ2000'/'DEJ2000'.*"
                                          r"flux, x"):
         crossmatch(truth, "nosky.fits")
     with pytest.raises(InputError, match="no column 'RA'"):

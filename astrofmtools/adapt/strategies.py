@@ -115,7 +115,7 @@ def get_strategy(strategy, **options):
     >>> get_strategy("full")
     Traceback (most recent call last):
     ...
-    astrofmtools.exceptions.InputError: Unknown strategy 'full'; choose one of frozen, partial, finetune, lora, bitfit.
+    astrofmtools.exceptions.InputError: Unknown strategy 'full'; choose one of frozen, partial, finetune, lora, bitfit...
     """
     if isinstance(strategy, Strategy):
         if options:

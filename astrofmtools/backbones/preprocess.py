@@ -8,6 +8,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..exceptions import InputError
+from ..schema import BBOX_COLUMNS
 from ..stretch import Stretch, multi_stretch, noise_floor
 from .registry import IMAGENET_MEAN, IMAGENET_STD
 
@@ -27,40 +28,16 @@ _INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 
 def _as_cutouts(cutouts):
     """(data (N, H, W) or (N, C, H, W) float32, table or None) from the accepted inputs."""
-    table = None
-    if isinstance(cutouts, (list, tuple)) and cutouts and all(
-            hasattr(c, "data") and hasattr(c, "table") for c in cutouts):
-        from ..cutouts import CutoutStack
-        cutouts = CutoutStack.concatenate(list(cutouts))
-    if hasattr(cutouts, "data") and hasattr(cutouts, "table") and not isinstance(
-            cutouts, np.ndarray):
-        table = cutouts.table
-        cutouts = cutouts.data
-    if hasattr(cutouts, "detach") and hasattr(cutouts, "cpu"):  # a torch tensor
-        cutouts = cutouts.detach().cpu().numpy()
-    try:
-        data = np.asarray(cutouts)
-    except (TypeError, ValueError):
-        raise InputError("cutouts must be a CutoutStack or an (N, H, W) or (N, C, H, W) array "
-                         "of numbers.") from None
-    if data.dtype.kind not in "fiub":
-        raise InputError(f"cutouts must hold numbers, not {data.dtype}.")
-    if data.ndim == 2:
-        data = data[None]
-    if data.ndim == 4 and data.shape[-1] <= 4 < min(data.shape[1], data.shape[2]):
-        data = np.moveaxis(data, -1, 1)  # (N, H, W, C) -> (N, C, H, W)
-    if data.ndim not in (3, 4) or data.shape[0] == 0 or min(data.shape[-2:]) < 2:
-        raise InputError(f"cutouts must be (N, H, W) or (N, C, H, W) with N >= 1 and H, W >= "
-                         f"2; got shape {data.shape}.")
-    return data.astype(np.float32, copy=False), table
+    from ..cutouts import parse_cutouts
+    return parse_cutouts(cutouts, index_table=False)
 
 
 def _sizes_from_table(table):
     """Largest bbox side of each source, in cutout pixels, or None."""
-    names = ("bbox_xmin", "bbox_xmax", "bbox_ymin", "bbox_ymax")
-    if table is None or not all(n in table.colnames for n in names):
+    if table is None or not all(n in table.colnames for n in BBOX_COLUMNS):
         return None
-    x0, x1, y0, y1 = (np.asarray(getattr(table[n], "value", table[n]), float) for n in names)
+    x0, x1, y0, y1 = (np.asarray(getattr(table[n], "value", table[n]), float)
+                      for n in BBOX_COLUMNS)
     sizes = np.maximum(x1 - x0 + 1, y1 - y0 + 1)
     if "cutout_scale" in table.colnames:
         sizes = sizes / np.asarray(getattr(table["cutout_scale"], "value",

@@ -1,9 +1,15 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """
 Catalogue outputs: DS9 and CRTF region files (through the `regions`
-package) and source tables in ECSV, FITS, VOTable and CSV.
+package), source tables in ECSV, FITS, VOTable and CSV, and sky
+cross-matching.
+
+The schema of the tables (columns, positions and their frames, boxes,
+labels) lives upstream of every stage in `astrofmtools.schema`; it is
+re-exported here.
 """
 
+from ..schema import *  # noqa: F401, F403
 from .regions import *  # noqa: F401, F403
 from .tables import *  # noqa: F401, F403
 from .matching import *  # noqa: F401, F403

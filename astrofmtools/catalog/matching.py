@@ -28,11 +28,12 @@ from pathlib import Path
 
 import numpy as np
 import astropy.units as u
-from astropy.coordinates import Angle, SkyCoord, search_around_sky
+from astropy.coordinates import Angle, search_around_sky
 from astropy.table import Column, MaskedColumn, QTable, Table
 from astropy.utils.masked import Masked
 
 from ..exceptions import InputError
+from ..schema import parse_positions
 from ..utils import provenance
 
 __all__ = ["CROSSMATCH_MODES", "crossmatch"]
@@ -47,20 +48,12 @@ CROSSMATCH_MODES = {
 }
 _MODE_ALIASES = {"one-to-one": "best", "one_to_one": "best", "1to1": "best"}
 
-#: Right ascension / declination column pairs looked for (case-insensitive), with their frame.
-_SKY_PAIRS = (
-    ("ra", "dec", "icrs"), ("RAJ2000", "DEJ2000", "icrs"), ("_RAJ2000", "_DEJ2000", "icrs"),
-    ("RAJ2000", "DECJ2000", "icrs"), ("RA_J2000", "DEC_J2000", "icrs"),
-    ("RA_ICRS", "DE_ICRS", "icrs"), ("RA_ICRS", "DEC_ICRS", "icrs"),
-    ("ra_deg", "dec_deg", "icrs"), ("RAdeg", "DEdeg", "icrs"),
-    ("ALPHA_J2000", "DELTA_J2000", "icrs"), ("alpha", "delta", "icrs"),
-    ("GLON", "GLAT", "galactic"),
-)
 _MAX_ROUNDS = 30  # vectorised rounds of the one-to-one selection before a plain loop
 
 
 def crossmatch(table, reference, max_sep=5 * u.arcsec, mode="best", keep_unmatched=False,
-               suffix="_ref", sky=None, ref_sky=None, ref_columns=None, reference_name=None):
+               suffix="_ref", sky=None, ref_sky=None, ref_columns=None, reference_name=None,
+               frame=None, ref_frame=None):
     """
     Match the rows of a table with the sources of a reference catalogue on the sky.
 
@@ -91,16 +84,23 @@ def crossmatch(table, reference, max_sep=5 * u.arcsec, mode="best", keep_unmatch
         and ``ref_index`` when those names are taken (default ``'_ref'``).
     sky, ref_sky : str or (str, str), optional
         Where the positions are in ``table`` and ``reference``: a
-        `~astropy.coordinates.SkyCoord` column, or right ascension and
-        declination columns (``("RAJ2000", "DEJ2000")`` or
-        ``"RAJ2000,DEJ2000"``). By default a ``sky_centroid`` column, else
-        any ``SkyCoord`` column, else the first pair found of ``ra``/``dec``,
+        `~astropy.coordinates.SkyCoord` column, or longitude and latitude
+        columns (``("RAJ2000", "DEJ2000")``, ``"RAJ2000,DEJ2000"``,
+        ``"l,b"``). By default a ``sky_centroid`` column, else any
+        ``SkyCoord`` column, else the first pair found of ``ra``/``dec``,
         ``RAJ2000``/``DEJ2000``, ``RA_ICRS``/``DE_ICRS``, ``ALPHA_J2000``/
-        ``DELTA_J2000`` and similar names (any case), ``GLON``/``GLAT``
-        (Galactic), else the columns whose UCDs are ``pos.eq.ra`` and
-        ``pos.eq.dec``. Right ascension and declination columns are taken
-        as ICRS, in degrees unless they have an angular unit; string
-        columns are read as sexagesimal (hours for right ascension).
+        ``DELTA_J2000`` and similar names (any case), ``GLON``/``GLAT`` or
+        ``l``/``b`` (Galactic), else the columns whose UCDs are
+        ``pos.eq.ra``/``pos.eq.dec`` or ``pos.galactic.lon``/``lat``
+        (`astrofmtools.schema.parse_positions` reads them). Columns are in
+        degrees unless they have an angular unit; string columns are read
+        as sexagesimal (hours for right ascension).
+    frame, ref_frame : str or `~astropy.coordinates.BaseCoordinateFrame`, optional
+        The frame of the longitude/latitude columns of ``table`` and
+        ``reference``. By default the one their names imply: ``l``/``b``
+        and ``GLON``/``GLAT`` (named or found) are Galactic, right
+        ascension/declination (``RAJ2000`` included) and other names are
+        ICRS. A ``SkyCoord`` column has its own.
     ref_columns : list of str, optional
         The reference columns to copy into the output (default: all).
     reference_name : str, optional
@@ -129,8 +129,8 @@ def crossmatch(table, reference, max_sep=5 * u.arcsec, mode="best", keep_unmatch
         with a ``crossmatch`` entry (``crossmatch_2`` and so on when the
         table was matched before) holding the mode, ``max_sep_arcsec``,
         the reference's and the table's names, the columns the positions
-        came from, the numbers of rows and matches, the date and package
-        versions.
+        came from and their frames (``sky_frame``, ``ref_frame``), the
+        numbers of rows and matches, the date and package versions.
 
     Raises
     ------
@@ -193,8 +193,9 @@ def crossmatch(table, reference, max_sep=5 * u.arcsec, mode="best", keep_unmatch
     reference, ref_name = _as_table(reference, "reference")
     if reference_name is not None:
         ref_name = str(reference_name)
-    coords, good, sky_used = _sky_positions(table, sky, table_name, "sky")
-    ref_coords, ref_good, ref_sky_used = _sky_positions(reference, ref_sky, ref_name, "ref_sky")
+    coords, good, sky_used, sky_frame = _sky_positions(table, sky, frame, table_name, "sky")
+    ref_coords, ref_good, ref_sky_used, ref_frame_used = _sky_positions(
+        reference, ref_sky, ref_frame, ref_name, "ref_sky")
     n_table, n_ref = len(table), len(reference)
     names = _output_names(table, reference, ref_columns, suffix, ref_name)
     taken = set(table.colnames) | set(names.values())
@@ -264,7 +265,8 @@ def crossmatch(table, reference, max_sep=5 * u.arcsec, mode="best", keep_unmatch
     out.meta[key] = provenance(
         stage="crossmatch", mode=mode_name, max_sep_arcsec=float(max_sep.to_value(u.arcsec)),
         reference=ref_name, table=table_name, keep_unmatched=bool(keep_unmatched),
-        sky=sky_used, ref_sky=ref_sky_used, suffix=suffix,
+        sky=sky_used, ref_sky=ref_sky_used, sky_frame=sky_frame, ref_frame=ref_frame_used,
+        suffix=suffix,
         columns={**{name: new for name, new in names.items() if name != new},
                  **{b: n for b, n in extra.items() if b != n}},
         n_table=n_table, n_reference=n_ref, n_matched_rows=n_matched_rows,
@@ -327,129 +329,14 @@ def _as_table(value, what):
     return QTable(value, copy=False), what
 
 
-def _find_column(table, name):
-    """The table's column called ``name``, in any case (exact case first)."""
-    if name in table.colnames:
-        return name
-    lower = {n.lower(): n for n in reversed(table.colnames)}
-    return lower.get(str(name).lower())
-
-
-def _sky_positions(table, spec, table_name, argument):
-    """ICRS SkyCoord of the rows with valid positions, their mask and what was used."""
-    columns = table.colnames
-    if isinstance(spec, str) and "," in spec:
-        spec = tuple(part.strip() for part in spec.split(","))
-    if spec is None:
-        found = None
-        if "sky_centroid" in columns and isinstance(table["sky_centroid"], SkyCoord):
-            found = "sky_centroid"
-        else:
-            found = next((n for n in columns if isinstance(table[n], SkyCoord)), None)
-        if found is None:
-            for ra, dec, frame in _SKY_PAIRS:
-                ra_name, dec_name = _find_column(table, ra), _find_column(table, dec)
-                if ra_name is not None and dec_name is not None:
-                    found = (ra_name, dec_name, frame)
-                    break
-        if found is None:
-            found = _ucd_columns(table)
-        if found is None:
-            pairs = ", ".join(f"{ra}/{dec}" for ra, dec, _ in _SKY_PAIRS)
-            shown = ", ".join(columns[:25]) + (", ..." if len(columns) > 25 else "")
-            raise InputError(
-                f"{table_name} has no sky positions: looked for a SkyCoord column "
-                f"(sky_centroid), right ascension/declination columns ({pairs}, in any case) "
-                f"and pos.eq.ra/pos.eq.dec UCDs; its columns are: {shown or '(none)'}. "
-                f"Name them with {argument}= (--{argument.replace('_', '-')} on the command "
-                "line).")
-        spec = found
-    if isinstance(spec, str):
-        name = _find_column(table, spec)
-        if name is None or not isinstance(table[name], SkyCoord):
-            raise InputError(f"{table_name} has no SkyCoord column {spec!r} ({argument}=); "
-                             f"give a SkyCoord column or two columns (ra, dec).")
-        sky = table[name]
-        icrs = sky if sky.frame.name == "icrs" else sky.icrs
-        ra, dec = _degrees(icrs.ra, name, table_name), _degrees(icrs.dec, name, table_name)
-        used = name
-    else:
-        spec = tuple(spec)
-        if len(spec) not in (2, 3):
-            raise InputError(f"{argument}= must name a SkyCoord column or two columns "
-                             f"(ra, dec); got {spec!r}.")
-        frame = spec[2] if len(spec) == 3 else "icrs"
-        names = []
-        for col in spec[:2]:
-            name = _find_column(table, col)
-            if name is None:
-                raise InputError(f"{table_name} has no column {col!r} ({argument}=); its "
-                                 f"columns are: {', '.join(columns)}.")
-            names.append(name)
-        ra = _degrees(table[names[0]], names[0], table_name, hours=True)
-        dec = _degrees(table[names[1]], names[1], table_name)
-        if frame != "icrs":
-            good = np.isfinite(ra) & np.isfinite(dec)
-            sky = SkyCoord(np.where(good, ra, 0), np.where(good, dec, 0), unit="deg",
-                           frame=frame).icrs
-            ra = np.where(good, sky.ra.deg, np.nan)
-            dec = np.where(good, sky.dec.deg, np.nan)
-        used = list(names)
-    good = np.isfinite(ra) & np.isfinite(dec)
-    coords = SkyCoord(ra[good], dec[good], unit="deg", frame="icrs")
-    return coords, good, used
-
-
-def _ucd_columns(table):
-    """(ra, dec) columns marked by UCDs (VOTables from VizieR and TAP services)."""
-    found = {}
-    for name in table.colnames:
-        meta = getattr(table[name].info, "meta", None) or {}
-        ucd = str(meta.get("ucd", "")).lower()
-        for kind in ("ra", "dec"):
-            if ucd.startswith(f"pos.eq.{kind}"):
-                main = "meta.main" in ucd
-                if kind not in found or (main and not found[kind][1]):
-                    found[kind] = (name, main)
-    if "ra" in found and "dec" in found:
-        return (found["ra"][0], found["dec"][0], "icrs")
-    return None
-
-
-def _degrees(values, name, table_name, hours=False):
-    """Plain float64 degrees, NaN where masked; unitless numbers are degrees."""
-    if isinstance(values, SkyCoord):  # pragma: no cover - guarded by the callers
-        raise InputError(f"Column {name!r} of {table_name} is a SkyCoord; name it alone.")
-    if isinstance(values, np.ndarray) and values.dtype.kind in "US":
-        strings = np.ma.filled(np.ma.asarray(values).astype(str), "")
-        empty = np.char.strip(strings) == ""
-        try:
-            angle = Angle(np.where(empty, "0", strings), unit=u.hourangle if hours else u.deg)
-        except (ValueError, u.UnitsError) as exc:
-            raise InputError(f"Cannot read column {name!r} of {table_name} as angles: "
-                             f"{exc}") from None
-        return np.where(empty, np.nan, angle.to_value(u.deg))
-    if isinstance(values, Column):
-        factor = 1.0
-        if values.unit is not None:
-            try:
-                factor = values.unit.to(u.deg)
-            except u.UnitsError:
-                raise InputError(f"Column {name!r} of {table_name} has unit {values.unit}, "
-                                 "not an angle.") from None
-        values = np.ma.filled(np.ma.asarray(values, dtype=np.float64), np.nan) * factor
-    if isinstance(values, u.Quantity):
-        try:
-            values = values.to_value(u.deg)
-        except u.UnitsError:
-            raise InputError(f"Column {name!r} of {table_name} has unit {values.unit}, "
-                             "not an angle.") from None
-    if isinstance(values, Masked):
-        values = values.filled(np.nan)
-    try:
-        return np.ma.filled(np.ma.asarray(values, dtype=np.float64), np.nan)
-    except (TypeError, ValueError):
-        raise InputError(f"Column {name!r} of {table_name} does not hold numbers.") from None
+def _sky_positions(table, spec, frame, table_name, argument):
+    """ICRS SkyCoord of the rows with valid positions, their mask, the columns and frame."""
+    option = "--" + argument.replace("_", "-")
+    pos = parse_positions(table, spec, frame, kind="sky", name=table_name, argument=argument,
+                          hint=f"({option} on the command line; {option.replace('sky', 'frame')}"
+                               " for their frame)")
+    used = pos.columns[0] if len(pos.columns) == 1 else list(pos.columns)
+    return pos.sky[pos.valid], pos.valid, used, pos.frame
 
 
 # ----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from ..exceptions import InputError, MissingFileError
+from ..schema import BBOX_COLUMNS, bbox_values, parse_positions
 from ..utils import atomic_output, progress, provenance
 
 __all__ = ["REGION_FORMATS", "REGION_SHAPES", "table_to_regions", "write_regions",
@@ -43,7 +44,6 @@ _PALETTE = ("#56B4E9", "#E69F00", "#009E73", "#F0E442", "#CC79A7", "#D55E00",
 _DEFAULT_COLOR = "green"  # DS9's own default
 
 _EXTENSIONS = {".reg": "ds9", ".ds9": "ds9", ".crtf": "crtf", ".crt": "crtf"}
-_BBOX = ("bbox_xmin", "bbox_xmax", "bbox_ymin", "bbox_ymax")
 
 
 # ----------------------------------------------------------------------------
@@ -618,13 +618,9 @@ def _values(col):
 
 
 def _sky_positions(table):
-    if "sky_centroid" in table.colnames and isinstance(table["sky_centroid"], SkyCoord):
-        return table["sky_centroid"].icrs
-    if "ra" in table.colnames and "dec" in table.colnames:
-        ra = _angle_values(table["ra"])
-        dec = _angle_values(table["dec"])
-        return SkyCoord(ra, dec, unit="deg", frame="icrs")
-    return None
+    """ICRS positions (NaN where invalid), or None."""
+    pos = parse_positions(table, kind="sky", required=False)
+    return None if pos is None else pos.sky
 
 
 def _angle_values(col):
@@ -634,9 +630,8 @@ def _angle_values(col):
 
 
 def _pixel_positions(table):
-    if "x" in table.colnames and "y" in table.colnames:
-        return np.array([_pix_values(table, "x"), _pix_values(table, "y")])
-    return None
+    pos = parse_positions(table, kind="pixel", required=False)
+    return None if pos is None else np.array([pos.x, pos.y])
 
 
 def _pix_values(table, name, wcs=None):
@@ -653,9 +648,9 @@ def _pix_values(table, name, wcs=None):
 
 
 def _bbox(table):
-    if all(c in table.colnames for c in _BBOX):
-        return {c: _pix_values(table, c) for c in _BBOX}
-    return None
+    """(xmin, xmax, ymin, ymax) float arrays of the bounding boxes, or None."""
+    values = bbox_values(table, required=False)
+    return None if values is None else tuple(values[c] for c in BBOX_COLUMNS)
 
 
 def _pixel_shapes(table, shape, radius, scale, wcs, bbox):
@@ -686,17 +681,16 @@ def _pixel_shapes(table, shape, radius, scale, wcs, bbox):
         if "semimajor" in names:
             r = scale * _pix_values(table, "semimajor", wcs)
         elif bbox is not None:
-            r = 0.5 * np.maximum(bbox["bbox_xmax"] - bbox["bbox_xmin"] + 1,
-                                 bbox["bbox_ymax"] - bbox["bbox_ymin"] + 1)
+            x0, x1, y0, y1 = bbox
+            r = 0.5 * np.maximum(x1 - x0 + 1, y1 - y0 + 1)
         else:
             r = np.full(n, DEFAULT_RADIUS)
         return {"radius": _clean(r, DEFAULT_RADIUS)}, None
     if shape == "box":
         if bbox is not None:
-            width = bbox["bbox_xmax"] - bbox["bbox_xmin"] + 1
-            height = bbox["bbox_ymax"] - bbox["bbox_ymin"] + 1
-            centre = np.array([0.5 * (bbox["bbox_xmin"] + bbox["bbox_xmax"]),
-                               0.5 * (bbox["bbox_ymin"] + bbox["bbox_ymax"])])
+            x0, x1, y0, y1 = bbox
+            width, height = x1 - x0 + 1, y1 - y0 + 1
+            centre = np.array([0.5 * (x0 + x1), 0.5 * (y0 + y1)])
             return ({"width": _clean(width, 1.0), "height": _clean(height, 1.0),
                      "angle": np.zeros(n)}, centre)
         if has_axes:
@@ -713,8 +707,8 @@ def _pixel_shapes(table, shape, radius, scale, wcs, bbox):
         return ({"width": _clean(2 * a, 2 * DEFAULT_RADIUS),
                  "height": _clean(2 * b, 2 * DEFAULT_RADIUS), "angle": theta}, None)
     if bbox is not None:
-        width = bbox["bbox_xmax"] - bbox["bbox_xmin"] + 1
-        height = bbox["bbox_ymax"] - bbox["bbox_ymin"] + 1
+        x0, x1, y0, y1 = bbox
+        width, height = x1 - x0 + 1, y1 - y0 + 1
         return ({"width": _clean(width, 1.0), "height": _clean(height, 1.0),
                  "angle": np.zeros(n)}, None)
     raise InputError(

@@ -38,6 +38,7 @@ from astropy.table import QTable, Table
 from astropy.table.column import BaseColumn
 
 from ..exceptions import InputError, MissingFileError
+from ..schema import add_sky_columns  # noqa: F401 - re-exported (it moved to the schema)
 from ..utils import atomic_output
 
 __all__ = ["TABLE_FORMATS", "table_format", "write_table", "read_table", "add_sky_columns"]
@@ -395,40 +396,3 @@ def _restore_sky(table):
             del table[ra_name], table[dec_name]
         table[sky_name].info.description = f"sky position (ICRS), from {ra_name} and {dec_name}"
     return table
-
-
-def add_sky_columns(table, wcs, x, y):
-    """
-    Add the ICRS sky position of 0-based pixel positions as ``sky_centroid``
-    (a `~astropy.coordinates.SkyCoord`) and ``ra``, ``dec`` (degrees).
-
-    Parameters
-    ----------
-    table : `~astropy.table.QTable`
-        Gets the three columns (an empty table gets empty ones).
-    wcs : `~astropy.wcs.WCS`
-        The image's celestial WCS (any frame; converted to ICRS).
-    x, y : array-like
-        0-based pixel positions, one per row.
-
-    Examples
-    --------
-    >>> from astropy.table import QTable
-    >>> from astrofmtools.catalog import add_sky_columns
-    >>> from astrofmtools.io import load_image
-    >>> from astrofmtools.datasets import example_image_path
-    >>> image = load_image(example_image_path())
-    >>> table = QTable({"x": [149.5], "y": [149.5]})
-    >>> add_sky_columns(table, image.wcs, table["x"], table["y"])
-    >>> print(f"{table['ra'][0]:.4f} {table['dec'][0]:.4f}")
-    216.0140 deg 0.4994 deg
-    """
-    x = np.asarray(x, dtype=float)
-    if len(x):
-        sky = wcs.pixel_to_world(x, np.asarray(y, dtype=float)).icrs
-        sky = SkyCoord(sky.ra, sky.dec, frame="icrs")
-    else:
-        sky = SkyCoord(np.zeros(0) * u.deg, np.zeros(0) * u.deg, frame="icrs")
-    table["sky_centroid"] = sky
-    table["ra"] = sky.ra.to(u.deg)
-    table["dec"] = sky.dec.to(u.deg)

@@ -6,7 +6,7 @@ import hashlib
 import numpy as np
 
 from ..cutouts import parse_cutouts
-from ..exceptions import InputError
+from ..schema import as_labels
 
 __all__ = []
 
@@ -21,38 +21,10 @@ def _as_inputs(cutouts, what="cutouts"):
 
 
 def _as_labels(labels, table, n):
-    """The label of each input, as a 1-D numpy array (strings or integers)."""
+    """The label of each input (strings or integers): one parser, `astrofmtools.schema`'s."""
     if isinstance(labels, str):
-        if labels not in table.colnames:
-            raise InputError(f"Label column {labels!r} is not in the cutout table (columns: "
-                             f"{', '.join(table.colnames)}).")
-        values = table[labels]
-        name = f"label column {labels!r}"
-    else:
-        values = labels
-        name = "labels"
-    if getattr(values, "mask", None) is not None and np.any(values.mask):
-        raise InputError(f"The {name} has {int(np.sum(values.mask))} missing (masked) "
-                         "values; keep only labelled cutouts for training.")
-    values = np.asarray(values)
-    if values.dtype.kind == "S":
-        values = np.char.decode(values, "utf-8")
-    if values.ndim != 1 or len(values) != n:
-        raise InputError(f"The {name} needs one value per cutout ({n}); got shape "
-                         f"{values.shape}.")
-    if values.dtype.kind == "U":
-        values = np.char.strip(values)
-    elif values.dtype.kind == "f":
-        if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
-            raise InputError(f"The {name} must be class names or integers; got non-integer "
-                             "numbers.")
-        values = values.astype(np.int64)
-    elif values.dtype.kind not in "iub":
-        raise InputError(f"The {name} must be class names or integers; got dtype "
-                         f"{values.dtype}.")
-    if values.dtype.kind == "b":
-        values = values.astype(np.int64)
-    return values
+        return as_labels(labels, f"label column {labels!r}", table=table, n=n)
+    return as_labels(labels, table=table, n=n)
 
 
 def _hash_array(*arrays):

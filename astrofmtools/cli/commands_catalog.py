@@ -31,9 +31,15 @@ def add_parsers(add):
                    help="appended to reference column names that TABLE also has "
                         "(default: _ref)")
     p.add_argument("--sky", default=None,
-                   help="positions in TABLE: a SkyCoord column or RA,DEC column names "
-                        "(default: sky_centroid, ra/dec, RAJ2000/DEJ2000, ... found by name)")
+                   help="positions in TABLE: a SkyCoord column or LON,LAT column names, e.g. "
+                        "RAJ2000,DEJ2000 or l,b (default: sky_centroid, ra/dec, "
+                        "RAJ2000/DEJ2000, ..., GLON/GLAT, l/b found by name)")
     p.add_argument("--ref-sky", default=None, help="positions in REFERENCE, as --sky")
+    p.add_argument("--frame", default=None,
+                   help="frame of the --sky columns: icrs, fk5, galactic, ... (default: from "
+                        "their names: l/b and GLON/GLAT are galactic, RA/Dec names and "
+                        "others icrs)")
+    p.add_argument("--ref-frame", default=None, help="frame of the --ref-sky columns, as --frame")
     p.add_argument("--ref-columns", default=None,
                    help="comma-separated reference columns to copy (default: all)")
     add_common(p, "matched table (.ecsv, .fits, .vot or .csv)")
@@ -49,10 +55,20 @@ def cmd_crossmatch(args):
     t0 = time.perf_counter()
     matched = crossmatch(args.table, args.reference, max_sep=args.max_sep, mode=args.mode,
                          keep_unmatched=args.keep_unmatched, suffix=args.suffix, sky=args.sky,
-                         ref_sky=args.ref_sky, ref_columns=columns)
+                         ref_sky=args.ref_sky, ref_columns=columns, frame=args.frame,
+                         ref_frame=args.ref_frame)
     info = [v for k, v in matched.meta.items() if str(k).startswith("crossmatch")][-1]
+    log.info("positions: %s of %s, %s of %s", _where(info["sky"], info["sky_frame"]),
+             args.table, _where(info["ref_sky"], info["ref_frame"]), args.reference)
     write_table(matched, args.output, overwrite=args.overwrite)
     log.info("%d of %d rows of %s matched to %s within %g arcsec (%s mode, %d pairs) in %.1f s;"
              " written to %s", info["n_matched_rows"], info["n_table"], args.table,
              args.reference, info["max_sep_arcsec"], info["mode"], info["n_pairs"],
              time.perf_counter() - t0, args.output)
+
+
+def _where(columns, frame):
+    """``columns 'l', 'b' (galactic)``: the columns and frame the positions came from."""
+    if isinstance(columns, str):
+        return f"column {columns!r} ({frame})"
+    return f"columns {', '.join(map(repr, columns))} ({frame})"

@@ -9,13 +9,13 @@ from astropy.coordinates import SkyCoord
 from astropy.table import QTable, Table
 
 from ..exceptions import InputError
+from ..schema import BBOX_COLUMNS as _BBOX
+from ..schema import parse_positions
 from ..stretch import resize
 from ..utils import progress, provenance
 from .stack import CUTOUT_COLUMNS, CutoutParent, CutoutStack
 
 __all__ = ["make_cutouts", "cutouts_from_files"]
-
-_BBOX = ("bbox_xmin", "bbox_xmax", "bbox_ymin", "bbox_ymax")
 
 
 def make_cutouts(image, table, size=64, *, output_size=None, pad=0.1, min_size=None,
@@ -380,71 +380,28 @@ def _column_values(table, name):
 
 def _positions(image, table, xy, sky, required):
     """Pixel positions (x, y) of the table's sources, or (None, None)."""
-    cols = table.colnames
-    looked = "'x','y' (pixel), 'sky_centroid' (SkyCoord), 'ra','dec' (deg)"
     if xy is not None:
-        missing = [c for c in xy if c not in cols]
-        if len(xy) != 2 or missing:
-            raise InputError(f"xy={tuple(xy)!r}: the table has no column(s) "
-                             f"{', '.join(map(repr, missing))}; its columns: {', '.join(cols)}.")
-        return _pixel_columns(table, xy)
-    if sky is not None:
-        names = (sky,) if isinstance(sky, str) else tuple(sky)
-        missing = [c for c in names if c not in cols]
-        if missing:
-            raise InputError(f"sky={sky!r}: the table has no column(s) "
-                             f"{', '.join(map(repr, missing))}; its columns: {', '.join(cols)}.")
-        return _sky_columns(image, table, names)
-    if "x" in cols and "y" in cols:
-        return _pixel_columns(table, ("x", "y"))
-    if "sky_centroid" in cols:
-        return _sky_columns(image, table, ("sky_centroid",))
-    if "ra" in cols and "dec" in cols:
-        return _sky_columns(image, table, ("ra", "dec"))
-    if not required:
-        return None, None
-    raise InputError(f"The table has no source positions: looked for columns {looked} (or "
-                     f"name them with xy=... or sky=...); its columns: "
-                     f"{', '.join(cols) or 'none'}.")
+        pos = parse_positions(table, xy, kind="pixel", argument="xy")
+    elif sky is not None:
+        pos = parse_positions(table, sky, kind="sky", argument="sky")
+    else:  # x, y first, then sky positions
+        pos = parse_positions(table, kind="any", argument="xy= or sky", required=required)
+        if pos is None:
+            return None, None
+    if pos.kind == "sky":
+        return _sky_columns(image, table, pos)
+    _check_finite(table, pos.x, pos.y, what=pos.describe())
+    return pos.x, pos.y
 
 
-def _pixel_columns(table, names):
-    values = []
-    for name in names:
-        col = _column_values(table, name)
-        if isinstance(col, u.Quantity):
-            if col.unit not in (u.pix, u.dimensionless_unscaled):
-                raise InputError(f"Column {name!r} has unit {col.unit}; pixel positions must "
-                                 "be unitless or in pix.")
-            col = col.value
-        try:
-            values.append(np.asarray(col, dtype=float))
-        except (TypeError, ValueError):
-            raise InputError(f"Column {name!r} does not hold numbers.") from None
-    _check_finite(table, *values, what=f"columns {names[0]!r}, {names[1]!r}")
-    return values[0], values[1]
-
-
-def _sky_columns(image, table, names):
-    what = f"Sky positions (column{'s' if len(names) > 1 else ''} {', '.join(map(repr, names))})"
-    wcs = image.require_wcs(what)
-    if len(names) == 1:
-        coords = table[names[0]]
-        if not isinstance(coords, SkyCoord):
-            raise InputError(f"Column {names[0]!r} is not a SkyCoord column.")
-    elif len(names) == 2:
-        ra, dec = (_column_values(table, n) for n in names)
-        ra = ra if isinstance(ra, u.Quantity) else np.asarray(ra, float) * u.deg
-        dec = dec if isinstance(dec, u.Quantity) else np.asarray(dec, float) * u.deg
-        coords = SkyCoord(ra, dec, frame="icrs")
-    else:
-        raise InputError(f"sky must name one SkyCoord column or (ra, dec) columns; got {names}.")
-    if len(coords) == 0:
+def _sky_columns(image, table, pos):
+    """Pixel positions of sky positions (a `~astrofmtools.schema.Positions`), through the WCS."""
+    wcs = image.require_wcs(f"Sky positions ({pos.describe()})")
+    if len(table) == 0:
         return np.empty(0), np.empty(0)
-    x, y = wcs.world_to_pixel(coords)
-    x, y = np.asarray(x, float).reshape(-1), np.asarray(y, float).reshape(-1)
-    _check_finite(table, x, y, what=f"the positions from {', '.join(map(repr, names))} "
-                  f"converted with the WCS of {image.source}")
+    x, y = pos.pixels(wcs)
+    _check_finite(table, x, y, what=f"the positions from {pos.describe()} converted with the "
+                  f"WCS of {image.source}")
     return x, y
 
 

@@ -20,6 +20,7 @@ from skimage.morphology import h_maxima
 
 from ..exceptions import InputError
 from ..io import Beam, SkyImage
+from ..schema import BBOX_COLUMNS
 from ..utils import provenance
 
 __all__ = ["make_radio_field", "make_optical_field", "make_wcs"]
@@ -788,7 +789,7 @@ def _truth_table(rows, wcs, flux_unit, peak_unit, meta, optical=False):
         table["theta"] = col("theta") * u.deg
     else:
         table["size"] = col("size") * u.arcsec
-    for name in ("bbox_xmin", "bbox_xmax", "bbox_ymin", "bbox_ymax"):
+    for name in BBOX_COLUMNS:
         table[name] = col(name, int)
 
     descriptions = {

@@ -17,7 +17,7 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
 from ..exceptions import InputError
-from .boxes import BBOX_COLUMNS, boxes_from_table
+from ..schema import BBOX_COLUMNS, as_labels, boxes_from_table
 
 __all__ = ["DetectionPreprocess", "TrainingImage", "image_levels", "boxes_for_image",
            "load_training_set", "CropSampler", "REGION_SUFFIXES"]
@@ -472,7 +472,8 @@ def load_training_set(images, boxes, label_column=None, classes=None,
             if label_column not in table.colnames:
                 raise InputError(f"The boxes of {image.source} have no column "
                                  f"{label_column!r}; they have {', '.join(table.colnames)}.")
-            names = np.asarray(table[label_column]).astype(str).astype(object)
+            names = as_labels(table[label_column], f"label column {label_column!r} of the "
+                              f"boxes of {image.source}").astype(str).astype(object)
         good = np.all(np.isfinite(b), axis=1) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
         samples.append((image, b[good], names[good]))
     found = sorted({str(n) for _, _, names in samples for n in names})

@@ -15,11 +15,10 @@ import os
 import numpy as np
 from astropy.table import QTable
 
-from ..catalog.tables import add_sky_columns
 from ..exceptions import InputError
-from ..io import load_image, tile_grid
-from ..utils import progress, provenance
-from .boxes import box_centres, boxes_to_columns
+from ..io import load_image, map_tiles, owned, plan_tiles
+from ..schema import BOX_DESCRIPTIONS, add_sky_columns, as_labels, box_centres, boxes_to_columns
+from ..utils import provenance
 
 __all__ = ["predict_tiled", "DETECTION_COLUMNS"]
 
@@ -30,10 +29,7 @@ DETECTION_COLUMNS = {
     "id": "Detection number, 1..N, by decreasing score",
     "x": "Box centre x (0-based pixel)",
     "y": "Box centre y (0-based pixel)",
-    "bbox_xmin": "Box: first column (0-based pixel, inclusive; x1 edge of the detector box)",
-    "bbox_xmax": "Box: last column (0-based pixel, inclusive; x2 edge - 1)",
-    "bbox_ymin": "Box: first row (0-based pixel, inclusive; y1 edge of the detector box)",
-    "bbox_ymax": "Box: last row (0-based pixel, inclusive; y2 edge - 1)",
+    **BOX_DESCRIPTIONS,
     "score": "Detector confidence (0-1 for a trained detector)",
     "label": "Class of the detection (name, or class number when no names are given)",
     "label_id": "Class number (1..K; 0 is the background)",
@@ -45,19 +41,21 @@ DETECTION_COLUMNS = {
 
 
 def predict_tiled(image, predict_tiles, tile=512, overlap=64, iou_threshold=0.5, batch_size=4,
-                  class_agnostic=False, labels=None, desc="detect"):
+                  class_agnostic=False, labels=None, desc="detect", scheduler=None,
+                  workers=None):
     """
     Run a detector over a mosaic of any size, tile by tile.
 
     The mosaic is cut into ``tile`` x ``tile`` tiles that share ``overlap``
-    pixels with their neighbours (`~astrofmtools.io.tile_grid`); only the
+    pixels with their neighbours (`~astrofmtools.io.plan_tiles`, read and
+    mapped by `~astrofmtools.io.map_tiles`); only the
     tiles of one batch are in memory at a time, and a FITS file is read
     memory-mapped, so memory is bounded by the tile size and not by the
     mosaic. The boxes of each tile are shifted to mosaic pixels and a box
     is kept only from the tile whose core (the part of the tile it owns;
     the cores cover the mosaic exactly once; grown by up to 8 pixels inside
     the tile, so that a source on a core boundary is not dropped by both
-    neighbours) holds the box centre. An object
+    neighbours) holds the box centre (`~astrofmtools.io.owned`). An object
     smaller than half the overlap is then seen whole by the tile that keeps
     it, so nothing is lost or cut at tile borders. A global non-maximum
     suppression (`torchvision.ops.batched_nms`, per class, or
@@ -96,6 +94,13 @@ def predict_tiled(image, predict_tiles, tile=512, overlap=64, iou_threshold=0.5,
         then holds ``labels[label_id]``.
     desc : str, optional
         Text of the progress bar (shown on a terminal only).
+    scheduler : str or executor, optional
+        Where the batches of tiles run (see `~astrofmtools.io.map_tiles`):
+        serially (default; right for one GPU), ``"threads"`` (for a
+        thread-safe ``predict_tiles`` on CPUs), or an executor. The table
+        is the same whichever runs them.
+    workers : int, optional
+        The number of threads of the ``"threads"`` scheduler.
 
     Returns
     -------
@@ -155,31 +160,26 @@ def predict_tiled(image, predict_tiles, tile=512, overlap=64, iou_threshold=0.5,
         predict_tiles, tile, overlap, iou_threshold, batch_size, labels)
     image = _load(image)
     shape = tuple(int(n) for n in image.shape)
-    grid = tile_grid(shape, tile, overlap)
+    planned = plan_tiles(shape, tile, overlap)
 
+    def run(batch):
+        # tiles without a single finite pixel have no detections: not passed on
+        with_data = [t for t in batch if np.isfinite(t.data).any()]
+        results = predict_tiles([t.data for t in with_data]) if with_data else []
+        _check_results(results, len(with_data))
+        kept = dict(zip((t.index for t in with_data),
+                        (_owned(r, t) for t, r in zip(with_data, results))))
+        return [kept.get(t.index) for t in batch]
+
+    found = map_tiles(run, image, planned, scheduler, workers=workers, batch_size=batch_size,
+                      dtype=np.float32, desc=desc)
     found_boxes, found_scores, found_labels, found_tiles = [], [], [], []
-    bar = progress(total=len(grid), desc=desc, unit="tile")
-    try:
-        for start in range(0, len(grid), batch_size):
-            batch = []
-            for index in range(start, min(start + batch_size, len(grid))):
-                slices, core = grid[index]
-                pixels = _read_tile(image.data, slices)
-                if np.isfinite(pixels).any():
-                    batch.append((index, slices, core, pixels))
-            if batch:
-                results = predict_tiles([b[3] for b in batch])
-                _check_results(results, len(batch))
-                for (index, slices, core, pixels), result in zip(batch, results):
-                    kept = _owned(result, slices, core, pixels.shape, index)
-                    if kept is not None:
-                        found_boxes.append(kept[0])
-                        found_scores.append(kept[1])
-                        found_labels.append(kept[2])
-                        found_tiles.append(np.full(len(kept[0]), index, np.int64))
-            bar.update(min(start + batch_size, len(grid)) - start)
-    finally:
-        bar.close()
+    for t, kept in zip(planned, found):
+        if kept is not None:
+            found_boxes.append(kept[0])
+            found_scores.append(kept[1])
+            found_labels.append(kept[2])
+            found_tiles.append(np.full(len(kept[0]), t.index, np.int64))
 
     boxes = np.concatenate(found_boxes) if found_boxes else np.zeros((0, 4))
     scores = np.concatenate(found_scores) if found_scores else np.zeros(0)
@@ -190,7 +190,7 @@ def predict_tiled(image, predict_tiles, tile=512, overlap=64, iou_threshold=0.5,
 
     meta = provenance(packages=("torch", "torchvision"), stage="detect", tile=tile,
                       overlap=overlap, iou_threshold=iou_threshold,
-                      class_agnostic=bool(class_agnostic), n_tiles=len(grid),
+                      class_agnostic=bool(class_agnostic), n_tiles=len(planned),
                       image=str(image.source), shape=list(shape))
     if labels is not None:
         meta["labels"] = list(labels)
@@ -245,12 +245,6 @@ def _load(image):
     return image
 
 
-def _read_tile(data, slices):
-    """The tile's pixels as a native float32 copy (a memory map is read here only)."""
-    block = np.asarray(data[slices])
-    return np.array(block, dtype=np.float32)
-
-
 def _as_numpy(values):
     if hasattr(values, "detach"):  # a torch tensor, possibly on a GPU
         values = values.detach().cpu().numpy()
@@ -269,8 +263,9 @@ def _check_results(results, n):
                          + (f" of length {length}." if length is not None else "."))
 
 
-def _owned(result, slices, core, tile_shape, index):
+def _owned(result, tile):
     """Boxes (mosaic pixels), scores, labels of one tile's result kept by its core."""
+    index = tile.index
     try:
         boxes, scores, labels = (_as_numpy(v) for v in result)
     except (TypeError, ValueError):
@@ -288,31 +283,28 @@ def _owned(result, slices, core, tile_shape, index):
     if len(scores) != m or len(labels) != m:
         raise InputError(f"predict_tiles returned {m} boxes, {len(scores)} scores and "
                          f"{len(labels)} labels for tile {index}; they must match.")
-    if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
-        labels = labels.astype(np.int64)
+    if labels.dtype.kind in "fb":  # class numbers held as floats
+        labels = as_labels(labels, f"labels predict_tiles returned for tile {index}")
     if labels.dtype.kind not in "iu" or np.any(labels < 1):
         raise InputError(f"predict_tiles returned labels {labels[:5].tolist()}... for tile "
                          f"{index}; labels must be integers >= 1 (0 is the background).")
     if not (np.all(np.isfinite(boxes)) and np.all(np.isfinite(scores))):
         raise InputError(f"predict_tiles returned non-finite boxes or scores for tile {index}.")
     # a detector cannot see beyond its tile: clip there, then to mosaic pixels
-    ny, nx = tile_shape
+    ny, nx = tile.data.shape[-2:]
     boxes = np.clip(boxes, 0, [nx, ny, nx, ny])
-    y0, x0 = slices[0].start, slices[1].start
+    y0, x0 = tile.origin
     boxes = boxes + np.array([x0, y0, x0, y0], dtype=np.float64)
-    # the box centre in edge coordinates: pixel i spans [i, i + 1)
-    cx = (boxes[:, 0] + boxes[:, 2]) / 2
-    cy = (boxes[:, 1] + boxes[:, 3]) / 2
-    # a core is grown by a few pixels on its inner sides (never beyond the tile): two tiles'
+    # the box centre in 0-based pixels (box edges: pixel i spans [i, i + 1))
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2 - 0.5
+    cy = (boxes[:, 1] + boxes[:, 3]) / 2 - 0.5
+    # the core is grown by a few pixels on its inner sides (never beyond the tile): two tiles'
     # estimates of the centre of a source on a core boundary differ by a fraction of a pixel
     # and could both fall on the other's side; the global NMS removes the twins
-    margin = min((slices[0].stop - slices[0].start - (core[0].stop - core[0].start)) // 4,
-                 (slices[1].stop - slices[1].start - (core[1].stop - core[1].start)) // 4, 8)
-    (ylo, yhi), (xlo, xhi) = ((max(c.start - margin, s.start) if c.start > s.start else c.start,
-                               min(c.stop + margin, s.stop) if c.stop < s.stop else c.stop)
-                              for c, s in zip(core, slices))
-    own = ((cx >= xlo) & (cx < xhi) & (cy >= ylo) & (cy < yhi)
-           & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))
+    margin = min(*((s.stop - s.start - (c.stop - c.start)) // 4
+                   for s, c in zip(tile.slices, tile.core)), 8)
+    own = owned(tile, cx, cy, margin=margin) & (boxes[:, 2] > boxes[:, 0]) \
+        & (boxes[:, 3] > boxes[:, 1])
     return boxes[own], scores[own], labels[own].astype(np.int64)
 
 

@@ -10,6 +10,7 @@ import astropy.units as u
 from astropy.coordinates import SkyCoord
 
 from ..exceptions import InputError
+from ..schema import parse_positions
 from ..utils import check_output_path, provenance, save_figure
 from .embedding import as_embedding
 
@@ -305,24 +306,14 @@ def _index_for(emb, backend):
 # ------------------------------------------------------------------ queries
 
 def _sky_coords(table):
-    """The sky position of every row: a SkyCoord column, or ra/dec columns (deg)."""
-    names = [n for n in table.colnames if isinstance(table[n], SkyCoord)]
-    for preferred in ("sky_centroid", "skycoord", "sky", "coord"):
-        if preferred in names:
-            return table[preferred], preferred
-    if names:
-        return table[names[0]], names[0]
-    for ra, dec in (("ra", "dec"), ("RA", "DEC"), ("RAJ2000", "DEJ2000")):
-        if ra in table.colnames and dec in table.colnames:
-            values = []
-            for name in (ra, dec):
-                col = table[name]
-                values.append(col if isinstance(col, u.Quantity)
-                              else np.asarray(col, dtype=float) * u.deg)
-            return SkyCoord(values[0], values[1], frame="icrs"), f"{ra}, {dec}"
-    raise InputError("A query by sky position needs sky positions in the embedding's table: "
-                     "a SkyCoord column (e.g. 'sky_centroid') or 'ra' and 'dec' columns; its "
-                     f"columns are {', '.join(table.colnames)}.")
+    """ICRS positions of the rows that have one, their row numbers, and where they came from."""
+    pos = parse_positions(table, kind="sky", name="the embedding's table", required=False)
+    if pos is None:
+        raise InputError("A query by sky position needs sky positions in the embedding's "
+                         "table: a SkyCoord column (e.g. 'sky_centroid') or longitude/latitude "
+                         "columns (ra/dec, RAJ2000/DEJ2000, GLON/GLAT, l/b...); its columns are "
+                         f"{', '.join(table.colnames)}.")
+    return pos.sky[pos.valid], np.flatnonzero(pos.valid), pos.describe()
 
 
 def _is_image_query(query):
@@ -345,12 +336,12 @@ def _queries(emb, query, column, max_separation):
     if _is_image_query(query):
         return "image", None, query
     if isinstance(query, SkyCoord):
-        coords, name = _sky_coords(emb.table)
+        coords, valid_rows, name = _sky_coords(emb.table)
         positions = query.reshape(-1) if not query.isscalar else query.reshape((1,))
         if len(coords) == 0:
-            raise InputError("The embedding has no rows to search.")
+            raise InputError("The embedding has no rows to search (with a sky position).")
         rows, sep, _ = positions.match_to_catalog_sky(coords)
-        rows = np.atleast_1d(rows).astype(np.int64)
+        rows = valid_rows[np.atleast_1d(rows).astype(np.int64)]
         sep = np.atleast_1d(sep.to(u.arcsec))
         if max_separation is not None:
             limit = u.Quantity(max_separation, u.arcsec)
@@ -359,7 +350,7 @@ def _queries(emb, query, column, max_separation):
                 j = int(np.flatnonzero(far)[0])
                 raise InputError(f"No source within {limit:g} of the query position "
                                  f"{positions[j].to_string('decimal', precision=6)}: the "
-                                 f"nearest (column {name}) is {sep[j]:.3g} away.")
+                                 f"nearest (from {name}) is {sep[j]:.3g} away.")
         records = []
         for j, (row, s) in enumerate(zip(rows, sep)):
             pos = positions[j].icrs

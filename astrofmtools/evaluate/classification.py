@@ -5,6 +5,7 @@ import numpy as np
 from astropy.table import QTable
 
 from ..exceptions import InputError
+from ..schema import as_labels
 from ..utils import provenance
 
 __all__ = ["classification_metrics", "confusion_table"]
@@ -198,28 +199,9 @@ def _normalize(cm, normalize):
     return out.astype(float)
 
 
-def _as_labels(values, name):
-    """Labels as a 1-D numpy array of str or int (bytes from FITS decoded)."""
-    if np.ma.is_masked(values):
-        raise InputError(f"{name} has masked (missing) labels; drop those rows first.")
-    arr = np.asarray(getattr(values, "value", values))
-    if arr.ndim != 1:
-        raise InputError(f"{name} must be a 1-D sequence of labels, got shape {arr.shape}.")
-    if arr.dtype.kind == "S":
-        arr = np.char.decode(arr, "utf-8")
-    if arr.dtype.kind == "U":
-        arr = np.char.strip(arr)  # FITS pads strings with spaces
-    elif arr.dtype.kind == "f" and len(arr) and np.all(np.isfinite(arr)) \
-            and np.all(arr == np.round(arr)):
-        arr = arr.astype(int)
-    elif arr.dtype.kind not in "iub" and len(arr):
-        raise InputError(f"{name} must hold strings or integers, got {arr.dtype}.")
-    return arr
-
-
 def _check_labels(y_true, y_pred, classes):
-    y_true = _as_labels(y_true, "y_true")
-    y_pred = _as_labels(y_pred, "y_pred")
+    y_true = as_labels(y_true, "y_true")
+    y_pred = as_labels(y_pred, "y_pred")
     if len(y_true) == 0:
         raise InputError("y_true is empty: nothing to score.")
     if len(y_true) != len(y_pred):
@@ -231,7 +213,7 @@ def _check_labels(y_true, y_pred, classes):
     if classes is None:
         classes = seen.tolist()
     else:
-        classes = _as_labels(list(classes), "classes").tolist()
+        classes = as_labels(list(classes), "classes").tolist()
         if len(set(classes)) != len(classes):
             raise InputError(f"classes has repeated entries: {classes}.")
         unknown = sorted(set(seen.tolist()) - set(classes), key=str)

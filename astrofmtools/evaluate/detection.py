@@ -9,10 +9,10 @@ import warnings
 
 import numpy as np
 import astropy.units as u
-from astropy.coordinates import SkyCoord
 from astropy.table import QTable, Table
 
 from ..exceptions import InputError
+from ..schema import BBOX_COLUMNS, as_labels, bbox_values, boxes_from_table, parse_positions
 from ..utils import provenance, save_figure
 
 __all__ = ["detection_map", "match_positions", "completeness_reliability",
@@ -114,8 +114,6 @@ def detection_map(predictions, truth=None, iou_thresholds=None, class_agnostic=T
     import torch
     from torchmetrics.detection import MeanAveragePrecision
 
-    from ..detect.boxes import boxes_from_table
-
     pairs = _image_pairs(predictions, truth)
     if iou_thresholds is None:
         iou_thresholds = [round(0.5 + 0.05 * i, 2) for i in range(10)]
@@ -138,7 +136,8 @@ def detection_map(predictions, truth=None, iou_thresholds=None, class_agnostic=T
                     raise InputError(f"The {what} of image {k} have no {label!r} column (needed "
                                      "unless class_agnostic=True); columns: "
                                      f"{table.colnames}.")
-                names.update(_labels(table[label]).tolist())
+                names.update(as_labels(table[label], f"{label!r} column of the {what} of "
+                                                     f"image {k}").tolist())
         classes = sorted(names, key=lambda c: (str(type(c)), c))
     class_id = {c: i + 1 for i, c in enumerate(classes)}
 
@@ -239,19 +238,11 @@ def _index_of(values, target):
     return None
 
 
-def _labels(column):
-    values = np.asarray(getattr(column, "value", column))
-    if values.dtype.kind == "S":
-        values = np.char.decode(values, "utf-8")
-    if values.dtype.kind == "U":
-        values = np.char.strip(values)
-    return values
-
-
 def _class_ids(table, label, class_id, class_agnostic):
     if class_agnostic:
         return np.ones(len(table), dtype=np.int64)
-    return np.array([class_id[v] for v in _labels(table[label]).tolist()], dtype=np.int64)
+    labels = as_labels(table[label], f"{label!r} column")
+    return np.array([class_id[v] for v in labels.tolist()], dtype=np.int64)
 
 
 def _image_pairs(predictions, truth):
@@ -265,8 +256,8 @@ def _image_pairs(predictions, truth):
     elif isinstance(predictions, Table) and isinstance(truth, Table):
         has = ("image" in predictions.colnames, "image" in truth.colnames)
         if has == (True, True):
-            pimg = _labels(predictions["image"])
-            timg = _labels(truth["image"])
+            pimg = as_labels(predictions["image"], "'image' column of the predictions")
+            timg = as_labels(truth["image"], "'image' column of the truth")
             images = list(dict.fromkeys(timg.tolist() + pimg.tolist()))
             pairs = [(predictions[pimg == i], truth[timg == i]) for i in images]
         elif any(has):
@@ -346,11 +337,13 @@ def match_positions(predictions, truth, max_sep):
         ok = np.isfinite(d)
     else:
         from astropy.coordinates import search_around_sky
-        p = _sky(predictions, "predictions")
-        t = _sky(truth, "truth")
-        if len(p) == 0 or len(t) == 0:
+        p, p_valid = _sky(predictions, "predictions")
+        t, t_valid = _sky(truth, "truth")
+        if not p_valid.any() or not t_valid.any():
             return np.zeros(0, int), np.zeros(0, int), np.zeros(0) * u.arcsec
-        ti, pi, d2d, _ = search_around_sky(t, p, angle)
+        p_rows, t_rows = np.flatnonzero(p_valid), np.flatnonzero(t_valid)
+        ti, pi, d2d, _ = search_around_sky(t[t_valid], p[p_valid], angle)
+        ti, pi = t_rows[ti], p_rows[pi]
         d = d2d.to_value(u.arcsec)
         ok = np.isfinite(d)
     ti, pi, d = ti[ok], pi[ok], d[ok]
@@ -382,25 +375,18 @@ def _parse_sep(max_sep):
 
 
 def _pixel_xy(table, what):
-    if "x" not in table.colnames or "y" not in table.colnames:
-        raise InputError(f"The {what} table needs 'x' and 'y' (0-based pixel) for a "
-                         f"separation in pixels; columns: {table.colnames}. Give max_sep as "
-                         "an angle to match on the sky.")
-    x = np.asarray(getattr(table["x"], "value", table["x"]), dtype=np.float64)
-    y = np.asarray(getattr(table["y"], "value", table["y"]), dtype=np.float64)
-    xy = np.column_stack([x, y])
-    xy[~np.all(np.isfinite(xy), axis=1)] = np.inf  # never matched
+    pos = parse_positions(table, kind="pixel", name=f"The {what} table",
+                          hint="(a separation in pixels needs them; give max_sep as an angle "
+                               "to match on the sky)")
+    xy = np.column_stack([pos.x, pos.y])
+    xy[~pos.valid] = np.inf  # never matched
     return xy.reshape(-1, 2)
 
 
 def _sky(table, what):
-    if "sky_centroid" in table.colnames and isinstance(table["sky_centroid"], SkyCoord):
-        return table["sky_centroid"].icrs
-    if "ra" in table.colnames and "dec" in table.colnames:
-        return SkyCoord(u.Quantity(table["ra"], u.deg), u.Quantity(table["dec"], u.deg),
-                        frame="icrs")
-    raise InputError(f"The {what} table needs 'sky_centroid' or 'ra' and 'dec' to match on "
-                     f"the sky (max_sep is an angle); columns: {table.colnames}.")
+    pos = parse_positions(table, kind="sky", name=f"The {what} table",
+                          hint="(max_sep is an angle: matching is on the sky)")
+    return pos.sky, pos.valid
 
 
 # ----------------------------------------------------------------------------
@@ -635,21 +621,17 @@ def _measure_snr(predictions, image, noise):
     if noise_map.ndim not in (0, 2) or (noise_map.ndim == 2 and noise_map.shape != (ny, nx)):
         raise InputError(f"noise must be a number or a map of the image's shape {(ny, nx)}, "
                          f"not of shape {noise_map.shape}.")
-    has_box = all(c in predictions.colnames for c in
-                  ("bbox_xmin", "bbox_xmax", "bbox_ymin", "bbox_ymax"))
-    if not has_box and not all(c in predictions.colnames for c in ("x", "y")):
-        raise InputError("To measure SNRs on the image the predictions need bbox_* columns or "
-                         f"'x' and 'y'; columns: {predictions.colnames}.")
-
-    def col(name):
-        return np.asarray(getattr(predictions[name], "value", predictions[name]), np.float64)
-
-    if has_box:
-        x0, x1 = np.floor(col("bbox_xmin")), np.ceil(col("bbox_xmax"))
-        y0, y1 = np.floor(col("bbox_ymin")), np.ceil(col("bbox_ymax"))
+    box = bbox_values(predictions, "the predictions", required=False)
+    if box is not None:
+        x0, x1, y0, y1 = (box[c] for c in BBOX_COLUMNS)
+        x0, x1, y0, y1 = np.floor(x0), np.ceil(x1), np.floor(y0), np.ceil(y1)
     else:
-        x0 = x1 = np.round(col("x"))
-        y0 = y1 = np.round(col("y"))
+        pos = parse_positions(predictions, kind="pixel", name="the predictions", required=False)
+        if pos is None:
+            raise InputError("To measure SNRs on the image the predictions need bbox_* "
+                             f"columns or 'x' and 'y'; columns: {predictions.colnames}.")
+        x0 = x1 = np.round(pos.x)
+        y0 = y1 = np.round(pos.y)
     snr = np.full(len(predictions), np.nan)
     for i in range(len(predictions)):
         if not np.all(np.isfinite([x0[i], x1[i], y0[i], y1[i]])):

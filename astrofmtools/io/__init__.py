@@ -1,7 +1,9 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """
-Load FITS images of any origin into one image type, `SkyImage`, and iterate
-over large mosaics in overlapping tiles.
+Load FITS images of any origin into one image type, `SkyImage`, and work on
+large mosaics in overlapping tiles: plan them (`plan_tiles`), read one
+(`read_tile`), keep each object once (`owned`) and map a function over them,
+serially, on threads or on a cluster (`map_tiles`).
 """
 
 from .image import *  # noqa: F401, F403

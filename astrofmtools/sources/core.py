@@ -8,6 +8,7 @@ import numpy as np
 import scipy.ndimage as ndi
 import astropy.units as u
 from astropy.table import QTable
+from astropy.utils.exceptions import AstropyUserWarning
 from photutils.segmentation import SegmentationImage, SourceCatalog, detect_sources
 from photutils.utils import NoDetectionsWarning
 from skimage.morphology import h_maxima
@@ -15,10 +16,10 @@ from skimage.segmentation import watershed
 
 from ..background import BackgroundMaps, estimate_background
 from ..background.core import _image_arrays
-from ..catalog.tables import add_sky_columns
 from ..exceptions import InputError
-from ..io import load_image, tile_grid
-from ..utils import progress, provenance
+from ..io import Tile, load_image, map_tiles, owned, plan_tiles, read_tile
+from ..schema import BBOX_COLUMNS, add_sky_columns
+from ..utils import provenance
 from .filtering import (_central, beam_area_pixels, cov_to_fwhm, estimate_psf_fwhm,
                         filtered_noise_ratio, gaussian_cov, gaussian_filter_fft, noise_covariance,
                         pixel_angle_to_sky_pa, sky_pa_to_pixel_angle)
@@ -350,7 +351,7 @@ def _build_table(image, cols, plan, meta):
     table["y"] = cols["y"]
     if image.wcs is not None:
         add_sky_columns(table, image.wcs, cols["x"], cols["y"])
-    for key in ("bbox_xmin", "bbox_xmax", "bbox_ymin", "bbox_ymax"):
+    for key in BBOX_COLUMNS:
         table[key] = cols[key].astype(np.int64)
     table["area"] = cols["area"] * u.pix ** 2
     table["peak"] = q(cols["peak"], unit)
@@ -376,7 +377,7 @@ def _build_table(image, cols, plan, meta):
 
 def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, background=None,
                  mask=None, island_snr=3.0, peak_prominence=2.0, matched_filter="auto",
-                 box_size=64, tile_size=None, overlap=256):
+                 box_size=64, tile_size=None, overlap=256, scheduler=None, workers=None):
     """
     Find the sources in an image: a table of positions, fluxes, SNRs and shapes.
 
@@ -406,9 +407,16 @@ def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, back
     5. measurement of each segment on the unfiltered background-subtracted
        image (photutils `~photutils.segmentation.SourceCatalog`).
 
-    Large images (memory-mapped ones, or more than 8192 x 8192 pixels) are
-    processed in overlapping tiles; a source belongs to the tile whose
-    core holds its peak.
+    Large images (more than 8192 x 8192 pixels, whether in memory or
+    memory-mapped) are processed in overlapping tiles
+    (`~astrofmtools.io.plan_tiles`). The matched filter and its noise are
+    measured once, before any tile runs, on a window of at most 2048 x 2048
+    pixels chosen from the image alone (the central one when at least half
+    of it holds data), so tiles are independent of one another and of the
+    order they run in (`~astrofmtools.io.map_tiles`, serially or on
+    threads). A source belongs to the tile whose core holds its peak
+    (`~astrofmtools.io.owned`); a source well inside a core is found and
+    measured as in the whole image.
 
     Parameters
     ----------
@@ -447,9 +455,16 @@ def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, back
         The box size for the background maps.
     tile_size : int, optional
         Process in tiles of this side (pixels); 0 never tiles. By default
-        tiles of 4096 for images above 8192 x 8192 pixels or memory-mapped.
+        tiles of 4096 for images above 8192 x 8192 pixels.
     overlap : int, optional
         The overlap of the tiles; make it larger than the largest source.
+    scheduler : str or executor, optional
+        Where the tiles run (see `~astrofmtools.io.map_tiles`): serially
+        (default), ``"threads"``, or an executor such as a
+        ``dask.distributed.Client``. The table is the same whichever runs
+        them. Unused for an image processed whole.
+    workers : int, optional
+        The number of threads of the ``"threads"`` scheduler.
 
     Returns
     -------
@@ -514,9 +529,11 @@ def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, back
     if mask is not None and mask.shape != shape:
         raise InputError(f"mask has shape {np.shape(mask)}, but {image.source} has shape "
                          f"{shape}; give one boolean per pixel (True = ignore).")
-    if tile_size is None:
-        memmapped = image.mask is None and isinstance(image.data, np.memmap)
-        tile_size = 4096 if (memmapped or shape[0] * shape[1] > TILE_ABOVE) else 0
+    if tile_size is None:  # decided by size, whatever the kind of array
+        tile_size = 4096 if shape[0] * shape[1] > TILE_ABOVE else 0
+    elif isinstance(tile_size, bool) or int(tile_size) != tile_size or tile_size < 0:
+        raise InputError(f"tile_size must be a whole number of pixels (0: never tile), not "
+                         f"{tile_size!r}.")
     tiled = bool(tile_size) and (shape[0] > tile_size or shape[1] > tile_size)
     settings = dict(snr=snr, island_snr=island_snr, npixels=npixels,
                     prominence=peak_prominence, deblend=deblend, psf_fwhm=psf_fwhm,
@@ -524,7 +541,8 @@ def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, back
     if not tiled:
         cols, plan = _find_whole(image, mask, background, settings)
     else:
-        cols, plan = _find_tiled(image, mask, background, settings, tile_size, overlap)
+        cols, plan = _find_tiled(image, mask, background, settings, int(tile_size), overlap,
+                                 scheduler, workers)
     meta = provenance(
         stage="sources", image=image.source, snr=float(snr), island_snr=plan.island_snr,
         npixels=plan.npixels, peak_prominence=plan.prominence, deblend=bool(deblend),
@@ -565,54 +583,118 @@ def _find_whole(image, mask, background, s):
     return _find_in_array(data, nodata, ignore, maps, plan), plan
 
 
-def _tile_image(image, slices):
+#: Side of the window of a tiled image that the detection plan is measured on.
+PLAN_WINDOW = 2048
+
+
+def _plan_window(image, mask):
+    """
+    The window of a large image the plan is measured on (a read `Tile`).
+
+    The central ``PLAN_WINDOW`` square when at least half its pixels hold
+    data; otherwise the first such square of a grid ordered by distance
+    from the image centre, or the one with the most data. The choice
+    depends on the image only, never on tiles or the order they run in.
+    """
+    ny, nx = image.shape
+    centre = _central((ny, nx), PLAN_WINDOW)
+    candidates = [centre] + sorted(
+        (t.slices for t in plan_tiles((ny, nx), min(PLAN_WINDOW, max(ny, nx)), 0)),
+        key=lambda sl: ((sl[0].start + sl[0].stop - ny) ** 2
+                        + (sl[1].start + sl[1].stop - nx) ** 2))
+    best, best_count = None, 0
+    for slices in candidates:
+        tile = read_tile(image, Tile(-1, slices, slices))
+        bad = ~np.isfinite(tile.data)
+        if tile.mask is not None:
+            bad |= tile.mask
+        if mask is not None:
+            bad |= np.asarray(mask[slices], dtype=bool)
+        count = int(bad.size - np.count_nonzero(bad))
+        if 2 * count >= bad.size:
+            return tile
+        if count > best_count:
+            best, best_count = tile, count
+    if best is None:
+        raise InputError(f"{image.source} has no valid pixel: all are NaN, Inf or masked.")
+    return best
+
+
+def _tile_image(image, tile):
+    """A `SkyImage` of a read tile (its pixels, WCS and no-data mask)."""
     from ..io import SkyImage
-    block = np.asarray(image.data[slices])
-    if block.dtype.kind != "f" or not block.dtype.isnative:
-        block = block.astype(np.float32 if block.dtype.itemsize <= 4 else np.float64)
-    mask = None if image.mask is None else np.asarray(image.mask[slices])
-    wcs = image.wcs[slices] if image.wcs is not None else None
-    return SkyImage(block, wcs=wcs, unit=image.unit, mask=mask, beam=image.beam,
-                    header=image.header, source=f"{image.source} tile {slices}")
+    return SkyImage(tile.data, wcs=tile.wcs, unit=image.unit, mask=tile.mask, beam=image.beam,
+                    header=image.header, source=f"{image.source} tile {tile.index}")
 
 
-def _find_tiled(image, mask, background, s, tile_size, overlap):
-    grid = tile_grid(image.shape, tile_size, overlap)
-    # the plan (PSF, noise correlation, filter) comes from the central tile: do it first
-    centre = len(grid) // 2
-    order = [grid[centre]] + grid[:centre] + grid[centre + 1:]
-    plan = None
-    parts = []
-    for slices, core in progress(order, desc="tiles", unit="tile"):
-        sub_mask = None if mask is None else mask[slices]
+def _tile_maps(background, slices):
+    """The given background maps over a tile (without slicing the shared WCS)."""
+    return BackgroundMaps(background.background[slices], background.rms[slices],
+                          method=background.method, box_size=background.box_size,
+                          unit=background.unit)
+
+
+def _make_tiled_plan(image, mask, background, s):
+    """The plan of a tiled image: measured once, on one window chosen from the image alone."""
+    tile = _plan_window(image, mask)
+    window = tile.slices
+    sub_mask = None if mask is None else mask[window]
+    timage, data, nodata, ignore = _image_arrays(_tile_image(image, tile), sub_mask,
+                                                 "find_sources")
+    maps = _maps_for(timage, sub_mask, None if background is None else
+                     _tile_maps(background, window), s["box_size"])
+    # the PSF and beam come from the whole image (the beam's angle at its centre)
+    return _make_plan(image, data, nodata, ignore, maps, s["snr"], s["island_snr"],
+                      s["npixels"], s["prominence"], s["deblend"], s["psf_fwhm"],
+                      s["matched_filter"], s["box_size"])
+
+
+class _TileFinder:
+    """Find the sources of one tile with a fixed plan; keep those whose peak it owns."""
+
+    def __init__(self, image, mask, background, plan, box_size):
+        self.image, self.mask, self.background = image, mask, background
+        self.plan, self.box_size = plan, box_size
+
+    def __call__(self, tile):
+        slices = tile.slices
+        sub_mask = None if self.mask is None else self.mask[slices]
         try:
-            timage, data, nodata, ignore = _image_arrays(_tile_image(image, slices), sub_mask,
-                                                         "find_sources")
+            timage, data, nodata, ignore = _image_arrays(_tile_image(self.image, tile),
+                                                         sub_mask, "find_sources")
         except InputError:
-            continue  # a tile without data
-        maps = _maps_for(timage, sub_mask, None if background is None else background[slices],
-                         s["box_size"])
-        if plan is None:
-            plan = _make_plan(timage, data, nodata, ignore, maps, s["snr"], s["island_snr"],
-                              s["npixels"], s["prominence"], s["deblend"], s["psf_fwhm"],
-                              s["matched_filter"], s["box_size"])
-        cols = _find_in_array(data, nodata, ignore, maps, plan)
+            return None  # a tile without data
+        maps = _maps_for(timage, sub_mask, None if self.background is None else
+                         _tile_maps(self.background, slices), self.box_size)
+        cols = _find_in_array(data, nodata, ignore, maps, self.plan)
         if cols is None:
-            continue
-        y0, x0 = slices[0].start, slices[1].start
+            return None
+        y0, x0 = tile.origin
         cols["peak_y"] = cols["peak_y"] + y0
         cols["peak_x"] = cols["peak_x"] + x0
-        inside = ((cols["peak_y"] >= core[0].start) & (cols["peak_y"] < core[0].stop)
-                  & (cols["peak_x"] >= core[1].start) & (cols["peak_x"] < core[1].stop))
+        inside = owned(tile, cols["peak_x"], cols["peak_y"])
         cols = {k: np.asarray(v)[inside] for k, v in cols.items()}
         for key in ("x", "bbox_xmin", "bbox_xmax"):
             cols[key] = cols[key] + x0
         for key in ("y", "bbox_ymin", "bbox_ymax"):
             cols[key] = cols[key] + y0
-        cols["island"] = cols["island"] + ((len(parts) + 1) << 32)  # unique across tiles
-        parts.append(cols)
-    if plan is None:
-        raise InputError(f"{image.source} has no valid pixel: all are NaN, Inf or masked.")
+        cols["island"] = cols["island"] + ((tile.index + 1) << 32)  # unique across tiles
+        return cols
+
+
+#: Warnings the per-tile work (photutils, numpy) silences with warnings.catch_warnings,
+#: which is not thread-safe: map_tiles ignores them around the whole map.
+_TILE_WARNINGS = (RuntimeWarning, AstropyUserWarning, NoDetectionsWarning)
+
+
+def _find_tiled(image, mask, background, s, tile_size, overlap, scheduler, workers):
+    # plan once, from the image, then map the finder over independent tiles
+    plan = _make_tiled_plan(image, mask, background, s)
+    tiles = plan_tiles(image.shape, tile_size, overlap)
+    finder = _TileFinder(image, mask, background, plan, s["box_size"])
+    parts = [p for p in map_tiles(finder, image, tiles, scheduler, workers=workers,
+                                  ignore_warnings=_TILE_WARNINGS, desc="sources")
+             if p is not None]
     if not parts:
         return None, plan
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, plan

@@ -23,14 +23,15 @@ def _band_array(image, names=None):
     (NaN where there is no data) and the C band names.
 
     A `~astrofmtools.io.SkyImage` is (C, H, W) (a 2-D one is one band); a
-    `~astrofmtools.cutouts.CutoutStack` is (N, C, H, W) (a 2-D stack is one
-    band); a plain array is (C, H, W) when 3-D, (N, C, H, W) when 4-D.
+    `~astrofmtools.cutouts.CutoutStack` (or any stack of images with
+    ``data``, ``table`` and ``bands``: stretch does not import cutouts, which
+    is downstream of it) is (N, C, H, W) (a 2-D stack is one band); a plain
+    array is (C, H, W) when 3-D, (N, C, H, W) when 4-D.
     """
-    from ..cutouts import CutoutStack
     from ..io import SkyImage, load_image
 
     own = None
-    if isinstance(image, CutoutStack):
+    if _is_stack(image):
         arr = _as_array(image.data, name="the cutout stack")
         if arr.ndim == 3:
             arr = arr[:, None]
@@ -58,6 +59,12 @@ def _band_array(image, names=None):
         raise InputError(f"{len(names)} band names ({', '.join(names)}) for {n} bands (image "
                          f"shape {arr.shape}, bands on axis -3).")
     return arr, names
+
+
+def _is_stack(image):
+    """Whether ``image`` is a cutout stack: images with a table (``data``, ``table``, ``bands``)."""
+    return (not isinstance(image, (np.ndarray, NDData, fits.HDUList, list, str))
+            and all(hasattr(image, attr) for attr in ("data", "table", "bands")))
 
 
 def _select(names, keys, what):

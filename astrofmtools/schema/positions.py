@@ -1,0 +1,609 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Where a table keeps its positions, and in which frame: the one parser of
+positions that every stage uses.
+
+`parse_positions` finds pixel positions (``x``, ``y``) or sky positions in
+a table, or reads the columns it is told, and returns them as a
+`Positions`: 0-based pixels, or an ICRS `~astropy.coordinates.SkyCoord`,
+with the rows that have none marked invalid.
+
+Frames
+------
+- A `~astropy.coordinates.SkyCoord` column carries its own frame.
+- ``l``/``b`` (lower case only: ``B`` and ``L`` are often a magnitude and
+  a luminosity), ``GLON``/``GLAT``, ``LII``/``BII`` and ``gal_l``/``gal_b``
+  are Galactic, and so are columns whose UCDs are ``pos.galactic.lon`` and
+  ``pos.galactic.lat``.
+- ``RAB1950``/``DEB1950`` are FK4 (B1950).
+- Every other right ascension/declination pair (``ra``/``dec``, ``RA``/``DEC``,
+  ``RAJ2000``/``DEJ2000``, ``_RAJ2000``/``_DEJ2000``, ``RA_ICRS``/``DE_ICRS``,
+  ``ALPHA_J2000``/``DELTA_J2000``, ...) is taken as ICRS, the ``J2000``
+  names included: catalogues label ICRS positions at epoch J2000 that way
+  (VizieR's ``RAJ2000`` of Gaia-era catalogues, SExtractor's
+  ``ALPHA_J2000`` from a WCS in ICRS), and FK5 (J2000) differs from ICRS
+  by less than 0.03 arcsec, far below the separations a cross-match uses.
+  Pass ``frame="fk5"`` when the difference matters.
+- Columns named by the caller (``"l,b"``, ``("RAJ2000", "DEJ2000")``) take
+  the frame their names imply, in any case (``l,b`` and ``L,B`` are
+  Galactic); other names are ICRS unless ``frame`` says otherwise.
+
+Values are in the column's unit, degrees when it has none; string columns
+are read as sexagesimal angles (hours for right ascension) or decimal
+degrees.
+
+`astropy.coordinates.SkyCoord.guess_from_table` was considered: it needs
+the frame given in advance, does not recognise ``RAJ2000`` (its docstring
+says so) or ``GLON``, and reads ``ra_err`` as a second ``ra`` column, so it
+is not used.
+"""
+
+import dataclasses
+import functools
+
+import numpy as np
+import astropy.units as u
+from astropy.coordinates import Angle, BaseCoordinateFrame, SkyCoord, frame_transform_graph
+from astropy.table import Table
+from astropy.utils.masked import Masked
+
+from ..exceptions import InputError
+from .columns import COLUMNS
+
+__all__ = ["SKY_COLUMN_PAIRS", "POSITION_KINDS", "Positions", "parse_positions",
+           "parse_frame", "add_sky_columns"]
+
+#: Longitude/latitude column pairs found by name (any case, except ``l``/``b``), in
+#: order of preference, with their frame.
+SKY_COLUMN_PAIRS = (
+    ("ra", "dec", "icrs"),
+    ("RAJ2000", "DEJ2000", "icrs"), ("_RAJ2000", "_DEJ2000", "icrs"),
+    ("RAJ2000", "DECJ2000", "icrs"), ("RA_J2000", "DEC_J2000", "icrs"),
+    ("RA_ICRS", "DE_ICRS", "icrs"), ("RA_ICRS", "DEC_ICRS", "icrs"),
+    ("ra_deg", "dec_deg", "icrs"), ("RAdeg", "DEdeg", "icrs"),
+    ("ALPHA_J2000", "DELTA_J2000", "icrs"), ("alpha", "delta", "icrs"),
+    ("RAB1950", "DEB1950", "fk4"), ("_RAB1950", "_DEB1950", "fk4"),
+    ("GLON", "GLAT", "galactic"), ("_GLON", "_GLAT", "galactic"), ("LII", "BII", "galactic"),
+    ("gal_l", "gal_b", "galactic"), ("l", "b", "galactic"),
+)
+_CASE_SENSITIVE = {("l", "b")}
+_UCDS = {("pos.eq.ra", "pos.eq.dec"): "icrs", ("pos.galactic.lon", "pos.galactic.lat"): "galactic"}
+
+#: What `parse_positions` looks for: ``'sky'``, ``'pixel'``, or ``'any'`` (pixel first).
+POSITION_KINDS = ("sky", "pixel", "any")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Positions:
+    """
+    The positions of a table's rows, as `parse_positions` found them.
+
+    Attributes
+    ----------
+    kind : {'sky', 'pixel'}
+        Which they are.
+    columns : tuple of str
+        The columns they came from (one SkyCoord column, or two).
+    frame : str or None
+        The frame the sky columns are in (``'icrs'``, ``'galactic'``,
+        ``'fk5'``...), None for pixels.
+    sky : `~astropy.coordinates.SkyCoord` or None
+        ICRS, one per row (NaN for invalid rows), for sky positions.
+    x, y : `~numpy.ndarray` or None
+        0-based pixels, float64 (NaN for invalid rows), for pixel positions.
+    valid : `~numpy.ndarray`
+        True for the rows with a finite position.
+    """
+
+    kind: str
+    columns: tuple
+    frame: object
+    sky: object
+    x: object
+    y: object
+    valid: np.ndarray
+
+    def describe(self):
+        """
+        Where the positions came from, in words.
+
+        Examples
+        --------
+        >>> from astropy.table import QTable
+        >>> from astrofmtools.schema import parse_positions
+        >>> parse_positions(QTable({"l": [0.0], "b": [0.0]}), kind="sky").describe()
+        "columns 'l', 'b' (galactic)"
+        """
+        what = (f"column {self.columns[0]!r}" if len(self.columns) == 1 else
+                f"columns {', '.join(map(repr, self.columns))}")
+        return f"{what} ({self.frame if self.kind == 'sky' else '0-based pixels'})"
+
+    def pixels(self, wcs):
+        """
+        0-based pixel positions ``(x, y)``: the table's own, or the sky
+        positions through ``wcs`` (NaN for invalid rows).
+        """
+        if self.kind == "pixel":
+            return self.x, self.y
+        x, y = np.full(len(self.valid), np.nan), np.full(len(self.valid), np.nan)
+        if self.valid.any():
+            px, py = wcs.world_to_pixel(self.sky[self.valid])
+            x[self.valid], y[self.valid] = np.ravel(px), np.ravel(py)
+        return x, y
+
+
+def parse_positions(table, columns=None, frame=None, *, kind="any", name="the table",
+                    argument="columns", hint=None, required=True):
+    """
+    The positions of a table's rows: pixels or sky, with their frame.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The table.
+    columns : str or sequence of str, optional
+        The columns to read: one `~astropy.coordinates.SkyCoord` column,
+        two columns (``"l,b"`` or ``("RAJ2000", "DEJ2000")``: longitude and
+        latitude, or x and y for pixels), or longitude, latitude and a
+        frame name. Found in any case. By default the table's own, found by
+        name: ``x``/``y``; a SkyCoord column (``sky_centroid`` first); the
+        pairs of `SKY_COLUMN_PAIRS`; columns with ``pos.eq.ra``/``pos.eq.dec``
+        or ``pos.galactic.lon``/``pos.galactic.lat`` UCDs.
+    frame : str or `~astropy.coordinates.BaseCoordinateFrame`, optional
+        The frame of longitude/latitude columns (``'icrs'``, ``'fk5'``,
+        ``'galactic'``, an astropy frame). By default the one their names
+        imply (see the module's notes: ``l``/``b``, ``GLON``/``GLAT`` are
+        Galactic, right ascension/declination are ICRS). With columns found
+        by name, only pairs of that frame's kind are looked for (Galactic
+        names for ``'galactic'``, right ascension/declination for
+        equatorial frames). A SkyCoord column keeps its own frame.
+    kind : {'any', 'sky', 'pixel'}, optional
+        What to look for: ``'any'`` takes pixels when the table has ``x``
+        and ``y``, else sky positions; two named columns are then sky
+        positions when their names, units (angles) or UCDs say so, else
+        pixels.
+    name : str, optional
+        How to call the table in error messages (e.g. its file name).
+    argument : str, optional
+        The argument that names the columns, for error messages.
+    hint : str, optional
+        Added to the message when nothing is found.
+    required : bool, optional
+        Raise when the table has no positions; else return None.
+
+    Returns
+    -------
+    positions : `Positions` or None
+        ``kind``, ``columns``, ``frame``, ``sky`` (ICRS) or ``x``, ``y``,
+        and ``valid`` (rows with finite positions; masked and NaN values
+        are invalid, not errors).
+
+    Raises
+    ------
+    astrofmtools.InputError
+        When the table has no positions (with ``required``; the message
+        lists what was looked for and the table's columns), a named column
+        is missing, a column is not numbers or angles, a pixel column is an
+        angle, an unknown frame, or a latitude outside -90..90 degrees (the
+        message names the table, the column and the rows).
+
+    Examples
+    --------
+    Galactic ``l``/``b`` columns: the Galactic centre in ICRS.
+
+    >>> from astropy.table import QTable
+    >>> from astrofmtools.schema import parse_positions
+    >>> pos = parse_positions(QTable({"l": [0.0], "b": [0.0]}), kind="sky")
+    >>> pos.frame, pos.columns, pos.sky.to_string("decimal", precision=3)
+    ('galactic', ('l', 'b'), ['266.405 -28.936'])
+
+    Columns named by the caller, and pixels:
+
+    >>> t = QTable({"RAJ2000": ["10 00 00.0"], "DEJ2000": ["+02 00 00"], "x": [5.0],
+    ...             "y": [7.5]})
+    >>> parse_positions(t, "RAJ2000,DEJ2000", kind="sky").sky.ra.deg
+    array([150.])
+    >>> pos = parse_positions(t)
+    >>> pos.kind, pos.x, pos.y
+    ('pixel', array([5.]), array([7.5]))
+    """
+    if not isinstance(table, Table):
+        raise InputError(f"{name} must be an astropy Table, not {type(table).__name__}.")
+    if kind not in POSITION_KINDS:
+        raise InputError(f"kind must be one of {', '.join(POSITION_KINDS)}, not {kind!r}.")
+    given = parse_frame(frame) if frame is not None else None
+    spec = _split_spec(columns, argument)
+    if spec is not None and len(spec) == 3:
+        third = parse_frame(spec[2])
+        if given is not None and not _same_frame(given, third):
+            raise InputError(f"{argument}={columns!r} names the frame {third.name}, but "
+                             f"frame= is {given.name}; give one.")
+        given, spec = third, spec[:2]
+    if spec is None:
+        found = _find(table, kind, given)
+        if found is None:
+            if not required:
+                return None
+            raise InputError(_nothing_found(table, kind, given, name, argument, hint))
+    else:
+        found = _named(table, spec, kind, given, name, argument)
+    where, names, frame = found
+    if where == "pixel":
+        x = _pixel_values(table, names[0], name)
+        y = _pixel_values(table, names[1], name)
+        return Positions("pixel", tuple(names), None, None, x, y,
+                         np.isfinite(x) & np.isfinite(y))
+    if len(names) == 1:
+        return _from_skycoord(table, names[0], name)
+    return _from_lonlat(table, names, frame, name)
+
+
+def parse_frame(frame):
+    """
+    An astropy frame (without data) from its name, class or an instance.
+
+    Raises
+    ------
+    astrofmtools.InputError
+        For a name astropy does not know (the message lists some it does).
+
+    Examples
+    --------
+    >>> from astrofmtools.schema import parse_frame
+    >>> parse_frame("Galactic").name, parse_frame("fk5").equinox.jyear.item()
+    ('galactic', 2000.0)
+    """
+    if isinstance(frame, SkyCoord):
+        frame = frame.frame
+    if isinstance(frame, BaseCoordinateFrame):
+        return frame.replicate_without_data() if frame.has_data else frame
+    if isinstance(frame, type) and issubclass(frame, BaseCoordinateFrame):
+        return frame()
+    if isinstance(frame, str):
+        cls = frame_transform_graph.lookup_name(frame.strip().lower())
+        if cls is not None:
+            return cls()
+    known = ", ".join(n for n in ("icrs", "fk5", "fk4", "galactic", "supergalactic",
+                                  "barycentrictrueecliptic")
+                      if frame_transform_graph.lookup_name(n) is not None)
+    raise InputError(f"Unknown sky frame {frame!r}: give an astropy frame or its name, such "
+                     f"as {known}.")
+
+
+def add_sky_columns(table, wcs, x, y):
+    """
+    Add the ICRS sky position of 0-based pixel positions as ``sky_centroid``
+    (a `~astropy.coordinates.SkyCoord`) and ``ra``, ``dec`` (degrees).
+
+    Parameters
+    ----------
+    table : `~astropy.table.QTable`
+        Gets the three columns (an empty table gets empty ones), described
+        as the column registry describes them.
+    wcs : `~astropy.wcs.WCS`
+        The image's celestial WCS (any frame; converted to ICRS).
+    x, y : array-like
+        0-based pixel positions, one per row.
+
+    Examples
+    --------
+    >>> from astropy.table import QTable
+    >>> from astrofmtools.schema import add_sky_columns
+    >>> from astrofmtools.io import load_image
+    >>> from astrofmtools.datasets import example_image_path
+    >>> image = load_image(example_image_path())
+    >>> table = QTable({"x": [149.5], "y": [149.5]})
+    >>> add_sky_columns(table, image.wcs, table["x"], table["y"])
+    >>> print(f"{table['ra'][0]:.4f} {table['dec'][0]:.4f}")
+    216.0140 deg 0.4994 deg
+    """
+    x = np.asarray(x, dtype=float)
+    if len(x):
+        sky = wcs.pixel_to_world(x, np.asarray(y, dtype=float)).icrs
+        sky = SkyCoord(sky.ra, sky.dec, frame="icrs")
+    else:
+        sky = SkyCoord(np.zeros(0) * u.deg, np.zeros(0) * u.deg, frame="icrs")
+    table["sky_centroid"] = sky
+    table["ra"] = sky.ra.to(u.deg)
+    table["dec"] = sky.dec.to(u.deg)
+    for col in ("sky_centroid", "ra", "dec"):
+        table[col].info.description = COLUMNS[col].description
+
+
+# ----------------------------------------------------------------------------
+# finding the columns
+
+def _split_spec(columns, argument):
+    """None, or a tuple of 1 to 3 stripped names."""
+    if columns is None:
+        return None
+    if isinstance(columns, str):
+        spec = tuple(part.strip() for part in columns.split(","))
+    else:
+        try:
+            spec = tuple(columns)
+        except TypeError:
+            spec = ()
+        if not all(isinstance(c, str) for c in spec[:2]):
+            spec = ()
+    if not 1 <= len(spec) <= 3 or not all(spec[:2]):
+        raise InputError(f"{argument}= must name a SkyCoord column or two columns "
+                         f"(longitude, latitude or x, y), optionally with a frame; got "
+                         f"{columns!r}.")
+    return spec
+
+
+def _column(table, name):
+    """The table's column called ``name``, in any case (exact case first), or None."""
+    if name in table.colnames:
+        return name
+    lower = {n.lower(): n for n in reversed(table.colnames)}
+    return lower.get(str(name).lower())
+
+
+def _is_sky(table, name):
+    return isinstance(table[name], SkyCoord)
+
+
+def _family(frame):
+    """The names of a frame's longitude and latitude (('ra', 'dec'), ('l', 'b'), ...)."""
+    if isinstance(frame, str):
+        return _named_family(frame)
+    return tuple(frame.representation_component_names)[:2]
+
+
+@functools.lru_cache(maxsize=None)
+def _named_family(frame):
+    return _family(parse_frame(frame))
+
+
+def _same_frame(a, b):
+    return a.is_equivalent_frame(b) if type(a) is type(b) else False
+
+
+def _pairs(table, given):
+    """Known (lon, lat, frame) pairs the table has, in order of preference."""
+    family = _family(given) if given is not None else None
+    for lon, lat, frame in SKY_COLUMN_PAIRS:
+        if family is not None and _family(frame) != family:
+            continue
+        if (lon, lat) in _CASE_SENSITIVE:
+            names = (lon if lon in table.colnames else None,
+                     lat if lat in table.colnames else None)
+        else:
+            names = (_column(table, lon), _column(table, lat))
+        if None not in names and not any(_is_sky(table, n) for n in names):
+            yield names[0], names[1], frame
+
+
+def _ucd_pair(table, given):
+    """(lon, lat, frame) of columns marked by UCDs (VizieR and TAP VOTables), or None."""
+    family = _family(given) if given is not None else None
+    for (ucd_lon, ucd_lat), frame in _UCDS.items():
+        if family is not None and _family(frame) != family:
+            continue
+        found = {}
+        for col_name in table.colnames:
+            meta = getattr(table[col_name].info, "meta", None) or {}
+            ucd = str(meta.get("ucd", "")).lower()
+            for key in (ucd_lon, ucd_lat):
+                if ucd.startswith(key) and (ucd[len(key):len(key) + 1] in ("", ";")):
+                    main = "meta.main" in ucd
+                    if key not in found or (main and not found[key][1]):
+                        found[key] = (col_name, main)
+        if ucd_lon in found and ucd_lat in found:
+            return found[ucd_lon][0], found[ucd_lat][0], frame
+    return None
+
+
+def _find(table, kind, given):
+    """(where, names, frame) of the table's own positions, or None."""
+    names = table.colnames
+    if kind in ("pixel", "any") and "x" in names and "y" in names:
+        return "pixel", ("x", "y"), None
+    if kind == "pixel":
+        return None
+    if "sky_centroid" in names and _is_sky(table, "sky_centroid"):
+        return "sky", ("sky_centroid",), None
+    for col_name in names:
+        if _is_sky(table, col_name):
+            return "sky", (col_name,), None
+    for lon, lat, frame in _pairs(table, given):
+        return "sky", (lon, lat), given if given is not None else parse_frame(frame)
+    found = _ucd_pair(table, given)
+    if found is not None:
+        return "sky", found[:2], given if given is not None else parse_frame(found[2])
+    return None
+
+
+def _named(table, spec, kind, given, name, argument):
+    """(where, names, frame) of the columns the caller named."""
+    names = []
+    for col in spec:
+        found = _column(table, col)
+        if found is None:
+            raise InputError(f"{name} has no column {col!r} ({argument}=); its columns are: "
+                             f"{_shown(table)}.")
+        names.append(found)
+    if len(names) == 1:
+        if kind == "pixel" or not _is_sky(table, names[0]):
+            need = ("two columns (x, y)" if kind == "pixel" else
+                    "a SkyCoord column or two columns (longitude, latitude)")
+            raise InputError(f"{name} has no SkyCoord column {spec[0]!r} ({argument}=); give "
+                             f"{need}.")
+        return "sky", tuple(names), None
+    for col in names:
+        if _is_sky(table, col):
+            raise InputError(f"Column {col!r} of {name} is a SkyCoord column; name it alone "
+                             f"({argument}={col!r}).")
+    if kind == "pixel":
+        return "pixel", tuple(names), None
+    implied = _implied_frame(table, names)
+    if kind == "any" and given is None and implied is None and not any(
+            _is_angle(table[n]) for n in names):
+        return "pixel", tuple(names), None
+    frame = given if given is not None else parse_frame(implied or "icrs")
+    return "sky", tuple(names), frame
+
+
+def _implied_frame(table, names):
+    """The frame a pair of column names (or their UCDs) implies, or None."""
+    for lon, lat, frame in SKY_COLUMN_PAIRS:  # any case: named, L/B are Galactic too
+        if (names[0].lower(), names[1].lower()) == (lon.lower(), lat.lower()):
+            return frame
+    ucds = [str((getattr(table[n].info, "meta", None) or {}).get("ucd", "")).lower()
+            for n in names]
+    for (ucd_lon, ucd_lat), frame in _UCDS.items():
+        if ucds[0].startswith(ucd_lon) and ucds[1].startswith(ucd_lat):
+            return frame
+    return None
+
+
+def _is_angle(col):
+    unit = getattr(col, "unit", None)
+    return unit is not None and unit.physical_type == "angle"
+
+
+def _shown(table, most=25):
+    names = table.colnames
+    return (", ".join(names[:most]) + (", ..." if len(names) > most else "")) or "(none)"
+
+
+def _nothing_found(table, kind, given, name, argument, hint):
+    pairs = ", ".join(f"{lon!r}/{lat!r}" for lon, lat, frame in SKY_COLUMN_PAIRS
+                      if given is None or _family(frame) == _family(given))
+    sky = (f"a SkyCoord column ('sky_centroid' first), longitude/latitude columns "
+           f"({pairs or 'none of that frame'}; any case, but 'l'/'b' in lower case) and "
+           "pos.eq.ra/pos.eq.dec or pos.galactic.lon/pos.galactic.lat UCDs")
+    looked = {"pixel": "columns 'x' and 'y' (0-based pixel)",
+              "sky": sky,
+              "any": f"columns 'x' and 'y' (0-based pixel), {sky}"}[kind]
+    what = {"pixel": "pixel positions", "sky": "sky positions", "any": "source positions"}[kind]
+    return (f"{name} has no {what}: looked for {looked}; its columns are: {_shown(table)}. "
+            f"Name them with {argument}={f' {hint}' if hint else ''}.")
+
+
+# ----------------------------------------------------------------------------
+# reading the values
+
+def _from_skycoord(table, col_name, name):
+    sky = table[col_name]
+    frame = sky.frame.name
+    try:
+        icrs = sky if frame == "icrs" else sky.icrs
+    except Exception as exc:  # noqa: BLE001 - frames that need more attributes
+        raise InputError(f"Cannot convert the SkyCoord column {col_name!r} of {name} "
+                         f"({frame}) to ICRS: {exc}") from None
+    ra = _filled(icrs.ra.to_value(u.deg))
+    dec = _filled(icrs.dec.to_value(u.deg))
+    valid = np.isfinite(ra) & np.isfinite(dec)
+    out = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
+    return Positions("sky", (col_name,), frame, out, None, None, valid)
+
+
+def _from_lonlat(table, names, frame, name):
+    hours = _family(frame) == ("ra", "dec")
+    lon = _angle_values(table, names[0], name, hours=hours)
+    lat = _angle_values(table, names[1], name, hours=False)
+    bad = np.flatnonzero(np.isfinite(lat) & (np.abs(lat) > 90))
+    if bad.size:
+        rows = ", ".join(f"row {r} has {lat[r]:g} deg" for r in bad[:5])
+        more = f" ({bad.size - 5} more rows too)" if bad.size > 5 else ""
+        raise InputError(f"Column {names[1]!r} of {name}, read as {frame.name} latitude, holds "
+                         f"values outside -90..90 deg: {rows} (0-based){more}. Are these the "
+                         "right columns, longitude first?")
+    valid = np.isfinite(lon) & np.isfinite(lat)
+    if frame.name == "icrs":
+        ra, dec = lon, lat
+    else:
+        ra, dec = np.full(len(lon), np.nan), np.full(len(lat), np.nan)
+        if valid.any():
+            try:
+                icrs = SkyCoord(lon[valid] * u.deg, lat[valid] * u.deg, frame=frame).icrs
+            except Exception as exc:  # noqa: BLE001 - frames that need more attributes
+                raise InputError(f"Cannot convert columns {names[0]!r}, {names[1]!r} of "
+                                 f"{name} from {frame.name} to ICRS: {exc}") from None
+            ra[valid], dec[valid] = icrs.ra.deg, icrs.dec.deg
+    sky = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
+    return Positions("sky", tuple(names), frame.name, sky, None, None, valid)
+
+
+def _filled(values):
+    """Plain float64, NaN where masked."""
+    if isinstance(values, Masked):
+        values = values.filled(np.nan)
+    out = np.array(np.ma.getdata(values), dtype=np.float64)
+    if np.ma.isMaskedArray(values):
+        out[np.ma.getmaskarray(values)] = np.nan
+    return out
+
+
+def _angle_values(table, col_name, name, hours=False):
+    """Plain float64 degrees, NaN where masked; unitless numbers are degrees."""
+    values = table[col_name]
+    if isinstance(values, np.ndarray) and values.dtype.kind in "USO" and not isinstance(
+            values, u.Quantity):
+        strings = np.ma.asarray(values)
+        if strings.dtype.kind == "S":
+            strings = np.char.decode(np.ma.filled(strings, b""), "utf-8", "replace")
+        elif strings.dtype.kind == "O":
+            strings = np.array([str(v) if v is not None else "" for v in
+                                np.ma.filled(strings, "")], dtype=str)
+        else:
+            strings = np.ma.filled(strings, "")
+        strings = np.char.strip(np.asarray(strings, dtype=str))
+        empty = np.isin(np.char.lower(strings), ("", "nan", "--"))
+        text = strings[~empty]
+        out = np.full(len(strings), np.nan)
+        try:
+            out[~empty] = text.astype(np.float64)  # decimal degrees
+            return out
+        except ValueError:
+            pass
+        unit = u.hourangle if hours else u.deg
+        try:
+            out[~empty] = Angle(text, unit=unit).to_value(u.deg)
+        except (ValueError, TypeError, u.UnitsError):
+            rows = np.flatnonzero(~empty)
+            for row in rows:
+                try:
+                    Angle(strings[row], unit=unit)
+                except (ValueError, TypeError, u.UnitsError) as exc:
+                    raise InputError(f"Cannot read column {col_name!r} of {name} as angles: "
+                                     f"row {row} (0-based) holds {str(strings[row])!r} ({exc}).") \
+                        from None
+            raise  # pragma: no cover - some row fails above
+        return out
+    unit = getattr(values, "unit", None)
+    factor = 1.0
+    if unit is not None:
+        try:
+            factor = unit.to(u.deg)
+        except u.UnitsError:
+            raise InputError(f"Column {col_name!r} of {name} has unit {unit}, not an "
+                             "angle.") from None
+    try:
+        raw = values.value if isinstance(values, u.Quantity) else values
+        return _filled(raw) * factor
+    except (TypeError, ValueError):
+        raise InputError(f"Column {col_name!r} of {name} does not hold numbers or "
+                         "angles.") from None
+
+
+def _pixel_values(table, col_name, name):
+    """Plain float64 pixels, NaN where masked; pix or no unit."""
+    values = table[col_name]
+    unit = getattr(values, "unit", None)
+    if unit is not None and unit not in (u.pix, u.dimensionless_unscaled):
+        kind = "an angle" if unit.physical_type == "angle" else f"in {unit}"
+        raise InputError(f"Column {col_name!r} of {name} is {kind}; pixel positions must be "
+                         "unitless or in pix.")
+    if getattr(values, "dtype", np.dtype(float)).kind not in "fiub":
+        raise InputError(f"Column {col_name!r} of {name} does not hold numbers (pixel "
+                         "positions).")
+    raw = values.value if isinstance(values, u.Quantity) else values
+    try:
+        return _filled(raw)
+    except (TypeError, ValueError):
+        raise InputError(f"Column {col_name!r} of {name} does not hold numbers (pixel "
+                         "positions).") from None
