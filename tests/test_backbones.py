@@ -117,7 +117,7 @@ def test_registry_matches_timm():
 
 
 def test_registry_errors_and_copies():
-    with pytest.raises(InputError, match="known backbones are: .*dinov2_vits14"):
+    with pytest.raises(InputError, match="Unknown backbone .*; choose one of .*dinov2_vits14"):
         get_backbone_spec("vgg16")
     spec = get_backbone_spec("resnet18")
     spec.feature_dim = 1

@@ -34,18 +34,19 @@ new strategy is one class and one `register_strategy` line.
 from torch import nn
 
 from ..exceptions import InputError
+from ..utils.registry import Registry
 from .settings import TrainSettings
 
 __all__ = ["Strategy", "Frozen", "Partial", "Finetune", "LoRA", "register_strategy",
            "get_strategy", "list_strategies", "apply_lora", "count_parameters"]
 
-_REGISTRY = {}
+_REGISTRY = Registry("strategy")
 
 #: Modules whose running statistics a pretrained backbone keeps.
 NORM_STATISTICS = (nn.modules.batchnorm._BatchNorm,)
 
 
-def register_strategy(cls):
+def register_strategy(cls=None, *, overwrite=False):
     """
     Add a `Strategy` subclass to the registry under its ``name`` (a class decorator).
 
@@ -53,6 +54,8 @@ def register_strategy(cls):
     ----------
     cls : type
         A subclass of `Strategy` with a unique ``name``.
+    overwrite : bool, optional
+        Replace a strategy of the same name (``@register_strategy(overwrite=True)``).
 
     Returns
     -------
@@ -71,10 +74,11 @@ def register_strategy(cls):
     >>> "head_only_doc" in list_strategies()
     True
     """
-    if not (isinstance(cls, type) and issubclass(cls, Strategy)) or not cls.name:
-        raise InputError(f"register_strategy needs a Strategy subclass with a name; got {cls!r}.")
-    _REGISTRY[cls.name] = cls
-    return cls
+    def add(cls):
+        if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+            raise InputError(f"register_strategy needs a Strategy subclass; got {cls!r}.")
+        return _REGISTRY.add(cls.name, cls, overwrite=overwrite)
+    return add if cls is None else add(cls)
 
 
 def list_strategies():
@@ -87,7 +91,7 @@ def list_strategies():
     >>> [s for s in list_strategies() if s in ("frozen", "partial", "finetune", "lora")]
     ['frozen', 'partial', 'finetune', 'lora']
     """
-    return list(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_strategy(strategy, **options):
@@ -124,11 +128,7 @@ def get_strategy(strategy, **options):
         return strategy
     if isinstance(strategy, type) and issubclass(strategy, Strategy):
         return strategy(**options)
-    cls = _REGISTRY.get(strategy)
-    if cls is None:
-        raise InputError(f"Unknown strategy {strategy!r}; choose one of "
-                         f"{', '.join(_REGISTRY)}.")
-    return cls(**options)
+    return _REGISTRY.lookup(strategy)(**options)
 
 
 def count_parameters(module, trainable=None):

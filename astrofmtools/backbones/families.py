@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..exceptions import InputError
+from ..utils.registry import Registry
 from .loaders import _Descriptions, _register
 
 __all__ = ["BackboneFamily", "ViTFamily", "CNNFamily", "register_family", "get_family",
@@ -308,7 +309,7 @@ class ViTFamily(BackboneFamily):
         return float(2 ** math.ceil(math.log2(spec.patch_size)))
 
 
-_KIND_REGISTRY = {}
+_KIND_REGISTRY = Registry("backbone kind")
 
 
 def register_family(family=None, *, overwrite=False):
@@ -377,15 +378,12 @@ def get_family(kind):
     >>> get_family("rnn")
     Traceback (most recent call last):
     ...
-    astrofmtools.exceptions.InputError: Unknown backbone kind 'rnn'; the kinds are: ...
+    astrofmtools.exceptions.InputError: Unknown backbone kind 'rnn'; choose one of ...
     """
     if not isinstance(kind, str):
         spec = getattr(kind, "spec", kind)
         kind = getattr(spec, "kind", kind)
-    if not isinstance(kind, str) or kind not in _KIND_REGISTRY:
-        raise InputError(f"Unknown backbone kind {kind!r}; the kinds are: "
-                         f"{', '.join(map(repr, _KIND_REGISTRY))}.")
-    return _KIND_REGISTRY[kind]
+    return _KIND_REGISTRY.lookup(kind)
 
 
 #: The architecture families: kind -> description (a live view of the family registry, see

@@ -14,6 +14,7 @@ branches on the loader's name.
 from collections.abc import Mapping
 
 from ..exceptions import InputError
+from ..utils.registry import Registry
 
 __all__ = ["BackboneLoader", "register_loader", "get_loader", "LOADERS"]
 
@@ -178,7 +179,7 @@ class HFViTLoader(BackboneLoader):
         return convert_hf_vit(state_dict)
 
 
-_LOADERS = {}
+_LOADERS = Registry("backbone loader")
 
 
 def _register(registry, what, base, key_attr, obj, overwrite):
@@ -188,14 +189,7 @@ def _register(registry, what, base, key_attr, obj, overwrite):
         if not isinstance(instance, base):
             raise InputError(f"register_{what} needs a {base.__name__} (subclass or instance), "
                              f"not {type(instance).__name__}.")
-        key = getattr(instance, key_attr, None)
-        if not isinstance(key, str) or not key:
-            raise InputError(f"A {base.__name__} needs a {key_attr} (a non-empty string), "
-                             f"not {key!r}.")
-        if key in registry and not overwrite:
-            raise InputError(f"A backbone {what} {key!r} is already registered; use "
-                             "overwrite=True to replace it.")
-        registry[key] = instance
+        registry.add(getattr(instance, key_attr, None), instance, overwrite=overwrite)
         return item
     return add if obj is None else add(obj)
 
@@ -262,12 +256,9 @@ def get_loader(name):
     >>> get_loader("magic")
     Traceback (most recent call last):
     ...
-    astrofmtools.exceptions.InputError: Unknown backbone loader 'magic'; the loaders are: ...
+    astrofmtools.exceptions.InputError: Unknown backbone loader 'magic'; choose one of ...
     """
-    if not isinstance(name, str) or name not in _LOADERS:
-        raise InputError(f"Unknown backbone loader {name!r}; the loaders are: "
-                         f"{', '.join(map(repr, _LOADERS))}.")
-    return _LOADERS[name]
+    return _LOADERS.lookup(name)
 
 
 class _Descriptions(Mapping):

@@ -9,6 +9,7 @@ import numpy as np
 from astropy.table import Table
 
 from ..exceptions import InputError
+from ..utils.registry import Registry
 from .families import KINDS
 from .loaders import LOADERS
 
@@ -175,7 +176,7 @@ class BackboneSpec:
         return cls(**d)
 
 
-_REGISTRY = {}
+_REGISTRY = Registry("backbone")
 
 
 def register_backbone(spec, overwrite=False):
@@ -209,11 +210,7 @@ def register_backbone(spec, overwrite=False):
     """
     if not isinstance(spec, BackboneSpec):
         raise InputError(f"register_backbone needs a BackboneSpec, not {type(spec).__name__}.")
-    if spec.name in _REGISTRY and not overwrite:
-        raise InputError(f"A backbone named {spec.name!r} is already registered; use "
-                         "overwrite=True to replace it.")
-    _REGISTRY[spec.name] = spec
-    return spec
+    return _REGISTRY.add(spec.name, spec, overwrite=overwrite)
 
 
 def get_backbone_spec(name):
@@ -243,14 +240,11 @@ def get_backbone_spec(name):
     >>> get_backbone_spec("vgg16")
     Traceback (most recent call last):
     ...
-    astrofmtools.exceptions.InputError: Unknown backbone 'vgg16'; the known backbones are: ...
+    astrofmtools.exceptions.InputError: Unknown backbone 'vgg16'; choose one of ...
     """
     if isinstance(name, BackboneSpec):
         return name
-    if not isinstance(name, str) or name not in _REGISTRY:
-        raise InputError(f"Unknown backbone {name!r}; the known backbones are: "
-                         f"{', '.join(sorted(_REGISTRY))}.")
-    return copy.deepcopy(_REGISTRY[name])
+    return copy.deepcopy(_REGISTRY.lookup(name))
 
 
 def list_backbones(family=None):

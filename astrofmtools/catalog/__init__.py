@@ -5,11 +5,9 @@ package), source tables in ECSV, FITS, VOTable and CSV, and sky
 cross-matching.
 
 The schema of the tables (columns, positions and their frames, boxes,
-labels) lives upstream of every stage in `astrofmtools.schema`; it is
-re-exported here.
+labels) lives upstream of every stage in `astrofmtools.schema`.
 """
 
-from ..schema import *  # noqa: F401, F403
 from .regions import *  # noqa: F401, F403
 from .tables import *  # noqa: F401, F403
 from .matching import *  # noqa: F401, F403

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..exceptions import InputError
+from ..utils.registry import Registry
 
 __all__ = ["Standardize", "Whitening", "LinearHead", "MLPHead", "WhiteningHead", "KNNHead",
            "HeadType", "register_head", "list_heads", "get_head", "make_head",
@@ -451,10 +452,10 @@ class HeadType:
         return f"HeadType({self.name!r}, {self.cls.__name__}, options={self.options})"
 
 
-_HEADS = {}
+_HEADS = Registry("head")
 
 
-def register_head(name, cls, options=None, fit=None, description=""):
+def register_head(name, cls, options=None, fit=None, description="", overwrite=False):
     """
     Add a head to the registry that `make_head`, saved models and the command line read.
 
@@ -462,6 +463,8 @@ def register_head(name, cls, options=None, fit=None, description=""):
     ----------
     name, cls, options, fit, description
         As for `HeadType`.
+    overwrite : bool, optional
+        Replace a head of the same name.
 
     Returns
     -------
@@ -487,8 +490,7 @@ def register_head(name, cls, options=None, fit=None, description=""):
         raise InputError(f"register_head needs a torch.nn.Module class with a 'kind'; got "
                          f"{cls!r}.")
     entry = HeadType(name, cls, options=options, fit=fit, description=description)
-    _HEADS[entry.name] = entry
-    return entry
+    return _HEADS.add(entry.name, entry, overwrite=overwrite)
 
 
 def list_heads():
@@ -501,15 +503,12 @@ def list_heads():
     >>> list_heads()[:5]
     ['linear', 'mlp', 'whitening', 'knn', 'logistic']
     """
-    return list(_HEADS)
+    return _HEADS.names()
 
 
 def get_head(name):
     """The `HeadType` registered as ``name`` (an `InputError` listing the heads if none)."""
-    entry = _HEADS.get(name)
-    if entry is None:
-        raise InputError(f"Unknown head {name!r}; choose one of {', '.join(_HEADS)}.")
-    return entry
+    return _HEADS.lookup(name)
 
 
 def head_options():

@@ -29,6 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..exceptions import InputError
+from ..utils.registry import Registry
 from ..utils import progress
 
 __all__ = ["Tile", "plan_tiles", "tile_grid", "read_tile", "owned", "map_tiles",
@@ -351,10 +352,12 @@ def _threads(workers):
 #: Scheduler name -> factory ``factory(workers)`` returning a context manager
 #: that gives an executor (an object whose ``submit(fn, *args)`` returns a
 #: future with ``result()``); add one with `register_scheduler`.
-SCHEDULERS = {"serial": lambda workers: _SerialExecutor(), "threads": _threads}
+SCHEDULERS = Registry("scheduler")
+SCHEDULERS.add("serial", lambda workers: _SerialExecutor())
+SCHEDULERS.add("threads", _threads)
 
 
-def register_scheduler(name, factory):
+def register_scheduler(name, factory, overwrite=False):
     """
     Add a scheduler that `map_tiles` (and every tiled stage) can use by name.
 
@@ -369,6 +372,8 @@ def register_scheduler(name, factory):
         ``result()``; leaving the context releases it. A
         `concurrent.futures.Executor` and a ``dask.distributed.Client`` are
         both.
+    overwrite : bool, optional
+        Replace a scheduler of the same name.
 
     Raises
     ------
@@ -384,14 +389,12 @@ def register_scheduler(name, factory):
     >>> map_tiles(lambda t: t.index, (np.ones((50, 50)), None), plan_tiles((50, 50), 32, 8),
     ...           scheduler="two-threads")
     [0, 1, 2, 3]
-    >>> del SCHEDULERS["two-threads"]
+    >>> SCHEDULERS.remove("two-threads")
     """
-    if not isinstance(name, str) or not name:
-        raise InputError(f"A scheduler's name must be a non-empty string, not {name!r}.")
     if not callable(factory):
         raise InputError(f"A scheduler's factory must be callable (workers -> executor), not "
                          f"{type(factory).__name__}.")
-    SCHEDULERS[name] = factory
+    SCHEDULERS.add(name, factory, overwrite=overwrite)
 
 
 def _executor(scheduler, workers):
@@ -401,14 +404,14 @@ def _executor(scheduler, workers):
         scheduler = "serial"
     if isinstance(scheduler, str):
         if scheduler not in SCHEDULERS:
-            raise InputError(f"Unknown scheduler {scheduler!r}; the known ones are "
-                             f"{', '.join(map(repr, sorted(SCHEDULERS)))}, or pass an executor "
+            raise InputError(f"Unknown scheduler {scheduler!r}; choose one of "
+                             f"{', '.join(SCHEDULERS)}, or pass an executor "
                              "(an object with a submit method, such as a "
                              "concurrent.futures.Executor or a dask.distributed.Client).")
-        executor = SCHEDULERS[scheduler](workers)
+        executor = SCHEDULERS.lookup(scheduler)(workers)
         return executor, 1 if isinstance(executor, _SerialExecutor) else 2 * (workers or cpus)
     if not callable(getattr(scheduler, "submit", None)):
-        raise InputError(f"scheduler must be a name ({', '.join(map(repr, sorted(SCHEDULERS)))}) "
+        raise InputError(f"scheduler must be a name ({', '.join(SCHEDULERS)}) "
                          f"or an object with a submit method (a concurrent.futures.Executor, a "
                          f"dask.distributed.Client), not a {type(scheduler).__name__}.")
     # an executor the caller made: use it, leave it open

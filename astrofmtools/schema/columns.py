@@ -17,6 +17,7 @@ from astropy.table import Table
 from astropy.table.column import BaseColumn
 
 from ..exceptions import InputError
+from ..utils.registry import Registry
 
 __all__ = ["ColumnSpec", "COLUMNS", "BBOX_COLUMNS", "register_column", "column_spec",
            "describe_columns"]
@@ -48,7 +49,7 @@ class ColumnSpec:
 
 
 #: The registered columns: name -> `ColumnSpec`. Add to it with `register_column`.
-COLUMNS = {}
+COLUMNS = Registry("column")
 
 
 def register_column(name, unit=None, description="", *, overwrite=False):
@@ -99,8 +100,7 @@ def register_column(name, unit=None, description="", *, overwrite=False):
     if old is not None and old != spec and not overwrite:
         raise InputError(f"Column {name!r} is registered already (unit {old.unit}, "
                          f"{old.description!r}); pass overwrite=True to replace it.")
-    COLUMNS[name] = spec
-    return spec
+    return COLUMNS.add(name, spec, overwrite=True)
 
 
 def column_spec(name):
@@ -118,11 +118,7 @@ def column_spec(name):
     >>> column_spec("dec").unit, column_spec("dec").description
     (Unit("deg"), 'Declination (ICRS)')
     """
-    try:
-        return COLUMNS[name]
-    except (KeyError, TypeError):
-        raise InputError(f"Column {name!r} is not registered; the registered columns are: "
-                         f"{', '.join(COLUMNS)}.") from None
+    return COLUMNS.lookup(name)
 
 
 def describe_columns(table, descriptions=None, *, units=True, overwrite=False,

@@ -7,3 +7,4 @@ from .meta import *  # noqa: F401, F403
 from .progress import *  # noqa: F401, F403
 from .saved import *  # noqa: F401, F403
 from .figures import *  # noqa: F401, F403
+from .registry import *  # noqa: F401, F403

@@ -51,8 +51,7 @@ def restore_registries():
                                     families._KIND_REGISTRY)]
     yield
     for d, items in saved:
-        d.clear()
-        d.update(items)
+        d.restore(items)
 
 
 @pytest.mark.parametrize("name", list(list_backbones()["name"]))
@@ -198,7 +197,7 @@ def test_unknown_kinds_and_loaders_are_refused_clearly():
         BackboneSpec(name="x", timm_name="resnet18", kind="rnn")
     with pytest.raises(InputError, match="loader must be one of 'timm'.*register_loader"):
         BackboneSpec(name="x", timm_name="resnet18", kind="cnn", loader="ftp")
-    with pytest.raises(InputError, match="Unknown backbone kind 'rnn'; the kinds are: 'vit'"):
+    with pytest.raises(InputError, match="Unknown backbone kind 'rnn'; choose one of vit"):
         get_family("rnn")
     with pytest.raises(InputError, match="Unknown backbone loader 'ftp'"):
         get_loader("ftp")
