@@ -43,6 +43,7 @@ def main():
     args = parser.parse_args()
 
     from astropy.table import Table
+    from astrofmtools.adapt import get_strategy
     from astrofmtools.classify import Classifier
     from astrofmtools.evaluate import classification_metrics
 
@@ -60,7 +61,7 @@ def main():
             strategy, head = run.split("/")
             for fraction in args.fractions:
                 options = {}
-                if args.epochs is not None and strategy != "frozen":
+                if args.epochs is not None and get_strategy(strategy).trains_backbone:
                     options["epochs"] = args.epochs
                 if args.input_size is not None:
                     options["preprocess"] = {"input_size": args.input_size}

@@ -79,9 +79,11 @@ def settings(method, args):
         return dict(model="efficientnet_lite0", weights=None, epochs=args.epochs_cnn,
                     strategy=method.split("_")[1], tile=512)
     if method.startswith("vit"):
+        from astrofmtools.adapt import get_strategy
         strategy = method.split("_")[1]
-        # a fine-tuning step of ViT-S costs about twice a frozen one: half the epochs
-        epochs = args.epochs_vit if strategy == "frozen" else max(1, args.epochs_vit // 2)
+        # a step that trains ViT-S costs about twice a frozen one: half the epochs
+        epochs = (max(1, args.epochs_vit // 2) if get_strategy(strategy).trains_backbone
+                  else args.epochs_vit)
         return dict(model="dinov2_vits14", weights=str(args.vit_weights), epochs=epochs,
                     strategy=strategy, tile=args.vit_tile)
     return dict(model="resnet18", weights="random", epochs=args.epochs_cnn,

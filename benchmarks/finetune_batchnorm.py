@@ -21,24 +21,29 @@ import argparse
 import numpy as np
 
 
+def _batch_stats_strategy():
+    """``finetune`` with batch-norm statistics re-estimated on every batch: one registry
+    entry (the choice under test), not a patch of the library."""
+    from astrofmtools.adapt import Finetune, list_strategies, register_strategy
+    if "finetune_batch_stats" not in list_strategies():
+        @register_strategy
+        class FinetuneBatchStats(Finetune):
+            name = "finetune_batch_stats"
+
+            def learns_norm_statistics(self, train_norm_stats):
+                return True
+    return "finetune_batch_stats"
+
+
 def run(train, test, epochs, train_stats):
     from sklearn.metrics import f1_score
-    from astrofmtools.classify import Classifier, strategies
-    original = strategies.ClassifierModel.set_train_mode
-
-    def set_train_mode(model):
-        model.train_norm_stats = train_stats  # the choice under test
-        original(model)
-
-    strategies.ClassifierModel.set_train_mode = set_train_mode
-    try:
-        clf = Classifier("efficientnet_lite0", strategy="finetune", head="linear",
-                         epochs=epochs, head_warmup_epochs=1, batch_size=16, device="cpu",
-                         seed=0, cache=False, preprocess={"input_size": 64})
-        clf.fit(train, np.asarray(train.table["class"]))
-        table = clf.predict(test)
-    finally:
-        strategies.ClassifierModel.set_train_mode = original
+    from astrofmtools.classify import Classifier
+    strategy = _batch_stats_strategy() if train_stats else "finetune"
+    clf = Classifier("efficientnet_lite0", strategy=strategy, head="linear",
+                     epochs=epochs, head_warmup_epochs=1, batch_size=16, device="cpu",
+                     seed=0, cache=False, preprocess={"input_size": 64})
+    clf.fit(train, np.asarray(train.table["class"]))
+    table = clf.predict(test)
     f1 = f1_score(np.asarray(test.table["class"]), np.asarray(table["label"]),
                   average="macro")
     return list(clf.history_["val_macro_f1"]), f1
