@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import astropy.units as u
-from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
 from ..exceptions import InputError
-from ..schema import BBOX_COLUMNS, as_labels, boxes_from_table
+from ..schema import BBOX_COLUMNS, as_labels, boxes_from_table, parse_positions
 
 __all__ = ["DetectionPreprocess", "TrainingImage", "image_levels", "boxes_for_image",
            "load_training_set", "CropSampler", "REGION_SUFFIXES"]
@@ -384,19 +383,16 @@ def boxes_for_image(image, boxes, what=None, find_sources_kwargs=None):
         return boxes_from_table(table, what), table
     if "shape" in names and "radius" in names and "width" in names:
         return _region_boxes(table, image, what), table
-    sky = None
-    if "sky_centroid" in names and isinstance(table["sky_centroid"], SkyCoord):
-        sky = table["sky_centroid"]
-    elif "ra" in names and "dec" in names:
-        sky = SkyCoord(_values(table["ra"], u.deg), _values(table["dec"], u.deg), unit="deg")
-    if sky is not None:
-        wcs = image.require_wcs(f"Sky positions in {what}")
-        x, y = (np.asarray(v, float) for v in wcs.world_to_pixel(sky))
-    elif "x" in names and "y" in names:
-        x, y = _values(table["x"]), _values(table["y"])
-    else:
+    # sky positions first (any frame the schema knows), then pixels
+    pos = parse_positions(table, kind="sky", name=what, required=False)
+    if pos is None:
+        pos = parse_positions(table, kind="pixel", name=what, required=False)
+    if pos is None:
         raise InputError(f"{what} has neither box columns ({', '.join(BBOX_COLUMNS)}) nor "
-                         f"positions (sky_centroid, ra/dec or x/y); it has {', '.join(names)}.")
+                         f"positions (sky_centroid, ra/dec, l/b... or x/y); it has "
+                         f"{', '.join(names)}.")
+    sky = pos if pos.kind == "sky" else None
+    x, y = pos.pixels(image.require_wcs(f"Sky positions in {what}") if sky else None)
     if "width" in names and "height" in names:
         w = _angle_pixels(table, "width", image, what) if sky is not None else \
             _values(table["width"])
