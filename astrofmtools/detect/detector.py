@@ -420,7 +420,7 @@ class Detector:
         return predict_tiles
 
     def predict(self, image, tile=512, overlap=64, score_threshold=0.5, iou_threshold=0.3,
-                batch_size=4, class_agnostic=False):
+                batch_size=4, class_agnostic=False, scheduler=None, workers=None):
         """
         Detect sources in an image or a mosaic of any size.
 
@@ -451,6 +451,9 @@ class Detector:
             Tiles per forward pass.
         class_agnostic : bool, optional
             Suppress duplicates across classes too.
+        scheduler, workers : optional
+            How the tiles are mapped (`~astrofmtools.io.map_tiles`): serial
+            by default, ``"threads"``, a registered scheduler or an executor.
 
         Returns
         -------
@@ -477,7 +480,8 @@ class Detector:
         table = predict_tiled(image, function, tile=tile, overlap=overlap,
                               iou_threshold=iou_threshold, batch_size=batch_size,
                               class_agnostic=class_agnostic,
-                              labels=["background"] + list(self.classes_), desc="detect")
+                              labels=["background"] + list(self.classes_), desc="detect",
+                              scheduler=scheduler, workers=workers)
         table.meta.update(provenance(
             packages=_ML_PACKAGES, stage="detect", model=self.spec_.name,
             strategy=self.strategy, weights=self.weights_source_,
