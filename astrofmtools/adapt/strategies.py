@@ -181,8 +181,8 @@ class Strategy:
       whole backbone by default; nothing for ``frozen``; the adapters for
       ``lora``).
 
-    Class attributes
-    ----------------
+    Attributes
+    ----------
     name : str
         Registry key (`register_strategy`).
     options : dict

@@ -231,7 +231,7 @@ class BackboneFamily:
         Base: `~astrofmtools.detect.CNNFeaturePyramid` over the stages of
         ``feature_info``.
         """
-        from ..detect.model import CNNFeaturePyramid
+        from .pyramids import CNNFeaturePyramid
         return CNNFeaturePyramid(backbone, out_channels)
 
     def detection_target_size(self, spec):
@@ -239,10 +239,10 @@ class BackboneFamily:
         Median box side (model pixels) that a detector's ``zoom='auto'`` aims for.
 
         Base: 16, four times the stride (4) of the finest pyramid level
-        (``astrofmtools.detect.detector.CNN_TARGET_SIZE``).
+        (`~astrofmtools.backbones.pyramids.PYRAMID_STRIDES`).
         """
-        from ..detect.detector import CNN_TARGET_SIZE
-        return float(CNN_TARGET_SIZE)
+        from .pyramids import PYRAMID_STRIDES
+        return 4.0 * PYRAMID_STRIDES[0]
 
     # ------------------------------------------------------------- attention
     def check_attention(self, name):
@@ -301,7 +301,7 @@ class ViTFamily(BackboneFamily):
 
     def detection_pyramid(self, backbone, out_channels):
         """`~astrofmtools.detect.SimpleFeaturePyramid` (ViTDet) from the last block's tokens."""
-        from ..detect.model import SimpleFeaturePyramid
+        from .pyramids import SimpleFeaturePyramid
         return SimpleFeaturePyramid(backbone, out_channels)
 
     def detection_target_size(self, spec):

@@ -77,12 +77,13 @@ def cmd_train(args):
     from ..classify import Classifier
 
     check_outputs(args, kind="folder")
-    stack = read_stack(args.cutouts)
-    labels = _labels_for(stack, args)
+    # every setting is checked (the registries, the schedule) before the data is read
     clf = Classifier(args.model, head=args.head, strategy=args.strategy, weights=args.weights,
                      label_fraction=args.label_fraction, seed=args.seed, device=args.device,
                      **key_values(args.strategy_option, "--strategy-option"),
                      **given(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size))
+    stack = read_stack(args.cutouts)
+    labels = _labels_for(stack, args)
     t0 = time.perf_counter()
     clf.fit(stack, labels)
     log.info("trained %s/%s on %s (%d of %d parameters trainable) in %.1f s", args.strategy,

@@ -19,9 +19,6 @@ _CONFIG = "config.json"
 _WEIGHTS = "model.safetensors"
 _ML_PACKAGES = ("torch", "torchvision", "timm", "safetensors")
 
-#: Median box side (model pixels) that zoom='auto' aims for with CNN backbones: four times
-#: the stride (4) of the finest pyramid level.
-CNN_TARGET_SIZE = 16.0
 #: The largest automatic zoom.
 MAX_AUTO_ZOOM = 8.0
 #: Region proposals and sampled regions per training crop: fewer than torchvision's defaults

@@ -167,3 +167,23 @@ def test_torch_free_stages_work_with_torch_blocked():
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "torch-free: ok" in done.stdout
+
+
+#: The torch stages, upstream first: each may import the torch-free stages and the torch
+#: stages before it, never one after it (a backbone family knows nothing of the detector
+#: that uses its pyramid; the strategies know no backbone class).
+TORCH_ORDER = ("backbones", "adapt", "classify", "detect", "embed")
+
+
+def test_no_upstream_import_among_the_torch_stages():
+    bad = []
+    for stage in TORCH_ORDER:
+        for path in sorted((PACKAGE / stage).rglob("*.py")):
+            for line, target, _ in _imports(path):
+                if target in TORCH_ORDER and TORCH_ORDER.index(target) > TORCH_ORDER.index(stage):
+                    bad.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {stage} imports "
+                               f"{target}, which is downstream")
+                elif target in ("pipeline", "cli", "datasets", "visualization"):
+                    bad.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {stage} imports "
+                               f"{target}")
+    assert not bad, "\n".join(bad)
