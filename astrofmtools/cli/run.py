@@ -52,6 +52,12 @@ def main(argv=None):
     >>> main(["info", "missing.fits"])
     2
     """
+    from ..plugins import load_plugins
+    try:  # before the arguments: --strategy and --head accept what plug-ins register
+        load_plugins()
+    except InputError as exc:
+        print(f"astrofm: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
