@@ -9,6 +9,7 @@ import pytest
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (DOCS / "conf.py").is_file(), reason="no docs/ in this installation")
 def test_docs_build_without_warnings(tmp_path):
     pytest.importorskip("sphinx")

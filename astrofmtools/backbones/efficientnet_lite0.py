@@ -9,7 +9,7 @@ The package ships the weights in EfficientNet-PyTorch naming (``_conv_stem``,
 and batch norms differently in the first (depthwise-separable) stage and the
 others (inverted residuals). Two batch norms of the same shape swapped still
 load strictly, so the mapping was checked on predictions for real photographs
-(``tests/test_backbones.py``).
+(``tests/backbones/test_backbones.py``).
 """
 
 __all__ = ["efficientnet_lite0_weights_path", "convert_efficientnet_lite0",

@@ -81,6 +81,7 @@ def test_bitfit_trains_only_biases_and_norms():
     assert set(strategy.saved_state(backbone)) == trained
 
 
+@pytest.mark.slow
 def test_bitfit_classifier_learns_saves_only_its_tensors_and_reloads(tmp_path):
     from safetensors.torch import load_file, save_file
     torch.manual_seed(0)
@@ -106,7 +107,8 @@ def test_bitfit_classifier_learns_saves_only_its_tensors_and_reloads(tmp_path):
     assert np.allclose(again.predict_proba(x_test), clf.predict_proba(x_test), atol=1e-6)
 
 
-@pytest.mark.parametrize("spec", [TINY_VIT, TINY_CNN], ids=["vit", "cnn"])
+@pytest.mark.parametrize("spec", [TINY_VIT, pytest.param(TINY_CNN, marks=pytest.mark.slow)],
+                         ids=["vit", "cnn"])
 def test_bitfit_detector_trains_biases_only_and_reloads(spec, tmp_path):
     image, truth = make_radio_field((96, 96), n_compact=8, n_extended=0, n_artefacts=0,
                                     snr_range=(30, 100), seed=2)

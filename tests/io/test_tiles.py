@@ -21,7 +21,9 @@ TILE, OVERLAP = 300, 100
 # --- plan ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("shape", [(50, 50), (128, 300), (129, 257), (700, 760), (1000, 33)])
-@pytest.mark.parametrize("tile_size, overlap", [(128, 32), (100, 0), (64, 63)])
+@pytest.mark.parametrize("tile_size, overlap",
+                         [(128, 32), (100, 0),
+                          pytest.param(64, 63, marks=pytest.mark.slow)])  # 13 s in all
 def test_cores_cover_the_image_exactly_once(shape, tile_size, overlap):
     tiles = plan_tiles(shape, tile_size, overlap)
     covered = np.zeros(shape, int)
@@ -351,6 +353,7 @@ def test_plan_window_is_chosen_from_the_image(monkeypatch, field):
         find_sources(SkyImage(np.full((400, 400), np.nan)), tile_size=TILE, overlap=OVERLAP)
 
 
+@pytest.mark.slow
 def test_threads_do_not_let_silenced_warnings_through():
     """photutils silences warnings with warnings.catch_warnings, which threads race on (a
     NoDetectionsWarning escaped in 6 runs out of 8 before map_tiles' ignore_warnings)."""

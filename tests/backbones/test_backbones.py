@@ -162,6 +162,7 @@ def test_efficientnet_without_its_package(monkeypatch):
         load_backbone("efficientnet_lite0")
 
 
+@pytest.mark.slow
 def test_unreachable_hub_fails_in_under_5_seconds(monkeypatch):
     """A black-holed network (connect hangs): the probe gives up after 2 s."""
     for var in ("HF_HUB_OFFLINE", "ASTROFM_OFFLINE", "HTTPS_PROXY", "https_proxy"):

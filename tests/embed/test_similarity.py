@@ -217,6 +217,7 @@ def test_png_grid(field_stack, field_embedding, tmp_path):
     assert (tmp_path / "other.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_cli_round_trip(field_stack, tmp_path, capsys):
     from astrofmtools.catalog import read_table
     field_stack.write(tmp_path / "cutouts.fits")

@@ -274,6 +274,7 @@ def test_bad_inputs(data, tmp_path):
     clf.save(tmp_path / "m", overwrite=True)
 
 
+@pytest.mark.slow
 def test_unbalanced_and_label_fraction(data):
     x_train, y_train, x_test, y_test = data
     keep = np.flatnonzero((y_train == "compact") | (np.arange(120) % 8 == 1))  # 60 vs 8
@@ -287,6 +288,7 @@ def test_unbalanced_and_label_fraction(data):
 
 
 # ------------------------------------------------------------------ batch-norm statistics
+@pytest.mark.slow
 @pytest.mark.parametrize("weights", [None, "random"])
 def test_finetuning_keeps_pretrained_batchnorm_statistics(data, weights):
     """A pretrained CNN fine-tunes with its running statistics fixed (re-estimated on small
@@ -316,6 +318,7 @@ def test_finetuning_keeps_pretrained_batchnorm_statistics(data, weights):
 
 
 # ------------------------------------------------------------------ end-to-end strategies
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy, head", [("partial", "mlp"), ("finetune", "linear"),
                                             ("lora", "whitening")])
 def test_strategies_train_save_load(data, strategy, head, tmp_path):
@@ -340,6 +343,7 @@ def test_strategies_train_save_load(data, strategy, head, tmp_path):
     assert loaded.n_trainable_ == clf.n_trainable_
 
 
+@pytest.mark.slow
 def test_lora_keeps_base_weights_and_trains_few(data, tmp_path):
     from safetensors.torch import save_file
     from astrofmtools.backbones import load_backbone
@@ -379,6 +383,7 @@ def test_lora_keeps_base_weights_and_trains_few(data, tmp_path):
         random.save(tmp_path / "random", include_backbone=False)
 
 
+@pytest.mark.slow
 def test_checkpoint_resume_continues(data, tmp_path):
     x_train, y_train, x_test, _ = data
     x_train, y_train, x_test = x_train[:48], y_train[:48], x_test[:8]
@@ -412,6 +417,7 @@ def test_tta_predictions_are_rotation_invariant(data):
 
 
 # ------------------------------------------------------------------ the embedded backbone
+@pytest.mark.slow
 def test_efficientnet_lite0_frozen_linear(data):
     x_train, y_train, x_test, y_test = data
     clf = Classifier("efficientnet_lite0", head="linear", preprocess={"input_size": 64},

@@ -66,6 +66,7 @@ def _nearest(a, b):
     return cKDTree(np.c_[b["x"], b["y"]]).query(np.c_[a["x"], a["y"]])
 
 
+@pytest.mark.slow
 def test_recall_of_bright_compact_sources(trained, field):
     image, truth, found = field
     dist, _ = _nearest(truth, found)
@@ -81,6 +82,7 @@ def test_recall_of_bright_compact_sources(trained, field):
     assert set(found["label"]) == {"source"}
 
 
+@pytest.mark.slow
 def test_boxes_in_sky_coordinates(field):
     image, truth, found = field
     bright = truth[truth["snr"] >= 20]
@@ -99,6 +101,7 @@ def test_boxes_in_sky_coordinates(field):
     assert np.all(found["bbox_xmax"][idx] + 0.5 >= bright["x"])
 
 
+@pytest.mark.slow
 def test_boxes_map_back_to_image_pixels(trained):
     """Model-input boxes (zoomed, padded) come back exactly in image pixels."""
     import copy
@@ -164,6 +167,7 @@ def bordered(trained):
     return border, whole, tiled
 
 
+@pytest.mark.slow
 def test_tiled_equals_one_shot(bordered):
     """The same detections, one to one, within the tolerance of the NMS: the tiles' zoomed
     pixel grids are shifted by fractions of a CNN stride from the whole image's, which moves
@@ -195,6 +199,7 @@ def test_tiled_equals_one_shot(bordered):
     assert np.mean(iou.max(1)[matched & origin] > 0.98) >= 0.5
 
 
+@pytest.mark.slow
 def test_no_loss_at_tile_borders(bordered):
     """Every source on a border between tiles' cores is found, whole and tiled."""
     border, whole, tiled = bordered
@@ -203,6 +208,7 @@ def test_no_loss_at_tile_borders(bordered):
         assert np.all((d < 3).sum(axis=0) >= 1)
 
 
+@pytest.mark.slow
 def test_save_load_round_trip(trained, field):
     image, truth, found = field
     trained.save("det")
@@ -280,6 +286,7 @@ def test_vit_detector_trains_predicts_and_is_deterministic():
     assert len(a.history_) == 1 and np.isfinite(a.history_["loss"][0])
 
 
+@pytest.mark.slow
 def test_frozen_keeps_backbone_and_checkpoint_resumes(tmp_path):
     image, truth = make_radio_field((96, 96), n_compact=6, seed=5, **FIELD)
     kwargs = dict(weights="random", epochs=2, batch_size=2, crop_size=64, fpn_channels=16,
@@ -379,6 +386,7 @@ def test_anchors_follow_the_boxes():
     assert ratios == (0.4, 1.0, 2.5)
 
 
+@pytest.mark.slow
 def test_training_set_from_one_table_with_image_column(tmp_path):
     from astrofmtools.io import write_image
     fields = [make_radio_field((96, 96), n_compact=5, seed=s, **FIELD) for s in (1, 2)]
@@ -405,6 +413,7 @@ def test_bad_settings():
         Detector().predict(np.zeros((10, 10)))
 
 
+@pytest.mark.slow
 def test_cli_train_detector_and_detect(tmp_path, capsys):
     from astrofmtools.catalog import read_table, write_table
     from astrofmtools.cli import main

@@ -212,6 +212,7 @@ def test_labels_joined_on_id(survey, survey_map):
     assert legend == ["a (1)", "b (1)", "c (1)", "no label (297)"]
 
 
+@pytest.mark.slow
 def test_cli_round_trip(survey, survey_map, capsys):
     from matplotlib.image import imread
 
