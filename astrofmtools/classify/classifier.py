@@ -64,7 +64,9 @@ class Classifier:
         backbone's).
     settings : `~astrofmtools.adapt.TrainSettings` or dict, optional
         The training schedule (epochs, learning rates, batch size, patience,
-        head warm-up, weight decay, layer decay). Default: the strategy's
+        head warm-up, weight decay, layer decay): a `TrainSettings` replaces
+        the strategy's whole schedule, a dict changes some of its values.
+        Default: the strategy's
         (`~astrofmtools.adapt.Strategy.defaults`): ``frozen`` 200 epochs of
         the head at lr 1e-3, batch 64, patience 20; the others 30 epochs,
         batch 32, patience 8, with a cosine decay after 1-3 warm-up epochs

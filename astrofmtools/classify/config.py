@@ -49,12 +49,13 @@ def resolve_options(strategy, head, settings, options):
     if entry.frozen_only and strategy.trains_backbone:
         raise InputError(f"The {head!r} head works on frozen features only; use "
                          f"strategy='frozen' or a head trained by gradient descent.")
-    if isinstance(settings, dict):
-        settings = TrainSettings.from_dict(settings)
-    elif settings is not None and not isinstance(settings, TrainSettings):
+    if isinstance(settings, dict):  # changes to the strategy's schedule
+        base = strategy.settings().replace(**settings)
+    elif settings is None or isinstance(settings, TrainSettings):  # the whole schedule
+        base = strategy.settings() if settings is None else settings
+    else:
         raise InputError(f"settings must be a TrainSettings or a dict; got "
                          f"{type(settings).__name__}.")
-    base = strategy.settings() if settings is None else settings
     hidden = given["head"].get("hidden")
     if hidden is not None:
         given["head"]["hidden"] = ((int(hidden),) if np.isscalar(hidden)
