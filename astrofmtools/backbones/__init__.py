@@ -26,6 +26,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 from .loaders import *  # noqa: F401, F403
 from .families import *  # noqa: F401, F403
 from .registry import *  # noqa: F401, F403
+from .weights import *  # noqa: F401, F403
 from .load import *  # noqa: F401, F403
 from .preprocess import *  # noqa: F401, F403
 from .features import *  # noqa: F401, F403

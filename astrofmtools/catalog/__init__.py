@@ -9,5 +9,7 @@ labels) lives upstream of every stage in `astrofmtools.schema`.
 """
 
 from .regions import *  # noqa: F401, F403
+from .region_shapes import *  # noqa: F401, F403
+from .region_table import *  # noqa: F401, F403
 from .tables import *  # noqa: F401, F403
 from .matching import *  # noqa: F401, F403

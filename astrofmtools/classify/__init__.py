@@ -18,6 +18,8 @@ scikit-learn); ``import astrofmtools`` itself never imports torch.
 """
 
 from .augment import *  # noqa: F401, F403
+from .head_modules import *  # noqa: F401, F403
+from .head_fits import *  # noqa: F401, F403
 from .heads import *  # noqa: F401, F403
 from .train import *  # noqa: F401, F403
 from .model import *  # noqa: F401, F403

@@ -7,5 +7,7 @@ source table and a WCS per cutout) that round-trips through one FITS file.
 """
 
 from .stack import *  # noqa: F401, F403
+from .parents import *  # noqa: F401, F403
+from .columns import *  # noqa: F401, F403
 from .core import *  # noqa: F401, F403
 from .inputs import *  # noqa: F401, F403

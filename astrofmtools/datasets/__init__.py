@@ -5,5 +5,7 @@ image that ships with the package.
 """
 
 from .examples import *  # noqa: F401, F403
-from .synthetic import *  # noqa: F401, F403
+from .wcs import *  # noqa: F401, F403
+from .radio import *  # noqa: F401, F403
+from .optical import *  # noqa: F401, F403
 from .cutouts import *  # noqa: F401, F403

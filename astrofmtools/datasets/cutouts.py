@@ -5,7 +5,7 @@ import astropy.units as u
 import numpy as np
 
 from ..exceptions import InputError
-from .synthetic import make_radio_field
+from .radio import make_radio_field
 
 __all__ = ["make_radio_cutouts"]
 

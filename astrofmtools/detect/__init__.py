@@ -8,5 +8,7 @@ Needs the ``ml`` extra; ``import astrofmtools`` never imports torch.
 from .boxes import *  # noqa: F401, F403
 from .tiling import *  # noqa: F401, F403
 from .model import *  # noqa: F401, F403
-from .data import *  # noqa: F401, F403
+from .preprocess import *  # noqa: F401, F403
+from .training_set import *  # noqa: F401, F403
+from .crops import *  # noqa: F401, F403
 from .detector import *  # noqa: F401, F403

@@ -1,26 +1,17 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """The `Detector` estimator: train a Faster R-CNN on FITS images, detect on mosaics."""
 
-import math
 from pathlib import Path
 
 import numpy as np
 
 from ..exceptions import InputError
-from ..utils import json_value
+from .saving import detector_config, load_detector, save_detector
+from .training import fit_detector
 
 __all__ = ["Detector"]
 
-_FORMAT = "astrofmtools.Detector"
-#: 2: ``strategy_options`` in ``params`` (any registered strategy); 1 (read too): frozen or
-#: finetune only.
-_FORMAT_VERSION = 2
-_CONFIG = "config.json"
-_WEIGHTS = "model.safetensors"
 _ML_PACKAGES = ("torch", "torchvision", "timm", "safetensors")
-
-#: The largest automatic zoom.
-MAX_AUTO_ZOOM = 8.0
 #: Region proposals and sampled regions per training crop: fewer than torchvision's defaults
 #: (2000 and 512, for 800-pixel photographs), enough for crops of a few hundred pixels.
 _RCNN_SETTINGS = {"rpn_pre_nms_top_n_train": 1000, "rpn_post_nms_top_n_train": 500,
@@ -234,32 +225,6 @@ class Detector:
         return build_faster_rcnn(pyramid, len(classes), anchor_sizes, aspect_ratios,
                                  representation_size=representation_size, **_RCNN_SETTINGS)
 
-    def _target_size(self, spec):
-        from ..backbones import get_family
-        return get_family(spec).detection_target_size(spec)
-
-    def _resolve_zoom(self, spec, boxes):
-        if self.zoom != "auto":
-            return float(self.zoom)
-        sizes = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
-        median = float(np.median(sizes))
-        return round(float(np.clip(self._target_size(spec) / median, 1.0, MAX_AUTO_ZOOM)), 3)
-
-    def _backbone_lr_factor(self, spec):
-        if self.backbone_lr_factor is not None:
-            return float(self.backbone_lr_factor)
-        if self.weights == "random":
-            return 1.0
-        from ..backbones import get_family
-        return get_family(spec).detection_lr_factor
-
-    def _head_warmup_epochs(self):
-        if not self.strategy_.trains_backbone:
-            return 0
-        if self.head_warmup_epochs is not None:
-            return int(self.head_warmup_epochs)
-        return 0 if self.weights == "random" else 1
-
     # ------------------------------------------------------------------ fit
     def fit(self, images, boxes=None, label_column=None, find_sources_kwargs=None):
         """
@@ -285,84 +250,8 @@ class Detector:
         -------
         self : `Detector`
         """
-        import torch
-        from astropy.table import Table
-        from ..adapt import TrainLoop, cosine_factor
-        from .data import CropSampler, DetectionPreprocess, TrainingImage, image_levels
-        from .data import load_training_set
-        from .model import auto_anchors
-
-        device = self._device()
-        spec = self._spec()
-        raw, classes = load_training_set(images, boxes, label_column=label_column,
-                                         classes=self.classes,
-                                         find_sources_kwargs=find_sources_kwargs)
-        all_boxes = np.concatenate([b for _, b, _ in raw])
-        zoom = self._resolve_zoom(spec, all_boxes)
-        pre = DetectionPreprocess(zoom=zoom, mean=spec.mean, std=spec.std, **self.preprocess)
-        samples = []
-        for image, b, names in raw:
-            background, rms = image_levels(image)
-            unit = pre.to_unit(np.asarray(image.data), background, rms)
-            labels = np.array([classes.index(str(n)) + 1 for n in names], dtype=np.int64)
-            samples.append(TrainingImage(str(image.source), unit, b, labels))
-        sizes = np.sqrt((all_boxes[:, 2] - all_boxes[:, 0])
-                        * (all_boxes[:, 3] - all_boxes[:, 1])) * zoom
-        ratios = (all_boxes[:, 3] - all_boxes[:, 1]) / (all_boxes[:, 2] - all_boxes[:, 0])
-        auto_sizes, auto_ratios = auto_anchors(sizes, ratios)
-        anchor_sizes = auto_sizes if self.anchor_sizes == "auto" else self.anchor_sizes
-        aspect_ratios = auto_ratios if self.aspect_ratios == "auto" else self.aspect_ratios
-
-        torch.manual_seed(self.seed)
-        model = self._build(spec, self.weights, classes, anchor_sizes, aspect_ratios,
-                            self.fpn_channels, self.representation_size)
-        self.spec_ = spec
-        self.weights_source_ = model.backbone.body.weights
-        body = model.backbone.body
-        self.strategy_.prepare(body)
-        model.to(device)
-        body_ids = {id(p) for p in body.parameters()}
-        head_params = [p for p in model.parameters() if id(p) not in body_ids]
-        groups = [{"params": head_params, "lr": self.lr, "base_lr": self.lr,
-                   "weight_decay": self.weight_decay}]
-        groups += self.strategy_.param_groups(body, self.lr * self._backbone_lr_factor(spec),
-                                              layer_decay=1.0, weight_decay=self.weight_decay)
-        optimizer = torch.optim.AdamW(groups, foreach=True)
-
-        sampler = CropSampler(samples, self.crop_size, zoom, augment=self.augment)
-        warmup_epochs = self._head_warmup_epochs()
-        # a pretrained CNN keeps its batch-norm statistics; one from random weights learns them
-        task = DetectionTask(model, sampler, pre, self.batch_size, self.seed, self.strategy_,
-                             warmup_epochs, train_norm_stats=self.weights == "random")
-        total = len(task) * self.epochs
-        warmup = min(max(1, total // 10), 200)
-
-        def on_step(step):
-            for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * cosine_factor(step, total, warmup)
-
-        settings = {"spec": spec.to_dict(), "weights": self.weights,
-                    "strategy": self.strategy_.config(), "classes": classes, "zoom": zoom,
-                    "anchors": [anchor_sizes, aspect_ratios], "crop_size": self.crop_size,
-                    "batch_size": self.batch_size, "lr": self.lr, "epochs": self.epochs,
-                    "seed": self.seed, "preprocess": pre.to_dict(),
-                    "backbone_lr": self._backbone_lr_factor(spec), "head_warmup": warmup_epochs,
-                    "data": [[s.name, s.boxes.tolist()] for s in samples]}
-        checkpoint = None if self.checkpoint_dir is None else \
-            Path(self.checkpoint_dir) / "checkpoint.pt"
-        loop = TrainLoop(model, optimizer, epochs=self.epochs, seed=self.seed, device=device,
-                         checkpoint=checkpoint, settings=settings, on_step=on_step, desc=f"detector ({spec.name}, {self.strategy})")
-        history = loop.run(task)
-        model.eval()
-        self.model_ = model
-        self.classes_ = classes
-        self.preprocess_ = pre
-        self.anchor_sizes_ = tuple(tuple(float(s) for s in a) for a in anchor_sizes)
-        self.aspect_ratios_ = tuple(float(r) for r in aspect_ratios)
-        self.n_train_images_ = len(samples)
-        self.n_train_boxes_ = int(len(all_boxes))
-        self.history_ = Table(rows=history) if history else Table()
-        return self
+        return fit_detector(self, images, boxes, label_column=label_column,
+                            find_sources_kwargs=find_sources_kwargs)
 
     # ------------------------------------------------------------------ predict
     def _check_fitted(self):
@@ -464,7 +353,7 @@ class Detector:
         """
         from ..io import load_image
         from ..utils import provenance
-        from .data import image_levels
+        from .preprocess import image_levels
         from .tiling import predict_tiled
         self._check_fitted()
         image = load_image(image, memmap=True) if isinstance(image, (str, Path)) else \
@@ -488,29 +377,7 @@ class Detector:
 
     # ------------------------------------------------------------------ save / load
     def _config(self):
-        from ..utils import provenance
-        options = self.strategy_.config()
-        options.pop("name")
-        params = {"strategy": self.strategy, "strategy_options": options,
-                  "weights": self.weights, "classes": self.classes,
-                  "zoom": self.zoom, "anchor_sizes": self.anchor_sizes,
-                  "aspect_ratios": self.aspect_ratios, "crop_size": self.crop_size,
-                  "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
-                  "backbone_lr_factor": self.backbone_lr_factor,
-                  "head_warmup_epochs": self.head_warmup_epochs,
-                  "weight_decay": self.weight_decay, "fpn_channels": self.fpn_channels,
-                  "representation_size": self.representation_size,
-                  "preprocess": self.preprocess, "augment": self.augment, "seed": self.seed}
-        return json_value({
-            "format": _FORMAT, "format_version": _FORMAT_VERSION,
-            "params": params, "backbone": self.spec_.name,
-            "backbone_spec": self.spec_.to_dict(), "weights_source": self.weights_source_,
-            "classes": list(self.classes_), "preprocess": self.preprocess_.to_dict(),
-            "anchor_sizes": self.anchor_sizes_, "aspect_ratios": self.aspect_ratios_,
-            "n_train_images": self.n_train_images_, "n_train_boxes": self.n_train_boxes_,
-            "history": self.history_,
-            "provenance": provenance(stage="detect-train", packages=_ML_PACKAGES),
-        })
+        return detector_config(self)
 
     def save(self, path, overwrite=False):
         """
@@ -530,10 +397,7 @@ class Detector:
         overwrite : bool, optional
             Replace an existing folder.
         """
-        from ..utils import write_saved_model
-        self._check_fitted()
-        write_saved_model(path, self.model_.state_dict(), self._config(), overwrite=overwrite,
-                          config_name=_CONFIG, weights_name=_WEIGHTS)
+        save_detector(self, path, overwrite=overwrite)
 
     @classmethod
     def load(cls, path, device=None):
@@ -557,86 +421,4 @@ class Detector:
         detector : `Detector`
             Ready for `predict`.
         """
-        import torch
-        from safetensors.torch import load_file
-        from ..backbones import BackboneSpec
-        from .data import DetectionPreprocess
-
-        from ..utils import read_saved_config
-        path = Path(path)
-        config = read_saved_config(path, _FORMAT, _FORMAT_VERSION, _CONFIG, _WEIGHTS)
-        spec = BackboneSpec.from_dict(config["backbone_spec"])
-        params = dict(config["params"])
-        det = cls(model=spec, device=device, **params)
-        anchor_sizes = tuple(tuple(a) for a in config["anchor_sizes"])
-        aspect_ratios = tuple(config["aspect_ratios"])
-        classes = list(config["classes"])
-        model = cls._build(spec, "random", classes, anchor_sizes, aspect_ratios,
-                           det.fpn_channels, det.representation_size)
-        det.strategy_.prepare(model.backbone.body)  # adapters, so that the names match
-        state = load_file(str(path / _WEIGHTS), device="cpu")
-        own = model.state_dict()
-        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-        if missing or unexpected:
-            raise InputError(f"{str(path / _WEIGHTS)!r} does not match the detector in "
-                             f"{_CONFIG}: missing {missing[:5]}, unexpected {unexpected[:5]}.")
-        with torch.no_grad():
-            model.load_state_dict(state, strict=True)
-        det.model_ = model.to(det._device()).eval()
-        det.spec_ = spec
-        det.weights_source_ = config["weights_source"]
-        det.classes_ = classes
-        det.preprocess_ = DetectionPreprocess.from_dict(config["preprocess"])
-        det.anchor_sizes_, det.aspect_ratios_ = anchor_sizes, aspect_ratios
-        det.n_train_images_ = config["n_train_images"]
-        det.n_train_boxes_ = config["n_train_boxes"]
-        from astropy.table import Table
-        det.history_ = Table(rows=config["history"]) if config["history"] else Table()
-        return det
-
-
-class DetectionTask:
-    """
-    Detection for `~astrofmtools.adapt.TrainLoop`: random crops and Faster R-CNN's losses.
-
-    Each epoch draws enough crops to cover the training images once (at
-    least one batch), from a generator seeded by ``(seed, epoch)``. The
-    strategy sets what trains in each epoch: the heads alone for the first
-    ``warmup_epochs``, then its share of the backbone.
-    """
-
-    loss_name = "loss"
-
-    def __init__(self, model, sampler, preprocess, batch_size, seed, strategy, warmup_epochs=0,
-                 train_norm_stats=False):
-        self.model, self.sampler, self.preprocess = model, sampler, preprocess
-        self.batch_size, self.seed = int(batch_size), int(seed)
-        self.strategy, self.warmup_epochs = strategy, int(warmup_epochs)
-        self.train_norm_stats = bool(train_norm_stats)
-
-    def train_mode(self, epoch):
-        """After ``model.train()``: what trains this epoch, the rest in evaluation mode."""
-        body, warmup = self.model.backbone.body, epoch < self.warmup_epochs
-        self.strategy.configure(body, warmup=warmup)
-        self.strategy.set_train_mode(body, warmup=warmup, train_norm_stats=self.train_norm_stats)
-
-    def __len__(self):
-        return max(1, int(math.ceil(self.sampler.crops_per_pass / self.batch_size)))
-
-    def batches(self, epoch, generator, device):
-        """Batches of normalised crops and their targets, on the device."""
-        rng = np.random.default_rng([self.seed, epoch])
-        for _ in range(len(self)):
-            images, targets = self.sampler.batch(rng, self.batch_size)
-            yield (self.preprocess.normalize(images).to(device),
-                   [{k: v.to(device) for k, v in t.items()} for t in targets])
-
-    def loss(self, batch):
-        """The summed losses of a batch, its size and the four parts."""
-        x, targets = batch
-        losses = self.model(list(x), targets)
-        return sum(losses.values()), len(x), losses
-
-    def validate(self, model, device):
-        """No validation split: None."""
-        return None
+        return load_detector(cls, path, device=device)

@@ -9,6 +9,11 @@ on it. Needs the ``ml`` extra; ``import astrofmtools`` never imports torch.
 """
 
 from .embedding import *  # noqa: F401, F403
+from .feature_map import *  # noqa: F401, F403
 from .maps import *  # noqa: F401, F403
+from .map_plot import *  # noqa: F401, F403
+from .class_labels import *  # noqa: F401, F403
+from .similarity_index import *  # noqa: F401, F403
 from .similarity import *  # noqa: F401, F403
+from .similarity_plot import *  # noqa: F401, F403
 from .attention import *  # noqa: F401, F403

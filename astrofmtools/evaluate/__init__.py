@@ -13,3 +13,6 @@ imports torch.
 from .classification import *  # noqa: F401, F403
 from .plots import *  # noqa: F401, F403
 from .detection import *  # noqa: F401, F403
+from .position_matching import *  # noqa: F401, F403
+from .completeness import *  # noqa: F401, F403
+from .completeness_plot import *  # noqa: F401, F403

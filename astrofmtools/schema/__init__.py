@@ -12,6 +12,7 @@ share one reading of a table. `~astrofmtools.catalog` re-exports it.
 """
 
 from .columns import *  # noqa: F401, F403
+from .frames import *  # noqa: F401, F403
 from .positions import *  # noqa: F401, F403
 from .boxes import *  # noqa: F401, F403
 from .labels import *  # noqa: F401, F403

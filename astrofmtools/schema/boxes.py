@@ -17,7 +17,7 @@ import astropy.units as u
 
 from ..exceptions import InputError
 from .columns import BBOX_COLUMNS, COLUMNS
-from .positions import _filled
+from .position_values import _filled
 
 __all__ = ["BOX_DESCRIPTIONS", "bbox_values", "boxes_from_table", "boxes_to_columns",
            "box_centres"]

@@ -39,35 +39,19 @@ is not used.
 """
 
 import dataclasses
-import functools
 
 import numpy as np
 import astropy.units as u
-from astropy.coordinates import Angle, BaseCoordinateFrame, SkyCoord, frame_transform_graph
+from astropy.coordinates import SkyCoord
 from astropy.table import Table
-from astropy.utils.masked import Masked
 
 from ..exceptions import InputError
 from .columns import COLUMNS
+from .frames import _family, _same_frame, parse_frame
+from .position_columns import _find, _named, _nothing_found, _split_spec
+from .position_values import _angle_values, _filled, _pixel_values
 
-__all__ = ["SKY_COLUMN_PAIRS", "POSITION_KINDS", "Positions", "parse_positions",
-           "parse_frame", "add_sky_columns"]
-
-#: Longitude/latitude column pairs found by name (any case, except ``l``/``b``), in
-#: order of preference, with their frame.
-SKY_COLUMN_PAIRS = (
-    ("ra", "dec", "icrs"),
-    ("RAJ2000", "DEJ2000", "icrs"), ("_RAJ2000", "_DEJ2000", "icrs"),
-    ("RAJ2000", "DECJ2000", "icrs"), ("RA_J2000", "DEC_J2000", "icrs"),
-    ("RA_ICRS", "DE_ICRS", "icrs"), ("RA_ICRS", "DEC_ICRS", "icrs"),
-    ("ra_deg", "dec_deg", "icrs"), ("RAdeg", "DEdeg", "icrs"),
-    ("ALPHA_J2000", "DELTA_J2000", "icrs"), ("alpha", "delta", "icrs"),
-    ("RAB1950", "DEB1950", "fk4"), ("_RAB1950", "_DEB1950", "fk4"),
-    ("GLON", "GLAT", "galactic"), ("_GLON", "_GLAT", "galactic"), ("LII", "BII", "galactic"),
-    ("gal_l", "gal_b", "galactic"), ("l", "b", "galactic"),
-)
-_CASE_SENSITIVE = {("l", "b")}
-_UCDS = {("pos.eq.ra", "pos.eq.dec"): "icrs", ("pos.galactic.lon", "pos.galactic.lat"): "galactic"}
+__all__ = ["POSITION_KINDS", "Positions", "parse_positions", "add_sky_columns"]
 
 #: What `parse_positions` looks for: ``'sky'``, ``'pixel'``, or ``'any'`` (pixel first).
 POSITION_KINDS = ("sky", "pixel", "any")
@@ -238,38 +222,6 @@ def parse_positions(table, columns=None, frame=None, *, kind="any", name="the ta
     return _from_lonlat(table, names, frame, name)
 
 
-def parse_frame(frame):
-    """
-    An astropy frame (without data) from its name, class or an instance.
-
-    Raises
-    ------
-    astrofmtools.InputError
-        For a name astropy does not know (the message lists some it does).
-
-    Examples
-    --------
-    >>> from astrofmtools.schema import parse_frame
-    >>> parse_frame("Galactic").name, parse_frame("fk5").equinox.jyear.item()
-    ('galactic', 2000.0)
-    """
-    if isinstance(frame, SkyCoord):
-        frame = frame.frame
-    if isinstance(frame, BaseCoordinateFrame):
-        return frame.replicate_without_data() if frame.has_data else frame
-    if isinstance(frame, type) and issubclass(frame, BaseCoordinateFrame):
-        return frame()
-    if isinstance(frame, str):
-        cls = frame_transform_graph.lookup_name(frame.strip().lower())
-        if cls is not None:
-            return cls()
-    known = ", ".join(n for n in ("icrs", "fk5", "fk4", "galactic", "supergalactic",
-                                  "barycentrictrueecliptic")
-                      if frame_transform_graph.lookup_name(n) is not None)
-    raise InputError(f"Unknown sky frame {frame!r}: give an astropy frame or its name, such "
-                     f"as {known}.")
-
-
 def add_sky_columns(table, wcs, x, y):
     """
     Add the ICRS sky position of 0-based pixel positions as ``sky_centroid``
@@ -311,180 +263,7 @@ def add_sky_columns(table, wcs, x, y):
 
 
 # ----------------------------------------------------------------------------
-# finding the columns
-
-def _split_spec(columns, argument):
-    """None, or a tuple of 1 to 3 stripped names."""
-    if columns is None:
-        return None
-    if isinstance(columns, str):
-        spec = tuple(part.strip() for part in columns.split(","))
-    else:
-        try:
-            spec = tuple(columns)
-        except TypeError:
-            spec = ()
-        if not all(isinstance(c, str) for c in spec[:2]):
-            spec = ()
-    if not 1 <= len(spec) <= 3 or not all(spec[:2]):
-        raise InputError(f"{argument}= must name a SkyCoord column or two columns "
-                         f"(longitude, latitude or x, y), optionally with a frame; got "
-                         f"{columns!r}.")
-    return spec
-
-
-def _column(table, name):
-    """The table's column called ``name``, in any case (exact case first), or None."""
-    if name in table.colnames:
-        return name
-    lower = {n.lower(): n for n in reversed(table.colnames)}
-    return lower.get(str(name).lower())
-
-
-def _is_sky(table, name):
-    return isinstance(table[name], SkyCoord)
-
-
-def _family(frame):
-    """The names of a frame's longitude and latitude (('ra', 'dec'), ('l', 'b'), ...)."""
-    if isinstance(frame, str):
-        return _named_family(frame)
-    return tuple(frame.representation_component_names)[:2]
-
-
-@functools.lru_cache(maxsize=None)
-def _named_family(frame):
-    return _family(parse_frame(frame))
-
-
-def _same_frame(a, b):
-    return a.is_equivalent_frame(b) if type(a) is type(b) else False
-
-
-def _pairs(table, given):
-    """Known (lon, lat, frame) pairs the table has, in order of preference."""
-    family = _family(given) if given is not None else None
-    for lon, lat, frame in SKY_COLUMN_PAIRS:
-        if family is not None and _family(frame) != family:
-            continue
-        if (lon, lat) in _CASE_SENSITIVE:
-            names = (lon if lon in table.colnames else None,
-                     lat if lat in table.colnames else None)
-        else:
-            names = (_column(table, lon), _column(table, lat))
-        if None not in names and not any(_is_sky(table, n) for n in names):
-            yield names[0], names[1], frame
-
-
-def _ucd_pair(table, given):
-    """(lon, lat, frame) of columns marked by UCDs (VizieR and TAP VOTables), or None."""
-    family = _family(given) if given is not None else None
-    for (ucd_lon, ucd_lat), frame in _UCDS.items():
-        if family is not None and _family(frame) != family:
-            continue
-        found = {}
-        for col_name in table.colnames:
-            meta = getattr(table[col_name].info, "meta", None) or {}
-            ucd = str(meta.get("ucd", "")).lower()
-            for key in (ucd_lon, ucd_lat):
-                if ucd.startswith(key) and (ucd[len(key):len(key) + 1] in ("", ";")):
-                    main = "meta.main" in ucd
-                    if key not in found or (main and not found[key][1]):
-                        found[key] = (col_name, main)
-        if ucd_lon in found and ucd_lat in found:
-            return found[ucd_lon][0], found[ucd_lat][0], frame
-    return None
-
-
-def _find(table, kind, given):
-    """(where, names, frame) of the table's own positions, or None."""
-    names = table.colnames
-    if kind in ("pixel", "any") and "x" in names and "y" in names:
-        return "pixel", ("x", "y"), None
-    if kind == "pixel":
-        return None
-    if "sky_centroid" in names and _is_sky(table, "sky_centroid"):
-        return "sky", ("sky_centroid",), None
-    for col_name in names:
-        if _is_sky(table, col_name):
-            return "sky", (col_name,), None
-    for lon, lat, frame in _pairs(table, given):
-        return "sky", (lon, lat), given if given is not None else parse_frame(frame)
-    found = _ucd_pair(table, given)
-    if found is not None:
-        return "sky", found[:2], given if given is not None else parse_frame(found[2])
-    return None
-
-
-def _named(table, spec, kind, given, name, argument):
-    """(where, names, frame) of the columns the caller named."""
-    names = []
-    for col in spec:
-        found = _column(table, col)
-        if found is None:
-            raise InputError(f"{name} has no column {col!r} ({argument}=); its columns are: "
-                             f"{_shown(table)}.")
-        names.append(found)
-    if len(names) == 1:
-        if kind == "pixel" or not _is_sky(table, names[0]):
-            need = ("two columns (x, y)" if kind == "pixel" else
-                    "a SkyCoord column or two columns (longitude, latitude)")
-            raise InputError(f"{name} has no SkyCoord column {spec[0]!r} ({argument}=); give "
-                             f"{need}.")
-        return "sky", tuple(names), None
-    for col in names:
-        if _is_sky(table, col):
-            raise InputError(f"Column {col!r} of {name} is a SkyCoord column; name it alone "
-                             f"({argument}={col!r}).")
-    if kind == "pixel":
-        return "pixel", tuple(names), None
-    implied = _implied_frame(table, names)
-    if kind == "any" and given is None and implied is None and not any(
-            _is_angle(table[n]) for n in names):
-        return "pixel", tuple(names), None
-    frame = given if given is not None else parse_frame(implied or "icrs")
-    return "sky", tuple(names), frame
-
-
-def _implied_frame(table, names):
-    """The frame a pair of column names (or their UCDs) implies, or None."""
-    for lon, lat, frame in SKY_COLUMN_PAIRS:  # any case: named, L/B are Galactic too
-        if (names[0].lower(), names[1].lower()) == (lon.lower(), lat.lower()):
-            return frame
-    ucds = [str((getattr(table[n].info, "meta", None) or {}).get("ucd", "")).lower()
-            for n in names]
-    for (ucd_lon, ucd_lat), frame in _UCDS.items():
-        if ucds[0].startswith(ucd_lon) and ucds[1].startswith(ucd_lat):
-            return frame
-    return None
-
-
-def _is_angle(col):
-    unit = getattr(col, "unit", None)
-    return unit is not None and unit.physical_type == "angle"
-
-
-def _shown(table, most=25):
-    names = table.colnames
-    return (", ".join(names[:most]) + (", ..." if len(names) > most else "")) or "(none)"
-
-
-def _nothing_found(table, kind, given, name, argument, hint):
-    pairs = ", ".join(f"{lon!r}/{lat!r}" for lon, lat, frame in SKY_COLUMN_PAIRS
-                      if given is None or _family(frame) == _family(given))
-    sky = (f"a SkyCoord column ('sky_centroid' first), longitude/latitude columns "
-           f"({pairs or 'none of that frame'}; any case, but 'l'/'b' in lower case) and "
-           "pos.eq.ra/pos.eq.dec or pos.galactic.lon/pos.galactic.lat UCDs")
-    looked = {"pixel": "columns 'x' and 'y' (0-based pixel)",
-              "sky": sky,
-              "any": f"columns 'x' and 'y' (0-based pixel), {sky}"}[kind]
-    what = {"pixel": "pixel positions", "sky": "sky positions", "any": "source positions"}[kind]
-    return (f"{name} has no {what}: looked for {looked}; its columns are: {_shown(table)}. "
-            f"Name them with {argument}={f' {hint}' if hint else ''}.")
-
-
-# ----------------------------------------------------------------------------
-# reading the values
+# ICRS positions from sky columns
 
 def _from_skycoord(table, col_name, name):
     sky = table[col_name]
@@ -526,84 +305,3 @@ def _from_lonlat(table, names, frame, name):
             ra[valid], dec[valid] = icrs.ra.deg, icrs.dec.deg
     sky = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
     return Positions("sky", tuple(names), frame.name, sky, None, None, valid)
-
-
-def _filled(values):
-    """Plain float64, NaN where masked."""
-    if isinstance(values, Masked):
-        values = values.filled(np.nan)
-    out = np.array(np.ma.getdata(values), dtype=np.float64)
-    if np.ma.isMaskedArray(values):
-        out[np.ma.getmaskarray(values)] = np.nan
-    return out
-
-
-def _angle_values(table, col_name, name, hours=False):
-    """Plain float64 degrees, NaN where masked; unitless numbers are degrees."""
-    values = table[col_name]
-    if isinstance(values, np.ndarray) and values.dtype.kind in "USO" and not isinstance(
-            values, u.Quantity):
-        strings = np.ma.asarray(values)
-        if strings.dtype.kind == "S":
-            strings = np.char.decode(np.ma.filled(strings, b""), "utf-8", "replace")
-        elif strings.dtype.kind == "O":
-            strings = np.array([str(v) if v is not None else "" for v in
-                                np.ma.filled(strings, "")], dtype=str)
-        else:
-            strings = np.ma.filled(strings, "")
-        strings = np.char.strip(np.asarray(strings, dtype=str))
-        empty = np.isin(np.char.lower(strings), ("", "nan", "--"))
-        text = strings[~empty]
-        out = np.full(len(strings), np.nan)
-        try:
-            out[~empty] = text.astype(np.float64)  # decimal degrees
-            return out
-        except ValueError:
-            pass
-        unit = u.hourangle if hours else u.deg
-        try:
-            out[~empty] = Angle(text, unit=unit).to_value(u.deg)
-        except (ValueError, TypeError, u.UnitsError):
-            rows = np.flatnonzero(~empty)
-            for row in rows:
-                try:
-                    Angle(strings[row], unit=unit)
-                except (ValueError, TypeError, u.UnitsError) as exc:
-                    raise InputError(f"Cannot read column {col_name!r} of {name} as angles: "
-                                     f"row {row} (0-based) holds {str(strings[row])!r} ({exc}).") \
-                        from None
-            raise  # pragma: no cover - some row fails above
-        return out
-    unit = getattr(values, "unit", None)
-    factor = 1.0
-    if unit is not None:
-        try:
-            factor = unit.to(u.deg)
-        except u.UnitsError:
-            raise InputError(f"Column {col_name!r} of {name} has unit {unit}, not an "
-                             "angle.") from None
-    try:
-        raw = values.value if isinstance(values, u.Quantity) else values
-        return _filled(raw) * factor
-    except (TypeError, ValueError):
-        raise InputError(f"Column {col_name!r} of {name} does not hold numbers or "
-                         "angles.") from None
-
-
-def _pixel_values(table, col_name, name):
-    """Plain float64 pixels, NaN where masked; pix or no unit."""
-    values = table[col_name]
-    unit = getattr(values, "unit", None)
-    if unit is not None and unit not in (u.pix, u.dimensionless_unscaled):
-        kind = "an angle" if unit.physical_type == "angle" else f"in {unit}"
-        raise InputError(f"Column {col_name!r} of {name} is {kind}; pixel positions must be "
-                         "unitless or in pix.")
-    if getattr(values, "dtype", np.dtype(float)).kind not in "fiub":
-        raise InputError(f"Column {col_name!r} of {name} does not hold numbers (pixel "
-                         "positions).")
-    raw = values.value if isinstance(values, u.Quantity) else values
-    try:
-        return _filled(raw)
-    except (TypeError, ValueError):
-        raise InputError(f"Column {col_name!r} of {name} does not hold numbers (pixel "
-                         "positions).") from None

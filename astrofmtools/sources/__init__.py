@@ -10,4 +10,5 @@ positions, bounding boxes, fluxes, SNRs, peak counts and shapes.
 """
 
 from .filtering import *  # noqa: F401, F403
+from .measure import *  # noqa: F401, F403
 from .core import *  # noqa: F401, F403

@@ -17,7 +17,7 @@ from astrofmtools.backbones import (BackboneSpec, Preprocess, WeightsNotFoundErr
                                     get_backbone_spec, hub_is_online, list_backbones,
                                     load_backbone, read_features, read_state_dict,
                                     register_backbone, write_features)
-from astrofmtools.backbones import load as load_module  # noqa: E402
+from astrofmtools.backbones import weights as weights_module  # noqa: E402
 
 TINY_VIT = BackboneSpec(
     name="test_tiny_vit", timm_name="vit_tiny_patch16_224", kind="vit", patch_size=8,
@@ -36,11 +36,11 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("ASTROFM_WEIGHTS", str(tmp_path / "weights"))
     monkeypatch.setenv("ASTROFM_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
-    monkeypatch.setattr(load_module, "_weights_dirs", lambda: [tmp_path / "weights"])
+    monkeypatch.setattr(weights_module, "_weights_dirs", lambda: [tmp_path / "weights"])
 
     def no_download(spec):
         raise AssertionError("a test tried to download")
-    monkeypatch.setattr(load_module, "_download", no_download)
+    monkeypatch.setattr(weights_module, "_download", no_download)
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_registry_errors_and_copies():
 def test_offline_env_fails_fast_naming_the_file(monkeypatch, tmp_path):
     monkeypatch.delenv("ASTROFM_OFFLINE", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(load_module.socket, "create_connection",
+    monkeypatch.setattr(weights_module.socket, "create_connection",
                         lambda *a, **k: pytest.fail("probed the network while offline"))
     start = time.perf_counter()
     with pytest.raises(WeightsNotFoundError) as info:
@@ -171,7 +171,7 @@ def test_unreachable_hub_fails_in_under_5_seconds(monkeypatch):
     def hang(*args, **kwargs):
         time.sleep(8)
         raise OSError("timed out")
-    monkeypatch.setattr(load_module.socket, "create_connection", hang)
+    monkeypatch.setattr(weights_module.socket, "create_connection", hang)
     start = time.perf_counter()
     with pytest.raises(WeightsNotFoundError, match="cannot be reached.*model.safetensors"):
         load_backbone("clip_vitb16")
@@ -179,7 +179,7 @@ def test_unreachable_hub_fails_in_under_5_seconds(monkeypatch):
 
     def refuse(*args, **kwargs):
         raise OSError("network unreachable")
-    monkeypatch.setattr(load_module.socket, "create_connection", refuse)
+    monkeypatch.setattr(weights_module.socket, "create_connection", refuse)
     start = time.perf_counter()
     assert hub_is_online() is False
     assert time.perf_counter() - start < 0.5

@@ -16,7 +16,7 @@ from astrofmtools.backbones import (POOLINGS, BackboneFamily, BackboneLoader,  #
                                     load_backbone, register_backbone, register_family,
                                     register_loader)
 from astrofmtools.backbones import families, loaders, registry  # noqa: E402
-from astrofmtools.backbones import load as load_module  # noqa: E402
+from astrofmtools.backbones import weights as weights_module  # noqa: E402
 from astrofmtools.embed import attention_maps, cls_attention  # noqa: E402
 
 #: Shallow versions of the registry's architectures (same width, so the same feature
@@ -37,11 +37,11 @@ def shallow(spec):
 def _no_weights_here(tmp_path, monkeypatch):
     """No user weights folder and no download: only what a test gives is found."""
     monkeypatch.setenv("ASTROFM_WEIGHTS", str(tmp_path / "weights"))
-    monkeypatch.setattr(load_module, "_weights_dirs", lambda: [tmp_path / "weights"])
+    monkeypatch.setattr(weights_module, "_weights_dirs", lambda: [tmp_path / "weights"])
 
     def no_download(spec):
         raise AssertionError("a test tried to download")
-    monkeypatch.setattr(load_module, "_download", no_download)
+    monkeypatch.setattr(weights_module, "_download", no_download)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """
-Tests of astrofmtools.evaluate.detection: COCO mAP on hand-made cases with
-known answers, and completeness / reliability against SNR.
+Tests of the detection scores of astrofmtools.evaluate: COCO mAP on hand-made
+cases with known answers, and completeness / reliability against SNR.
 """
 
 import numpy as np
@@ -286,7 +286,7 @@ def test_snr_measured_on_the_image(radio):
     t = completeness_reliability(boxes, truth, image=model, noise=1.5e-4, max_sep=0.5)
     assert t["n_detected"].tolist() == t["n_true"].tolist()  # same SNR, same bins
     assert t.meta["reliability"] == 1.0
-    from astrofmtools.evaluate.detection import _measure_snr
+    from astrofmtools.evaluate.completeness import _measure_snr
     snr = _measure_snr(boxes, model, 1.5e-4)
     np.testing.assert_allclose(snr, truth["snr"], rtol=1e-3)
     noisy = _measure_snr(boxes, image, None)  # noise from the NOISE card

@@ -23,7 +23,7 @@ from scipy.ndimage import binary_dilation, map_coordinates
 from astrofmtools import InputError
 from astrofmtools.datasets import example_image_path, make_radio_field
 from astrofmtools.io import SkyImage, load_bands, load_image, mosaic
-from astrofmtools.io.bands import _is_per_pixel
+from astrofmtools.io.reprojection import _is_per_pixel
 
 CENTER = SkyCoord(150.0, 2.0, unit="deg")
 FWHM = 4.0  # arcsec, the "PSF" of both renderings

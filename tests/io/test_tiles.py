@@ -13,6 +13,7 @@ from astrofmtools.datasets import make_radio_field, make_wcs
 from astrofmtools.io import (SCHEDULERS, SkyImage, Tile, load_image, map_tiles, owned,
                              plan_tiles, read_tile, register_scheduler, tile_grid)
 from astrofmtools.sources import core as sources_core
+from astrofmtools.sources import tiled as sources_tiled
 from astrofmtools.sources import find_sources
 
 TILE, OVERLAP = 300, 100
@@ -332,12 +333,12 @@ def test_tiled_and_untiled_find_the_same_sources_inside_cores(field):
 def test_plan_window_is_chosen_from_the_image(monkeypatch, field):
     """A large image's plan comes from one window, the central one unless it lacks data."""
     image, _, _ = field
-    monkeypatch.setattr(sources_core, "PLAN_WINDOW", 256)
+    monkeypatch.setattr(sources_tiled, "PLAN_WINDOW", 256)
     data = image.data.copy()
     data[200:500, 200:560] = np.nan  # the central 256 x 256 window is empty
     holed = SkyImage(data, wcs=image.wcs, unit=image.unit, beam=image.beam,
                      header=image.header, source="holed")
-    window = sources_core._plan_window(holed, None)
+    window = sources_tiled._plan_window(holed, None)
     assert isinstance(window, Tile) and window.data.shape == (256, 256)
     assert np.isfinite(window.data).mean() >= 0.5
     # the nearest window of the 256-pixel grid to the centre with enough data

@@ -1,0 +1,85 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""The text, class tags and colours that regions carry, from table columns."""
+
+import re
+import warnings
+
+import numpy as np
+import astropy.units as u
+
+from ..exceptions import InputError
+from .region_inputs import _values
+
+__all__ = []
+
+# Okabe-Ito colours (colour-blind safe), brightest first: they show on DS9's
+# default grey colour map. Classes take them in sorted order.
+_PALETTE = ("#56B4E9", "#E69F00", "#009E73", "#F0E442", "#CC79A7", "#D55E00",
+            "#0072B2", "#FFFFFF")
+_DEFAULT_COLOR = "green"  # DS9's own default
+
+
+_UNSAFE = re.compile(r"[{}\[\]'\",#;]")
+
+
+def _safe_text(value):
+    """Text that DS9 braces and CRTF quotes both hold."""
+    return _UNSAFE.sub(" ", str(value)).strip()
+
+
+def _strings(table, name):
+    col = table[name]
+    if getattr(col, "ndim", 1) != 1:
+        raise InputError(f"Column {name!r} must hold one value per row.")
+    if isinstance(col, u.Quantity):
+        return [_format_number(v) for v in col.value]
+    values = np.ma.asarray(col)
+    out = []
+    for v, masked in zip(values.data, np.ma.getmaskarray(values)):
+        out.append("" if masked else _safe_text(_format_number(v)))
+    return out
+
+
+def _format_number(v):
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _scores(table, name):
+    col = table[name]
+    arr = _values(col)
+    if arr.ndim == 2:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+            arr = np.nanmax(arr, axis=1)
+    elif arr.ndim != 1:
+        raise InputError(f"Column {name!r} must be 1-D (a score) or 2-D (probabilities).")
+    return arr
+
+
+def _texts(table, text_col, label_col, score_col, auto):
+    if text_col is None:
+        return None
+    texts = _strings(table, text_col)
+    if auto and text_col in (label_col, "label") and score_col is not None:
+        scores = _scores(table, score_col)
+        texts = [f"{t} {s:.2f}" if np.isfinite(s) else t for t, s in zip(texts, scores)]
+    return texts
+
+
+def _colors(labels, color, n):
+    if isinstance(color, str):
+        return [color] * n
+    if labels is None:
+        return [_DEFAULT_COLOR] * n
+    classes = sorted(set(labels))
+    palette = {c: _PALETTE[i % len(_PALETTE)] for i, c in enumerate(classes)}
+    if isinstance(color, dict):
+        palette.update({str(k): v for k, v in color.items()})
+    elif color is not None:
+        raise InputError(f"color must be a colour name or a dict class -> colour; "
+                         f"got {type(color).__name__}.")
+    return [palette[lab] for lab in labels]

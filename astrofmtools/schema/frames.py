@@ -1,0 +1,90 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Sky frames: astropy frames from their names, and the frames that position
+column names (or their UCDs) imply.
+"""
+
+import functools
+
+from astropy.coordinates import BaseCoordinateFrame, SkyCoord, frame_transform_graph
+
+from ..exceptions import InputError
+
+__all__ = ["SKY_COLUMN_PAIRS", "parse_frame"]
+
+#: Longitude/latitude column pairs found by name (any case, except ``l``/``b``), in
+#: order of preference, with their frame.
+SKY_COLUMN_PAIRS = (
+    ("ra", "dec", "icrs"),
+    ("RAJ2000", "DEJ2000", "icrs"), ("_RAJ2000", "_DEJ2000", "icrs"),
+    ("RAJ2000", "DECJ2000", "icrs"), ("RA_J2000", "DEC_J2000", "icrs"),
+    ("RA_ICRS", "DE_ICRS", "icrs"), ("RA_ICRS", "DEC_ICRS", "icrs"),
+    ("ra_deg", "dec_deg", "icrs"), ("RAdeg", "DEdeg", "icrs"),
+    ("ALPHA_J2000", "DELTA_J2000", "icrs"), ("alpha", "delta", "icrs"),
+    ("RAB1950", "DEB1950", "fk4"), ("_RAB1950", "_DEB1950", "fk4"),
+    ("GLON", "GLAT", "galactic"), ("_GLON", "_GLAT", "galactic"), ("LII", "BII", "galactic"),
+    ("gal_l", "gal_b", "galactic"), ("l", "b", "galactic"),
+)
+_CASE_SENSITIVE = {("l", "b")}
+_UCDS = {("pos.eq.ra", "pos.eq.dec"): "icrs", ("pos.galactic.lon", "pos.galactic.lat"): "galactic"}
+
+
+def parse_frame(frame):
+    """
+    An astropy frame (without data) from its name, class or an instance.
+
+    Raises
+    ------
+    astrofmtools.InputError
+        For a name astropy does not know (the message lists some it does).
+
+    Examples
+    --------
+    >>> from astrofmtools.schema import parse_frame
+    >>> parse_frame("Galactic").name, parse_frame("fk5").equinox.jyear.item()
+    ('galactic', 2000.0)
+    """
+    if isinstance(frame, SkyCoord):
+        frame = frame.frame
+    if isinstance(frame, BaseCoordinateFrame):
+        return frame.replicate_without_data() if frame.has_data else frame
+    if isinstance(frame, type) and issubclass(frame, BaseCoordinateFrame):
+        return frame()
+    if isinstance(frame, str):
+        cls = frame_transform_graph.lookup_name(frame.strip().lower())
+        if cls is not None:
+            return cls()
+    known = ", ".join(n for n in ("icrs", "fk5", "fk4", "galactic", "supergalactic",
+                                  "barycentrictrueecliptic")
+                      if frame_transform_graph.lookup_name(n) is not None)
+    raise InputError(f"Unknown sky frame {frame!r}: give an astropy frame or its name, such "
+                     f"as {known}.")
+
+
+def _family(frame):
+    """The names of a frame's longitude and latitude (('ra', 'dec'), ('l', 'b'), ...)."""
+    if isinstance(frame, str):
+        return _named_family(frame)
+    return tuple(frame.representation_component_names)[:2]
+
+
+@functools.lru_cache(maxsize=None)
+def _named_family(frame):
+    return _family(parse_frame(frame))
+
+
+def _same_frame(a, b):
+    return a.is_equivalent_frame(b) if type(a) is type(b) else False
+
+
+def _implied_frame(table, names):
+    """The frame a pair of column names (or their UCDs) implies, or None."""
+    for lon, lat, frame in SKY_COLUMN_PAIRS:  # any case: named, L/B are Galactic too
+        if (names[0].lower(), names[1].lower()) == (lon.lower(), lat.lower()):
+            return frame
+    ucds = [str((getattr(table[n].info, "meta", None) or {}).get("ucd", "")).lower()
+            for n in names]
+    for (ucd_lon, ucd_lat), frame in _UCDS.items():
+        if ucds[0].startswith(ucd_lon) and ucds[1].startswith(ucd_lat):
+            return frame
+    return None

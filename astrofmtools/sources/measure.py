@@ -1,0 +1,149 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Measurement of the segments (photutils) and the `find_sources` table built
+from it.
+"""
+
+import numpy as np
+import astropy.units as u
+from astropy.table import QTable
+from photutils.segmentation import SegmentationImage, SourceCatalog
+
+from ..schema import BBOX_COLUMNS, add_sky_columns
+from .filtering import beam_area_pixels, pixel_angle_to_sky_pa
+from .segment import _labelled_max
+
+__all__ = ["SOURCE_COLUMNS"]
+
+#: The columns of a `find_sources` table and their descriptions.
+SOURCE_COLUMNS = {
+    "id": "Source number, 1..N, in raster order of the peak pixel",
+    "island": "Number of the island (connected region above island_snr) the source was "
+              "deblended from; sources split from one island share it",
+    "x": "Centroid x (0-based pixel; first moment of the background-subtracted image "
+         "over the source's segment)",
+    "y": "Centroid y (0-based pixel)",
+    "sky_centroid": "Sky position of the centroid (ICRS)",
+    "ra": "Right ascension of the centroid (ICRS)",
+    "dec": "Declination of the centroid (ICRS)",
+    "bbox_xmin": "Bounding box of the segment: first column (0-based pixel, inclusive)",
+    "bbox_xmax": "Bounding box of the segment: last column (0-based pixel, inclusive)",
+    "bbox_ymin": "Bounding box of the segment: first row (0-based pixel, inclusive)",
+    "bbox_ymax": "Bounding box of the segment: last row (0-based pixel, inclusive)",
+    "area": "Number of pixels in the segment",
+    "peak": "Highest background-subtracted pixel value in the segment (image unit)",
+    "flux": "Sum of the background-subtracted pixels in the segment; for images in "
+            "X/beam, divided by the beam area in pixels (so Jy for Jy/beam)",
+    "snr": "Peak / local RMS of the unfiltered image (the usual radio 'peak SNR')",
+    "detection_snr": "Highest significance in the segment of the matched-filtered image, "
+                     "in units of its own noise (what snr= thresholds)",
+    "n_peaks": "Number of significant local maxima (>= snr, prominence >= peak_prominence) "
+               "in the source's island",
+    "semimajor": "Semi-major axis: 1-sigma of the Gaussian with the segment's second "
+                 "moments (pixels; FWHM = 2.355 x this)",
+    "semiminor": "Semi-minor axis: 1-sigma, as semimajor (pixels)",
+    "orientation": "Angle of the major axis from the +x pixel axis, counter-clockwise "
+                   "(degrees, 0-180)",
+    "pa": "Position angle of the major axis on the sky, east of north (degrees, 0-180)",
+}
+
+
+def _measure(sub, snrmap, rms, final, island_of, n_peaks):
+    """Photometry and shapes (photutils SourceCatalog) of each segment."""
+    segm = SegmentationImage(final)
+    cat = SourceCatalog(sub, segm, progress_bar=False)
+    labels = segm.labels
+    out = {
+        "label": labels,
+        "island": island_of[labels],
+        "x": np.asarray(cat.x_centroid, float),
+        "y": np.asarray(cat.y_centroid, float),
+        "bbox_xmin": np.asarray(cat.bbox_xmin, np.int64),
+        "bbox_xmax": np.asarray(cat.bbox_xmax, np.int64),
+        "bbox_ymin": np.asarray(cat.bbox_ymin, np.int64),
+        "bbox_ymax": np.asarray(cat.bbox_ymax, np.int64),
+        "area": np.asarray(getattr(cat.area, "value", cat.area), float),
+        "peak": np.asarray(cat.max_value, float),
+        "sum": np.asarray(cat.segment_flux, float),
+        "semimajor": np.asarray(getattr(cat.semimajor_axis, "value", cat.semimajor_axis), float),
+        "semiminor": np.asarray(getattr(cat.semiminor_axis, "value", cat.semiminor_axis), float),
+        "orientation": np.asarray(getattr(cat.orientation, "value", cat.orientation),
+                                  float) % 180.0,
+    }
+    n = int(final.max())
+    _, where = _labelled_max(sub, final, n)
+    out["peak_y"], out["peak_x"] = np.unravel_index(where[labels], final.shape)
+    out["snr"] = out["peak"] / rms[out["peak_y"], out["peak_x"]]
+    top, _ = _labelled_max(snrmap, final, n)
+    out["detection_snr"] = top[labels].astype(float)
+    out["n_peaks"] = n_peaks[out["island"]]
+    return out
+
+
+def _empty_columns():
+    return {"label": np.zeros(0, int), "island": np.zeros(0, int), "x": np.zeros(0),
+            "y": np.zeros(0), "bbox_xmin": np.zeros(0, np.int64),
+            "bbox_xmax": np.zeros(0, np.int64), "bbox_ymin": np.zeros(0, np.int64),
+            "bbox_ymax": np.zeros(0, np.int64), "area": np.zeros(0), "peak": np.zeros(0),
+            "sum": np.zeros(0), "semimajor": np.zeros(0), "semiminor": np.zeros(0),
+            "orientation": np.zeros(0), "peak_y": np.zeros(0, np.int64),
+            "peak_x": np.zeros(0, np.int64), "snr": np.zeros(0),
+            "detection_snr": np.zeros(0), "n_peaks": np.zeros(0, np.int64)}
+
+
+def _flux_scale(image, plan):
+    """Divide pixel sums by this to get fluxes, and the flux unit."""
+    unit = image.unit
+    if unit is not None:
+        bases = getattr(unit, "bases", [unit])
+        powers = getattr(unit, "powers", [1])
+        if any(b == u.beam and p == -1 for b, p in zip(bases, powers)):
+            return beam_area_pixels(plan.psf_cov), unit * u.beam
+    return 1.0, unit
+
+
+def _build_table(image, cols, plan, meta):
+    """The output QTable (sorted in raster order of the peak pixel)."""
+    order = np.lexsort((cols["peak_x"], cols["peak_y"]))
+    cols = {k: np.asarray(v)[order] for k, v in cols.items()}
+    # islands renumbered in order of first appearance
+    _, first, inverse = np.unique(cols["island"], return_index=True, return_inverse=True)
+    rank = np.empty(first.size, np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(1, first.size + 1)
+    island = rank[inverse.ravel()]
+    n = len(cols["x"])
+    unit = image.unit
+    scale, flux_unit = _flux_scale(image, plan)
+
+    def q(values, unit):
+        return values * unit if unit is not None else values
+
+    table = QTable()
+    table["id"] = np.arange(1, n + 1, dtype=np.int64)
+    table["island"] = island
+    table["x"] = cols["x"]
+    table["y"] = cols["y"]
+    if image.wcs is not None:
+        add_sky_columns(table, image.wcs, cols["x"], cols["y"])
+    for key in BBOX_COLUMNS:
+        table[key] = cols[key].astype(np.int64)
+    table["area"] = cols["area"] * u.pix ** 2
+    table["peak"] = q(cols["peak"], unit)
+    table["flux"] = q(cols["sum"] / scale, flux_unit)
+    table["snr"] = cols["snr"]
+    table["detection_snr"] = cols["detection_snr"]
+    table["n_peaks"] = cols["n_peaks"].astype(np.int64)
+    table["semimajor"] = cols["semimajor"] * u.pix
+    table["semiminor"] = cols["semiminor"] * u.pix
+    table["orientation"] = cols["orientation"] * u.deg
+    if image.wcs is not None:
+        pa = pixel_angle_to_sky_pa(image.wcs, cols["x"], cols["y"], cols["orientation"]) \
+            if n else np.zeros(0)
+        table["pa"] = pa * u.deg
+    for name in table.colnames:
+        table[name].info.description = SOURCE_COLUMNS[name]
+    meta["flux"] = ("sum of background-subtracted pixels in the segment divided by the beam "
+                    f"area ({scale:.4g} pixels)" if scale != 1.0 else
+                    "sum of background-subtracted pixels in the segment")
+    table.meta.update(meta)
+    return table
