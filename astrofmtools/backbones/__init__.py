@@ -32,3 +32,4 @@ from .preprocess import *  # noqa: F401, F403
 from .features import *  # noqa: F401, F403
 from .efficientnet_lite0 import *  # noqa: F401, F403
 from .hf_vit import *  # noqa: F401, F403
+from .pyramids import *  # noqa: F401, F403

@@ -83,7 +83,7 @@ class BackboneFamily:
       it the whole model is one group);
     - ``pretrained_cfg`` with ``first_conv`` and ``classifier`` (loading:
       stem adaptation to ``in_chans``, classifier keys dropped);
-    - for the detection pyramid of this base (`~astrofmtools.detect.CNNFeaturePyramid`):
+    - for the detection pyramid of this base (`~astrofmtools.backbones.CNNFeaturePyramid`):
       ``feature_info`` (a stage at each of the strides 4, 8, 16, 32),
       ``forward_intermediates(x, indices=..., intermediates_only=True)``
       and ``prune_intermediate_layers``.
@@ -96,7 +96,7 @@ class BackboneFamily:
     ``patch_embed`` (``patch_size``, ``grid_size``,
     ``dynamic_feat_size``); ``embed_dim``; ``dynamic_img_size``; and
     ``forward_intermediates(..., output_fmt="NCHW")``
-    (`~astrofmtools.detect.SimpleFeaturePyramid`).
+    (`~astrofmtools.backbones.SimpleFeaturePyramid`).
 
     Attributes
     ----------
@@ -228,7 +228,7 @@ class BackboneFamily:
         """
         The feature pyramid (strides 4-32) a Faster R-CNN runs on.
 
-        Base: `~astrofmtools.detect.CNNFeaturePyramid` over the stages of
+        Base: `~astrofmtools.backbones.CNNFeaturePyramid` over the stages of
         ``feature_info``.
         """
         from .pyramids import CNNFeaturePyramid
@@ -239,7 +239,7 @@ class BackboneFamily:
         Median box side (model pixels) that a detector's ``zoom='auto'`` aims for.
 
         Base: 16, four times the stride (4) of the finest pyramid level
-        (`~astrofmtools.backbones.pyramids.PYRAMID_STRIDES`).
+        (`~astrofmtools.backbones.PYRAMID_STRIDES`).
         """
         from .pyramids import PYRAMID_STRIDES
         return 4.0 * PYRAMID_STRIDES[0]
@@ -300,7 +300,7 @@ class ViTFamily(BackboneFamily):
                                                       "dynamic_img_size": True})
 
     def detection_pyramid(self, backbone, out_channels):
-        """`~astrofmtools.detect.SimpleFeaturePyramid` (ViTDet) from the last block's tokens."""
+        """`~astrofmtools.backbones.SimpleFeaturePyramid` (ViTDet) from the last block's tokens."""
         from .pyramids import SimpleFeaturePyramid
         return SimpleFeaturePyramid(backbone, out_channels)
 
