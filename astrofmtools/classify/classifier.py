@@ -1,11 +1,7 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """The `Classifier` estimator: a backbone, a head and an adaptation strategy."""
 
-import time
-from pathlib import Path
-
 import numpy as np
-from astropy.table import QTable
 
 from ..exceptions import InputError
 from ..utils import json_value
@@ -107,6 +103,22 @@ class Classifier:
         ``frozen``: cache the features on disk
         (`~astrofmtools.backbones.extract_features`), so that heads and
         label fractions on the same data reuse them.
+    temperature_scaling : bool, optional
+        Fit a temperature on the validation split after training, so that
+        the probabilities are calibrated (`~astrofmtools.trust.fit_temperature`;
+        heads fitted in closed form, ``knn`` and ``logistic``, keep 1).
+    calibration_fraction : float, optional
+        Hold out this fraction of each class (never trained on) to calibrate
+        conformal prediction sets (`calibrate`, ``predict(conformal=...)``).
+    conformal_method : {'aps', 'lac', 'raps'}, optional
+        Nonconformity score of the conformal sets.
+    mondrian : bool, optional
+        Class-conditional conformal calibration (coverage for every class).
+    ood : {None, 'knn', 'mahalanobis'}, optional
+        Fit an out-of-distribution detector on the training features
+        (`~astrofmtools.trust.KNNDistance`, `~astrofmtools.trust.MahalanobisDistance`);
+        ``predict`` then adds ``ood_score`` and ``ood_flag`` (above the 95th
+        percentile of held-out scores).
     **options
         Any `~astrofmtools.adapt.TrainSettings` field (``epochs=5``,
         ``lr=3e-4``), an option of the strategy (``n_blocks=1``) or of the
@@ -170,7 +182,9 @@ class Classifier:
                  weights=None, preprocess=None, pooling=None, settings=None,
                  label_fraction=1.0, val_fraction=0.15, augment=True, tta=True,
                  class_weight="balanced", seed=0, device=None, checkpoint_dir=None,
-                 cache=True, probe_init=True, **options):
+                 cache=True, probe_init=True, temperature_scaling=True,
+                 calibration_fraction=0.0, conformal_method="aps", mondrian=False, ood=None,
+                 **options):
         from .config import resolve_options
         self.strategy_, self.settings, self.head_options = resolve_options(
             strategy, head, settings, options)
@@ -183,6 +197,19 @@ class Classifier:
             raise InputError(f"label_fraction must be in (0, 1]; got {label_fraction}.")
         if not 0 <= float(val_fraction) < 1:
             raise InputError(f"val_fraction must be in [0, 1); got {val_fraction}.")
+        from ..trust import CONFORMAL_METHODS, OOD_METHODS
+        if not 0 <= float(calibration_fraction) < 1:
+            raise InputError(f"calibration_fraction must be in [0, 1); got "
+                             f"{calibration_fraction}.")
+        if conformal_method not in CONFORMAL_METHODS:
+            raise InputError(f"Unknown conformal_method {conformal_method!r}; choose one of "
+                             f"{', '.join(CONFORMAL_METHODS)}.")
+        if ood is not None and ood not in OOD_METHODS:
+            raise InputError(f"Unknown ood method {ood!r}; choose one of "
+                             f"{', '.join(OOD_METHODS)} or None.")
+        self.temperature_scaling = bool(temperature_scaling)
+        self.calibration_fraction = float(calibration_fraction)
+        self.conformal_method, self.mondrian, self.ood = conformal_method, bool(mondrian), ood
         self.backbone = backbone
         self.weights = None if weights is None else str(weights)
         self.preprocess = preprocess
@@ -213,7 +240,10 @@ class Classifier:
             "label_fraction": self.label_fraction, "val_fraction": self.val_fraction,
             "augment": augment, "tta": self.tta, "class_weight": self.class_weight,
             "seed": self.seed, "cache": self.cache, "probe_init": self.probe_init,
-            **self.settings.to_dict(), **strategy, **self.head_options,
+            "temperature_scaling": self.temperature_scaling,
+            "calibration_fraction": self.calibration_fraction,
+            "conformal_method": self.conformal_method, "mondrian": self.mondrian,
+            "ood": self.ood, **self.settings.to_dict(), **strategy, **self.head_options,
         })
 
     def __repr__(self):
@@ -256,69 +286,8 @@ class Classifier:
         -------
         self : `Classifier`
         """
-        import torch
-        from .config import in_chans, load_backbone_for, make_preprocess
-        from .fitting import fit_end_to_end, fit_frozen, history_table
-        from .predicting import features_of
-        from .train import label_fraction_indices, train_val_split
-
-        t_start = time.perf_counter()
-        inputs, table = _as_inputs(cutouts)
-        y_all = _as_labels(labels, table, len(table))
-        classes = np.unique(y_all)
-        if len(classes) < 2:
-            raise InputError(f"Training needs at least two classes; the labels hold only "
-                             f"{classes.tolist()}.")
-        keep = label_fraction_indices(y_all, self.label_fraction, seed=self.seed)
-        y_index = np.searchsorted(classes, y_all)
-        val_inputs = None
-        if validation is not None:
-            try:
-                val_cutouts, val_labels = validation
-            except (TypeError, ValueError):
-                raise InputError("validation must be a (cutouts, labels) pair.") from None
-            val_inputs, val_table = _as_inputs(val_cutouts, "validation cutouts")
-            y_val_raw = _as_labels(val_labels, val_table, len(val_table))
-            unknown = np.setdiff1d(y_val_raw, classes)
-            if len(unknown):
-                raise InputError(f"Validation labels {unknown.tolist()} are not among the "
-                                 f"training classes {classes.tolist()}.")
-            train_sel, val_sel = keep, None
-            y_val = np.searchsorted(classes, y_val_raw)
-        else:
-            train_idx, val_idx = train_val_split(y_index[keep], self.val_fraction,
-                                                 seed=self.seed)
-            train_sel, val_sel = keep[train_idx], keep[val_idx]
-            y_val = y_index[val_sel]
-        y_train = y_index[train_sel]
-        self.classes_ = classes
-        self.n_train_, self.n_val_ = int(len(y_train)), int(len(y_val))
-
-        torch.manual_seed(self.seed)
-        self.backbone_ = load_backbone_for(self, in_chans(self, inputs))
-        self.preprocess_ = make_preprocess(self, self.backbone_)
-        pre = self.preprocess_
-        if pre.zoom == "auto":  # fixed on the training set, so that predictions use the same
-            self.preprocess_ = pre.replace(zoom=pre.resolve_zoom(inputs))
-        if not self.strategy_.trains_backbone:
-            # features of every given cutout (cached): sweeps over label fractions and
-            # heads on the same data reuse them
-            features = features_of(self, inputs)
-            x_train = features[train_sel]
-            if val_inputs is not None:
-                x_val = features_of(self, val_inputs)
-            else:
-                x_val = features[val_sel] if len(val_sel) else None
-            history = fit_frozen(self, x_train, y_train, x_val, y_val)
-        else:
-            if val_inputs is None and len(val_sel):
-                val_inputs = inputs[np.asarray(val_sel)]
-            history = fit_end_to_end(self, inputs[np.asarray(train_sel)], y_train, val_inputs,
-                                     y_val)
-        self.history_ = history_table(history)
-        self.fit_seconds_ = time.perf_counter() - t_start
-        self._fitted = True
-        return self
+        from .fitting import fit_classifier
+        return fit_classifier(self, cutouts, labels, validation)
 
     # ------------------------------------------------------------------ predict
     def _check_fitted(self):
@@ -352,7 +321,7 @@ class Classifier:
         from .predicting import predict_probabilities
         return predict_probabilities(self, inputs, batch_size)
 
-    def predict(self, cutouts, batch_size=64):
+    def predict(self, cutouts, batch_size=64, conformal=None, mc_dropout=0):
         """
         Classify cutouts.
 
@@ -362,6 +331,14 @@ class Classifier:
             As for `fit`.
         batch_size : int, optional
             Images per forward pass.
+        conformal : float, optional
+            Add conformal prediction sets of miscoverage ``conformal`` (0.1:
+            the set holds the true class for at least 90 % of cutouts like
+            the calibration ones); needs a calibrated classifier
+            (``calibration_fraction`` or `calibrate`).
+        mc_dropout : int, optional
+            Add the uncertainty of this many stochastic passes with dropout
+            on (a head or backbone with dropout, e.g. ``head='mlp'``).
 
         Returns
         -------
@@ -372,7 +349,14 @@ class Classifier:
             - ``label``: the most probable class;
             - ``probability``: its probability;
             - ``p_<class>``: the probability of each class (one column per
-              class, in the order of ``classes_``).
+              class, in the order of ``classes_``), with the temperature
+              fitted on the validation split (``temperature_``);
+            - with ``conformal``: ``prediction_set`` (comma-separated
+              classes) and ``set_size``;
+            - with ``mc_dropout``: ``entropy``, ``mutual_info`` and
+              ``std_<class>`` (`~astrofmtools.trust.uncertainty_columns`);
+            - with an out-of-distribution detector (``ood``): ``ood_score``
+              and ``ood_flag`` (`~astrofmtools.trust.ood_columns`).
 
             An input column with one of these names is kept as
             ``<name>_input``. ``meta`` holds `~astrofmtools.utils.provenance`
@@ -382,35 +366,45 @@ class Classifier:
             `~astrofmtools.catalog.write_regions` colours the regions of
             this table by ``label``.
         """
-        from ..utils import provenance
+        from .predicting import prediction_table
+        from .trust import trust_columns
         self._check_fitted()
         inputs, table = _as_inputs(cutouts)
         proba = self._predict_inputs(inputs, batch_size)
-        table = QTable(table, copy=True)
-        new = ["label", "probability"] + [f"p_{c}" for c in self.classes_]
-        renamed = {}
-        for name in new:
-            if name in table.colnames:
-                table.rename_column(name, f"{name}_input")
-                renamed[name] = f"{name}_input"
-        best = proba.argmax(axis=1)
-        table["label"] = self.classes_[best]
-        table["label"].description = "predicted class (the most probable)"
-        table["probability"] = proba[np.arange(len(best)), best]
-        table["probability"].description = "probability of the predicted class"
-        for j, c in enumerate(self.classes_):
-            table[f"p_{c}"] = proba[:, j]
-            table[f"p_{c}"].description = f"probability of class {c}"
-        meta = provenance(stage="classify", backbone=self.spec_.name,
-                          weights=self.backbone_.weights, preprocess=self.preprocess_.to_dict(),
-                          strategy=self.strategy, head=self.head,
-                          classes=json_value(self.classes_.tolist()), tta=self.tta,
-                          pooling=self.pooling or self.backbone_.pooling,
-                          packages=ML_PACKAGES)
-        if renamed:
-            meta["renamed_columns"] = renamed
-        table.meta.update(meta)
-        return table
+        table = prediction_table(self, table, proba)
+        return trust_columns(self, table, inputs, proba, conformal=conformal,
+                             mc_dropout=mc_dropout)
+
+    def calibrate(self, cutouts, labels, method=None, mondrian=None):
+        """
+        Calibrate conformal prediction sets on held-out labelled cutouts.
+
+        The cutouts must not have been used for training (nor for early
+        stopping); ``predict(..., conformal=alpha)`` then gives sets that
+        hold the true class with probability at least ``1 - alpha``.
+
+        Parameters
+        ----------
+        cutouts : `~astrofmtools.cutouts.CutoutStack`, list of them, or array
+        labels : str or array-like
+            As for `fit`; every label must be one of ``classes_``.
+        method : {'aps', 'lac', 'raps'}, optional
+            Nonconformity score (default: ``conformal_method``).
+        mondrian : bool, optional
+            Class-conditional (Mondrian) calibration: the coverage holds for
+            every class (default: ``mondrian``).
+
+        Returns
+        -------
+        self : `Classifier`
+        """
+        from .trust import calibrate
+        self._check_fitted()
+        inputs, table = _as_inputs(cutouts, "calibration cutouts")
+        labels = _as_labels(labels, table, len(table))
+        calibrate(self, inputs, labels, method or self.conformal_method,
+                  self.mondrian if mondrian is None else mondrian)
+        return self
 
     def score(self, cutouts, labels):
         """

@@ -7,6 +7,7 @@ the backbone and head together under its strategy, in the shared training loop.
 import numpy as np
 from astropy.table import Table
 
+from ..exceptions import InputError
 from ..utils import json_value
 from .inputs import _hash_array
 
@@ -208,3 +209,79 @@ def history_table(history):
         **{n: np.array([np.nan if r[n] is None else r[n] for r in history], dtype=float)
            for n in names[2:]},
     }, names=names)
+
+
+def fit_classifier(clf, cutouts, labels, validation=None):
+    """`Classifier.fit`: split the labelled cutouts (label fraction, calibration, validation),
+    load the backbone, train under the strategy, then fit the trust statistics."""
+    import time
+    import torch
+    from .config import in_chans, load_backbone_for, make_preprocess
+    from .inputs import _as_inputs, _as_labels
+    from .predicting import features_of
+    from .trust import fit_trust, split_calibration
+    from .train import label_fraction_indices, train_val_split
+
+    t_start = time.perf_counter()
+    inputs, table = _as_inputs(cutouts)
+    y_all = _as_labels(labels, table, len(table))
+    classes = np.unique(y_all)
+    if len(classes) < 2:
+        raise InputError(f"Training needs at least two classes; the labels hold only "
+                         f"{classes.tolist()}.")
+    keep = label_fraction_indices(y_all, clf.label_fraction, seed=clf.seed)
+    y_index = np.searchsorted(classes, y_all)
+    keep, cal_sel = split_calibration(y_index, keep, clf.calibration_fraction, clf.seed)
+    val_inputs = None
+    if validation is not None:
+        try:
+            val_cutouts, val_labels = validation
+        except (TypeError, ValueError):
+            raise InputError("validation must be a (cutouts, labels) pair.") from None
+        val_inputs, val_table = _as_inputs(val_cutouts, "validation cutouts")
+        y_val_raw = _as_labels(val_labels, val_table, len(val_table))
+        unknown = np.setdiff1d(y_val_raw, classes)
+        if len(unknown):
+            raise InputError(f"Validation labels {unknown.tolist()} are not among the "
+                             f"training classes {classes.tolist()}.")
+        train_sel, val_sel = keep, None
+        y_val = np.searchsorted(classes, y_val_raw)
+    else:
+        train_idx, val_idx = train_val_split(y_index[keep], clf.val_fraction,
+                                             seed=clf.seed)
+        train_sel, val_sel = keep[train_idx], keep[val_idx]
+        y_val = y_index[val_sel]
+    y_train = y_index[train_sel]
+    clf.classes_ = classes
+    clf.n_train_, clf.n_val_ = int(len(y_train)), int(len(y_val))
+
+    torch.manual_seed(clf.seed)
+    clf.backbone_ = load_backbone_for(clf, in_chans(clf, inputs))
+    clf.preprocess_ = make_preprocess(clf, clf.backbone_)
+    pre = clf.preprocess_
+    if pre.zoom == "auto":  # fixed on the training set, so that predictions use the same
+        clf.preprocess_ = pre.replace(zoom=pre.resolve_zoom(inputs))
+    if not clf.strategy_.trains_backbone:
+        # features of every given cutout (cached): sweeps over label fractions and
+        # heads on the same data reuse them
+        features = features_of(clf, inputs)
+        x_train = features[train_sel]
+        if val_inputs is not None:
+            x_val = features_of(clf, val_inputs)
+        else:
+            x_val = features[val_sel] if len(val_sel) else None
+        history = fit_frozen(clf, x_train, y_train, x_val, y_val)
+    else:
+        features = x_val = None
+        if val_inputs is None and len(val_sel):
+            val_inputs = inputs[np.asarray(val_sel)]
+        history = fit_end_to_end(clf, inputs[np.asarray(train_sel)], y_train, val_inputs,
+                                 y_val)
+    clf._fitted = True
+    fit_trust(clf, inputs, features, train_sel, val_inputs, x_val, y_train, y_val,
+              cal_sel, y_index[cal_sel])
+    clf.n_calibration_ = int(len(cal_sel))
+    clf.history_ = history_table(history)
+    clf.fit_seconds_ = time.perf_counter() - t_start
+    clf._fitted = True
+    return clf

@@ -22,22 +22,25 @@ def images_of(clf, inputs):
 
 
 def predict_probabilities(clf, inputs, batch_size=64):
-    """``(N, K)`` class probabilities of parsed inputs (with test-time augmentation)."""
+    """``(N, K)`` class probabilities of parsed inputs (with test-time augmentation and the
+    classifier's temperature)."""
     import torch
     from ..adapt.loop import autocast
     from .augment import tta_mean
     device = clf._device()
+    temperature = float(getattr(clf, "temperature_", 1.0))
     if clf.model_ is None:  # the backbone never changed: features, then the head
         feats = torch.from_numpy(features_of(clf, inputs))
         out = []
         with torch.inference_mode():
             for i in range(0, len(feats), 4096):
-                out.append(clf.head_(feats[i:i + 4096].to(device)).float().softmax(1).cpu())
+                logits = clf.head_(feats[i:i + 4096].to(device)).float()
+                out.append((logits / temperature).softmax(1).cpu())
         return torch.cat(out).double().numpy()
     model = clf.model_.eval()
 
     def probs(x):
-        return model(x).float().softmax(1)
+        return (model(x).float() / temperature).softmax(1)
 
     batch_size = int(batch_size)
     chunk = max(batch_size, 1024)  # preprocess a chunk at a time: bounded memory
@@ -49,3 +52,36 @@ def predict_probabilities(clf, inputs, batch_size=64):
                 xb = images[i:i + batch_size].to(device)
                 out.append(tta_mean(probs, xb, clf.tta).float().cpu())
     return torch.cat(out).double().numpy()
+
+
+def prediction_table(clf, table, proba):
+    """The input table with ``label``, ``probability`` and ``p_<class>`` added (inputs of
+    the same names kept as ``<name>_input``) and the provenance in ``meta``."""
+    from astropy.table import QTable
+    from ..utils import json_value, provenance
+    from .classifier import ML_PACKAGES
+    table = QTable(table, copy=True)
+    new = ["label", "probability"] + [f"p_{c}" for c in clf.classes_]
+    renamed = {}
+    for name in new:
+        if name in table.colnames:
+            table.rename_column(name, f"{name}_input")
+            renamed[name] = f"{name}_input"
+    best = proba.argmax(axis=1)
+    table["label"] = clf.classes_[best]
+    table["label"].description = "predicted class (the most probable)"
+    table["probability"] = proba[np.arange(len(best)), best]
+    table["probability"].description = "probability of the predicted class"
+    for j, c in enumerate(clf.classes_):
+        table[f"p_{c}"] = proba[:, j]
+        table[f"p_{c}"].description = f"probability of class {c}"
+    meta = provenance(stage="classify", backbone=clf.spec_.name,
+                      weights=clf.backbone_.weights, preprocess=clf.preprocess_.to_dict(),
+                      strategy=clf.strategy, head=clf.head,
+                      classes=json_value(clf.classes_.tolist()), tta=clf.tta,
+                      pooling=clf.pooling or clf.backbone_.pooling, packages=ML_PACKAGES)
+    meta["temperature"] = float(getattr(clf, "temperature_", 1.0))
+    if renamed:
+        meta["renamed_columns"] = renamed
+    table.meta.update(meta)
+    return table

@@ -11,9 +11,10 @@ from ..utils import json_value
 __all__ = []
 
 FORMAT = "astrofmtools.Classifier"
-#: 2: strategy options (LoRA targets included) and the training settings in ``params``;
-#: 1 (read too): LoRA targets in ``lora_targets``.
-FORMAT_VERSION = 2
+#: 3: the temperature, conformal calibration and out-of-distribution detector (``ood.*``
+#: tensors); 2 (read too): strategy options (LoRA targets included) and the training
+#: settings in ``params``; 1 (read too): LoRA targets in ``lora_targets``.
+FORMAT_VERSION = 3
 CONFIG = "config.json"
 WEIGHTS = "weights.safetensors"
 
@@ -27,7 +28,7 @@ def _check_keys(expected, got, what):
                          f"{unexpected[:5]}{'...' if len(unexpected) > 5 else ''}.")
 
 
-def _config(clf, include_backbone):
+def _config(clf, include_backbone, ood=None):
     from ..utils import provenance
     from .classifier import ML_PACKAGES
     return json_value({
@@ -43,6 +44,10 @@ def _config(clf, include_backbone):
         "n_parameters": int(clf.n_parameters_), "n_trainable": int(clf.n_trainable_),
         "n_train": clf.n_train_, "n_val": clf.n_val_,
         "C": getattr(clf, "C_", None),
+        "temperature": float(getattr(clf, "temperature_", 1.0)),
+        "conformal": getattr(clf, "conformal_", None),
+        "n_calibration": int(getattr(clf, "n_calibration_", 0)),
+        "ood": ood,
         "history": clf.history_,
         "provenance": provenance(stage="classify-train", packages=ML_PACKAGES),
     })
@@ -63,7 +68,12 @@ def save_classifier(clf, path, overwrite=False, include_backbone=None):
     tensors = {f"head.{k}": v for k, v in clf.head_.state_dict().items()}
     state = backbone.state_dict() if include_backbone else strategy.saved_state(backbone)
     tensors.update({f"backbone.{k}": v for k, v in state.items()})
-    write_saved_model(path, tensors, _config(clf, include_backbone), overwrite=overwrite,
+    ood = None
+    if getattr(clf, "ood_", None) is not None:
+        from .trust import ood_state
+        ood_tensors, ood = ood_state(clf)
+        tensors.update(ood_tensors)
+    write_saved_model(path, tensors, _config(clf, include_backbone, ood), overwrite=overwrite,
                       config_name=CONFIG, weights_name=WEIGHTS)
 
 
@@ -97,8 +107,9 @@ def load_classifier(cls, path, device=None):
     tensors = load_file(str(path / WEIGHTS), device="cpu")
     head_tensors = {k[5:]: v for k, v in tensors.items() if k.startswith("head.")}
     bb_tensors = {k[9:]: v for k, v in tensors.items() if k.startswith("backbone.")}
+    ood_tensors = {k: v for k, v in tensors.items() if k.startswith("ood.")}
     others = set(tensors) - {f"head.{k}" for k in head_tensors} - {
-        f"backbone.{k}" for k in bb_tensors}
+        f"backbone.{k}" for k in bb_tensors} - set(ood_tensors)
     if others:
         raise InputError(f"Unexpected tensors in {str(path / WEIGHTS)!r}: "
                          f"{sorted(others)[:5]}.")
@@ -132,6 +143,16 @@ def load_classifier(cls, path, device=None):
         clf.model_.configure(warmup=False)
     if config.get("C") is not None:
         clf.C_ = config["C"]
+    clf.temperature_ = float(config.get("temperature", 1.0))
+    clf.conformal_ = config.get("conformal")
+    clf.n_calibration_ = int(config.get("n_calibration", 0))
+    clf.ood_ = clf.ood_threshold_ = None
+    if config.get("ood"):
+        from .trust import restore_ood
+        restore_ood(clf, config["ood"], ood_tensors)
+    elif ood_tensors:
+        raise InputError(f"{str(path / WEIGHTS)!r} holds out-of-distribution tensors that "
+                         f"{CONFIG} does not declare.")
     clf.n_parameters_ = config["n_parameters"]
     clf.n_trainable_ = config["n_trainable"]
     clf.n_train_, clf.n_val_ = config["n_train"], config["n_val"]

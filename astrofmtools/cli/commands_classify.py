@@ -33,6 +33,18 @@ def add_parsers(add):
     p.add_argument("--lr", type=float, default=None, help="learning rate")
     p.add_argument("--label-fraction", type=float, default=1.0,
                    help="use this fraction of the labels (per class, seeded)")
+    p.add_argument("--calibration-fraction", type=float, default=0.0,
+                   help="hold out this fraction of each class (never trained on) to calibrate "
+                        "conformal prediction sets for 'astrofm classify --conformal' "
+                        "(default: 0, none)")
+    p.add_argument("--conformal-method", default="aps", choices=["aps", "lac", "raps"],
+                   help="nonconformity score of the conformal sets (default: aps)")
+    p.add_argument("--mondrian", action="store_true",
+                   help="class-conditional conformal calibration: the coverage holds for "
+                        "every class")
+    p.add_argument("--ood", default=None, choices=["knn", "mahalanobis"],
+                   help="fit an out-of-distribution detector on the training features; "
+                        "'astrofm classify' then adds ood_score and ood_flag")
     add_common(p, "model folder (config + safetensors weights)", model=True, weights=True,
                device=True, batch_size=True, seed=True)
 
@@ -40,6 +52,13 @@ def add_parsers(add):
     p.add_argument("cutouts", help="cutout stack written by 'astrofm cutouts'")
     p.add_argument("--regions", default=None,
                    help="also write regions coloured by class (.reg or .crtf)")
+    p.add_argument("--conformal", type=float, default=None, metavar="ALPHA",
+                   help="add conformal prediction sets that hold the true class with "
+                        "probability >= 1 - ALPHA (e.g. 0.1; the model must have been trained "
+                        "with --calibration-fraction)")
+    p.add_argument("--mc-dropout", type=int, default=0, metavar="N",
+                   help="add the entropy and mutual information of N passes with dropout on "
+                        "(models with an mlp head)")
     add_common(p, "predictions table (.ecsv, .fits or .vot)",
                model={"default": None, "required": True,
                       "help": "model folder written by 'astrofm train'"},
@@ -80,7 +99,9 @@ def cmd_train(args):
     # every setting is checked (the registries, the schedule) before the data is read
     clf = Classifier(args.model, head=args.head, strategy=args.strategy, weights=args.weights,
                      label_fraction=args.label_fraction, seed=args.seed, device=args.device,
-                     **key_values(args.strategy_option, "--strategy-option"),
+                     calibration_fraction=args.calibration_fraction,
+                     conformal_method=args.conformal_method, mondrian=args.mondrian,
+                     ood=args.ood, **key_values(args.strategy_option, "--strategy-option"),
                      **given(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size))
     stack = read_stack(args.cutouts)
     labels = _labels_for(stack, args)
@@ -99,12 +120,23 @@ def cmd_classify(args):
 
     check_outputs(args, "regions")
     clf = Classifier.load(args.model, device=args.device)
+    if args.conformal is not None and getattr(clf, "conformal_", None) is None:
+        raise InputError(f"The model {args.model} has no conformal calibration: train it with "
+                         "--calibration-fraction (e.g. 0.2) to use --conformal.")
     stack = read_stack(args.cutouts)
-    table = clf.predict(stack, **given(batch_size=args.batch_size))
+    table = clf.predict(stack, conformal=args.conformal, mc_dropout=args.mc_dropout,
+                        **given(batch_size=args.batch_size))
     write_table(table, args.output, overwrite=args.overwrite)
     counts = dict(zip(*np.unique(np.asarray(table["label"]).astype(str), return_counts=True)))
     log.info("%d cutouts classified (%s); written to %s", len(table),
              ", ".join(f"{k}: {v}" for k, v in counts.items()), args.output)
+    if "set_size" in table.colnames:
+        log.info("conformal sets (coverage >= %g): mean size %.2f, %d of one class",
+                 1 - args.conformal, float(np.mean(table["set_size"])),
+                 int(np.sum(np.asarray(table["set_size"]) == 1)))
+    if "ood_flag" in table.colnames:
+        log.info("%d cutouts flagged as unlike the training set (ood_flag)",
+                 int(np.sum(table["ood_flag"])))
     if args.regions is not None:
         write_regions(table, args.regions, wcs=stack.image_wcs, overwrite=args.overwrite)
         log.info("regions written to %s", args.regions)

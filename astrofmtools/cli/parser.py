@@ -5,7 +5,7 @@ import argparse
 
 from .. import __version__
 from . import (commands_catalog, commands_classify, commands_detect, commands_embed,
-               commands_image)
+               commands_image, commands_morphology)
 
 __all__ = ["EPILOG", "build_parser"]
 
@@ -45,7 +45,7 @@ EPILOG = {
 
 #: The modules that declare the subcommands, in the order ``astrofm --help`` lists them.
 _MODULES = (commands_image, commands_embed, commands_classify, commands_detect,
-            commands_catalog)
+            commands_catalog, commands_morphology)
 
 
 def build_parser():

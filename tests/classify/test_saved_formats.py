@@ -40,10 +40,10 @@ def test_format_1_classifiers_load_and_predict_alike(name, tmp_path):
     expected = np.array(json.loads((V1 / "expected.json").read_text())[name])
     assert np.allclose(clf.predict_proba(images), expected, atol=1e-5)
     assert clf.strategy == config["params"]["strategy"]
-    # saved again, it is format 2 and still predicts the same
+    # saved again, it is the current format and still predicts the same
     clf.save(tmp_path / "again")
     again = json.loads((tmp_path / "again" / "config.json").read_text())
-    assert again["format_version"] == 2
+    assert again["format_version"] == 3
     assert np.allclose(Classifier.load(tmp_path / "again", device="cpu").predict_proba(images),
                        expected, atol=1e-5)
 
