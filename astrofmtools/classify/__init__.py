@@ -24,3 +24,4 @@ from .heads import *  # noqa: F401, F403
 from .train import *  # noqa: F401, F403
 from .model import *  # noqa: F401, F403
 from .classifier import *  # noqa: F401, F403
+from .ensemble import *  # noqa: F401, F403

@@ -119,6 +119,11 @@ class Classifier:
         (`~astrofmtools.trust.KNNDistance`, `~astrofmtools.trust.MahalanobisDistance`);
         ``predict`` then adds ``ood_score`` and ``ood_flag`` (above the 95th
         percentile of held-out scores).
+    extra_columns : list of str, optional
+        Late fusion (``frozen`` only): columns of the cutouts' table
+        (morphometrics from `~astrofmtools.morphology.measure_morphology`,
+        photometry, redshift) appended to the features before the head, which
+        standardises them; missing values take the training median.
     **options
         Any `~astrofmtools.adapt.TrainSettings` field (``epochs=5``,
         ``lr=3e-4``), an option of the strategy (``n_blocks=1``) or of the
@@ -184,7 +189,7 @@ class Classifier:
                  class_weight="balanced", seed=0, device=None, checkpoint_dir=None,
                  cache=True, probe_init=True, temperature_scaling=True,
                  calibration_fraction=0.0, conformal_method="aps", mondrian=False, ood=None,
-                 **options):
+                 extra_columns=None, **options):
         from .config import resolve_options
         self.strategy_, self.settings, self.head_options = resolve_options(
             strategy, head, settings, options)
@@ -210,6 +215,12 @@ class Classifier:
         self.temperature_scaling = bool(temperature_scaling)
         self.calibration_fraction = float(calibration_fraction)
         self.conformal_method, self.mondrian, self.ood = conformal_method, bool(mondrian), ood
+        if isinstance(extra_columns, str):
+            extra_columns = [c.strip() for c in extra_columns.split(",") if c.strip()]
+        self.extra_columns = list(extra_columns) if extra_columns else None
+        if self.extra_columns and self.strategy_.trains_backbone:
+            raise InputError("extra_columns (late fusion) work with a backbone that does not "
+                             f"change (strategy='frozen'), not {self.strategy!r}.")
         self.backbone = backbone
         self.weights = None if weights is None else str(weights)
         self.preprocess = preprocess
@@ -243,7 +254,8 @@ class Classifier:
             "temperature_scaling": self.temperature_scaling,
             "calibration_fraction": self.calibration_fraction,
             "conformal_method": self.conformal_method, "mondrian": self.mondrian,
-            "ood": self.ood, **self.settings.to_dict(), **strategy, **self.head_options,
+            "ood": self.ood, "extra_columns": self.extra_columns,
+            **self.settings.to_dict(), **strategy, **self.head_options,
         })
 
     def __repr__(self):

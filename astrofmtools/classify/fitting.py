@@ -262,6 +262,9 @@ def fit_classifier(clf, cutouts, labels, validation=None):
     if pre.zoom == "auto":  # fixed on the training set, so that predictions use the same
         clf.preprocess_ = pre.replace(zoom=pre.resolve_zoom(inputs))
     if not clf.strategy_.trains_backbone:
+        if clf.extra_columns:
+            from .fusion import fit_extra
+            fit_extra(clf, inputs, train_sel)
         # features of every given cutout (cached): sweeps over label fractions and
         # heads on the same data reuse them
         features = features_of(clf, inputs)

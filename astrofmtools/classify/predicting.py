@@ -7,11 +7,14 @@ __all__ = []
 
 
 def features_of(clf, inputs):
-    """Pooled features of parsed inputs through the classifier's backbone (cached)."""
+    """Pooled features of parsed inputs through the classifier's backbone (cached), with
+    the extra table columns of late fusion appended."""
     from ..backbones import extract_features
-    return extract_features(clf.backbone_, inputs, pooling=clf.pooling, batch_size=64,
-                            device=clf._device(), preprocess=clf.preprocess_, cache=clf.cache,
-                            tta=clf.tta)
+    from .fusion import fuse
+    features = extract_features(clf.backbone_, inputs, pooling=clf.pooling, batch_size=64,
+                                device=clf._device(), preprocess=clf.preprocess_,
+                                cache=clf.cache, tta=clf.tta)
+    return fuse(clf, features, inputs)
 
 
 def images_of(clf, inputs):

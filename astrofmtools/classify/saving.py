@@ -45,6 +45,7 @@ def _config(clf, include_backbone, ood=None):
         "n_train": clf.n_train_, "n_val": clf.n_val_,
         "C": getattr(clf, "C_", None),
         "temperature": float(getattr(clf, "temperature_", 1.0)),
+        "extra_medians": getattr(clf, "extra_medians_", None),
         "conformal": getattr(clf, "conformal_", None),
         "n_calibration": int(getattr(clf, "n_calibration_", 0)),
         "ood": ood,
@@ -144,6 +145,7 @@ def load_classifier(cls, path, device=None):
     if config.get("C") is not None:
         clf.C_ = config["C"]
     clf.temperature_ = float(config.get("temperature", 1.0))
+    clf.extra_medians_ = config.get("extra_medians")
     clf.conformal_ = config.get("conformal")
     clf.n_calibration_ = int(config.get("n_calibration", 0))
     clf.ood_ = clf.ood_threshold_ = None

@@ -125,3 +125,21 @@ def test_mc_dropout_columns_and_errors(data):
 
 def y_test_labels(data):
     return data[1][1]
+
+
+def test_ensemble_of_seeds_mean_and_disagreement(data, tmp_path):
+    from astrofmtools.classify import Ensemble
+    (x, y), (x_test, _) = data
+    ens = Ensemble.fit_seeds(3, x[:120], y[:120], backbone=TINY, weights="random", tta=False,
+                             device="cpu", cache=False)
+    members = ens.member_probabilities(x_test[:30])
+    assert members.shape == (3, 30, 2)
+    table = ens.predict(x_test[:30])
+    assert np.allclose(np.asarray(table["p_double"]), members.mean(axis=0)[:, 1])
+    assert np.all(np.asarray(table["mutual_info"]) >= 0)
+    assert np.max(table["mutual_info"]) > 1e-3  # random backbones of three seeds disagree
+    ens.save(tmp_path / "ens")
+    again = Ensemble.load(tmp_path / "ens", device="cpu")
+    assert np.allclose(again.predict_proba(x_test[:30]), members.mean(axis=0))
+    with pytest.raises(InputError, match="at least two"):
+        Ensemble(ens.classifiers[:1])
