@@ -55,10 +55,13 @@ def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, model="efficientnet
     everything succeeded.
 
     With ``ml=True`` (the ``ml`` extra), the sources are embedded with
-    ``model`` and classified as compact or extended by a logistic head on
+    ``model`` and classified as compact or extended by a linear head on
     the same features, trained on the fly on labelled synthetic radio
     cutouts (`~astrofmtools.datasets.make_radio_cutouts`; seconds, no
-    download). The feature map is a PCA + UMAP of the synthetic training
+    download); a quarter of those calibrate conformal prediction sets
+    (``prediction_set``, ``set_size``: both classes where the head cannot
+    decide at 90 % coverage), and ``ood_score``/``ood_flag`` mark the
+    sources unlike every synthetic cutout (`~astrofmtools.trust`). The feature map is a PCA + UMAP of the synthetic training
     set coloured by class, with the image's sources placed in it.
 
     Parameters
@@ -178,6 +181,8 @@ def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, model="efficientnet
 
 #: Classes of the head the pipeline trains on synthetic cutouts.
 DEMO_CLASSES = ("compact", "extended")
+#: Miscoverage of the demo's conformal prediction sets.
+DEMO_ALPHA = 0.1
 
 
 def _ml_stages(sources, cutouts, work, timings, model, weights, seed, device, batch_size):
@@ -185,6 +190,7 @@ def _ml_stages(sources, cutouts, work, timings, model, weights, seed, device, ba
     from .backbones import load_backbone
     from .classify import Classifier
     from .datasets import make_radio_cutouts
+    import numpy as np
     from .embed import embed
 
     size = cutouts.cutout_shape[0]
@@ -192,9 +198,13 @@ def _ml_stages(sources, cutouts, work, timings, model, weights, seed, device, ba
     backbone = load_backbone(model, weights=weights, device=device)
     # the central 32 pixels (about 10 FIRST beams) show a source's shape; more is neighbours
     preprocess = backbone.default_preprocess(input_size=96, zoom=max(size / 32, 1.0))
-    train = make_radio_cutouts(n_per_class=60, classes=DEMO_CLASSES, size=size, seed=seed)
-    clf = Classifier(backbone, head="logistic", strategy="frozen", preprocess=preprocess,
-                     seed=seed, device=device, batch_size=batch_size)
+    train = make_radio_cutouts(n_per_class=80, classes=DEMO_CLASSES, size=size, seed=seed)
+    # a quarter of the synthetic cutouts calibrate conformal sets, and the training features
+    # tell which real sources look like none of them: a head trained on a simulation must
+    # say where it is unsure, and where it is out of its depth
+    clf = Classifier(backbone, head="linear", strategy="frozen", preprocess=preprocess,
+                     seed=seed, device=device, batch_size=batch_size,
+                     calibration_fraction=0.25, ood="knn")
     clf.fit(train, train.table["class"])
     train_features = embed(train, model=backbone, preprocess=clf.preprocess_, device=device,
                            batch_size=batch_size)  # read from the cache fit just filled
@@ -203,8 +213,9 @@ def _ml_stages(sources, cutouts, work, timings, model, weights, seed, device, ba
     t = time.perf_counter()
     embedding = embed(cutouts, model=backbone, preprocess=clf.preprocess_, device=device,
                       batch_size=batch_size)
-    predicted = clf.predict(cutouts, batch_size=batch_size)
-    for name in ["label", "probability"] + [f"p_{c}" for c in clf.classes_]:
+    predicted = clf.predict(cutouts, batch_size=batch_size, conformal=DEMO_ALPHA)
+    for name in (["label", "probability"] + [f"p_{c}" for c in clf.classes_]
+                 + ["prediction_set", "set_size", "ood_score", "ood_flag"]):
         sources[name] = predicted[name]
     embedding.table = sources.copy()
     embedding.meta["preprocess"] = clf.preprocess_.to_dict()
@@ -214,8 +225,12 @@ def _ml_stages(sources, cutouts, work, timings, model, weights, seed, device, ba
     t = time.perf_counter()
     _feature_map(train_features, embedding, work / "feature_map.png", seed)
     timings["feature map"] = time.perf_counter() - t
-    notes = [f"  classes: {', '.join(DEMO_CLASSES)} from a logistic head on "
-             f"{backbone.spec.name} features, trained on {len(train)} synthetic cutouts"]
+    notes = [f"  classes: {', '.join(DEMO_CLASSES)} from a linear head on "
+             f"{backbone.spec.name} features, trained on {len(train)} synthetic cutouts",
+             f"  conformal sets (coverage {1 - DEMO_ALPHA:g} on the simulation): "
+             f"{int(np.sum(predicted['set_size'] > 1))} of {len(predicted)} sources hold "
+             f"both classes; {int(np.sum(predicted['ood_flag']))} look unlike every "
+             "synthetic cutout (ood_flag)"]
     return embedding, notes
 
 

@@ -48,12 +48,22 @@ def logits_of(clf, inputs=None, features=None, batch_size=64):
 
 
 def fit_temperature_on(clf, inputs=None, features=None, labels=None):
-    """Fit ``clf.temperature_`` on a validation split (1 when there is none)."""
+    """
+    Fit ``clf.temperature_`` on a validation split.
+
+    It stays 1 without a validation split of two classes, and when the split
+    holds no error: a perfectly classified split is fitted best by an ever
+    smaller temperature (ever sharper probabilities), which would only be
+    over-confidence learnt from too easy a sample.
+    """
     from ..trust import fit_temperature
     clf.temperature_ = 1.0
     if labels is None or len(labels) < 2 or len(np.unique(labels)) < 2:
         return clf.temperature_
-    clf.temperature_ = float(fit_temperature(logits_of(clf, inputs, features), labels))
+    logits = logits_of(clf, inputs, features)
+    if np.all(logits.argmax(axis=1) == labels):
+        return clf.temperature_
+    clf.temperature_ = float(fit_temperature(logits, labels))
     return clf.temperature_
 
 
