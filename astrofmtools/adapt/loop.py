@@ -24,28 +24,7 @@ import numpy as np
 from ..exceptions import InputError
 from ..utils import load_checkpoint, save_checkpoint, settings_fingerprint
 
-__all__ = ["TrainLoop", "SupervisedTask", "macro_f1"]
-
-
-def macro_f1(truth, pred, n_classes):
-    """
-    Macro-averaged F1 of integer labels (classes absent from both count as 0 and are skipped).
-
-    Examples
-    --------
-    >>> from astrofmtools.adapt import macro_f1
-    >>> macro_f1([0, 0, 1, 1], [0, 1, 1, 1], 2)
-    0.7333333333333334
-    """
-    truth, pred = np.asarray(truth), np.asarray(pred)
-    scores = []
-    for k in range(n_classes):
-        tp = np.sum((pred == k) & (truth == k))
-        fp = np.sum((pred == k) & (truth != k))
-        fn = np.sum((pred != k) & (truth == k))
-        if tp + fp + fn:
-            scores.append(2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores)) if scores else math.nan
+__all__ = ["TrainLoop", "SupervisedTask"]
 
 
 def autocast(device):
@@ -77,6 +56,19 @@ class SupervisedTask:
         ``augment(batch, generator) -> batch`` on each training batch.
     loss : callable, optional
         ``loss(logits, y, weight) -> scalar`` (default: cross-entropy).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from astrofmtools.adapt import SupervisedTask
+    >>> model = torch.nn.Linear(2, 2)
+    >>> task = SupervisedTask(model, torch.randn(10, 2), torch.arange(10) % 2, batch_size=4)
+    >>> len(task)  # steps per epoch
+    3
+    >>> batch = next(task.batches(0, torch.Generator().manual_seed(0), "cpu"))
+    >>> loss, n, parts = task.loss(batch)
+    >>> n, loss.ndim
+    (4, 0)
     """
 
     loss_name = "train_loss"
@@ -147,8 +139,11 @@ class SupervisedTask:
         loss = float(self.loss_fn(logits, self.y_val.to(device), weight))
         pred = logits.argmax(1).cpu().numpy()
         truth = self.y_val.cpu().numpy()
+        from sklearn.metrics import f1_score
+        present = np.union1d(truth, pred)  # as evaluate.classification_metrics
         return {"val_loss": loss, "val_accuracy": float((pred == truth).mean()),
-                "val_macro_f1": macro_f1(truth, pred, logits.shape[1])}
+                "val_macro_f1": float(f1_score(truth, pred, labels=present, average="macro",
+                                               zero_division=0))}
 
     def empty_validation(self):
         """The validation columns of an epoch without a validation split."""

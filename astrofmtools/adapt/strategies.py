@@ -38,7 +38,8 @@ from ..utils.registry import Registry
 from .settings import TrainSettings
 
 __all__ = ["Strategy", "Frozen", "Partial", "Finetune", "LoRA", "register_strategy",
-           "get_strategy", "list_strategies", "apply_lora", "count_parameters"]
+           "get_strategy", "list_strategies", "strategy_options", "apply_lora",
+           "count_parameters"]
 
 _REGISTRY = Registry("strategy")
 
@@ -94,6 +95,29 @@ def list_strategies():
     return _REGISTRY.names()
 
 
+def strategy_options(name=None):
+    """
+    The options of a registered strategy (or of all of them) with their defaults.
+
+    Read from the classes: nothing is instantiated.
+
+    Examples
+    --------
+    >>> from astrofmtools.adapt import strategy_options
+    >>> strategy_options("partial")
+    {'n_blocks': 2}
+    >>> "lora_r" in strategy_options()
+    True
+    """
+    if name is not None:
+        return dict(_REGISTRY.lookup(name).options)
+    out = {}
+    for cls in _REGISTRY.values():
+        for key, value in cls.options.items():
+            out.setdefault(key, value)
+    return out
+
+
 def get_strategy(strategy, **options):
     """
     A strategy object from a name, a class or an instance.
@@ -119,7 +143,7 @@ def get_strategy(strategy, **options):
     >>> get_strategy("full")
     Traceback (most recent call last):
     ...
-    astrofmtools.exceptions.InputError: Unknown strategy 'full'; choose one of frozen, partial, finetune, lora, bitfit...
+    astrofmtools.exceptions.InputError: Unknown strategy 'full'; choose one of frozen, partial, ...
     """
     if isinstance(strategy, Strategy):
         if options:
@@ -193,6 +217,18 @@ class Strategy:
         False when the backbone never changes (features can be computed once).
     layer_decay : bool
         Whether the layer-wise learning-rate decay applies to its groups.
+
+    Examples
+    --------
+    Train only the last layer group, at its own learning rate:
+
+    >>> from astrofmtools.adapt import Strategy
+    >>> class LastGroup(Strategy):
+    ...     name = "last_group_doc"
+    ...     def trainable_groups(self, backbone):
+    ...         return [(0, list(list(backbone.layer_groups())[-1].parameters()))]
+    >>> LastGroup().settings(epochs=5).epochs
+    5
     """
 
     name = None
@@ -312,7 +348,15 @@ def _layer_groups(backbone):
 
 @register_strategy
 class Frozen(Strategy):
-    """The backbone never changes; only the head trains (features once)."""
+    """
+    The backbone never changes; only the head trains (features once).
+
+    Examples
+    --------
+    >>> from astrofmtools.adapt import Frozen
+    >>> Frozen().trains_backbone, Frozen().settings().epochs
+    (False, 200)
+    """
 
     name = "frozen"
     defaults = {"epochs": 200, "lr": 1e-3, "batch_size": 64, "patience": 20,
@@ -331,7 +375,24 @@ class Frozen(Strategy):
 
 @register_strategy
 class Partial(Strategy):
-    """The last ``n_blocks`` layer groups train, with layer-wise decay; the rest is fixed."""
+    """
+    The last ``n_blocks`` layer groups train, with layer-wise decay; the rest is fixed.
+
+    Examples
+    --------
+    >>> from astrofmtools.backbones import BackboneSpec, load_backbone
+    >>> spec = BackboneSpec(name="vit_doc", timm_name="vit_tiny_patch16_224", patch_size=8,
+    ...                     input_size=32, feature_dim=32, licence="none",
+    ...                     timm_kwargs={"img_size": 32, "patch_size": 8, "depth": 2,
+    ...                                  "embed_dim": 32, "num_heads": 2})
+    >>> backbone = load_backbone(spec, weights="random")
+    >>> from astrofmtools.adapt import Partial
+    >>> [depth for depth, _ in Partial(n_blocks=1).trainable_groups(backbone)]
+    [0]
+    >>> groups = Partial(n_blocks=2).param_groups(backbone, lr=1e-3, layer_decay=0.5)
+    >>> [g["lr"] for g in groups]
+    [0.001, 0.0005]
+    """
 
     name = "partial"
     options = {"n_blocks": 2}
@@ -361,7 +422,21 @@ class Partial(Strategy):
 
 @register_strategy
 class Finetune(Strategy):
-    """Every parameter trains, after a head warm-up, with layer-wise decay."""
+    """
+    Every parameter trains, after a head warm-up, with layer-wise decay.
+
+    Examples
+    --------
+    >>> from astrofmtools.backbones import BackboneSpec, load_backbone
+    >>> spec = BackboneSpec(name="vit_doc", timm_name="vit_tiny_patch16_224", patch_size=8,
+    ...                     input_size=32, feature_dim=32, licence="none",
+    ...                     timm_kwargs={"img_size": 32, "patch_size": 8, "depth": 2,
+    ...                                  "embed_dim": 32, "num_heads": 2})
+    >>> backbone = load_backbone(spec, weights="random")
+    >>> from astrofmtools.adapt import Finetune
+    >>> Finetune().n_trainable(backbone) == sum(p.numel() for p in backbone.parameters())
+    True
+    """
 
     name = "finetune"
     layer_decay = True
@@ -433,7 +508,23 @@ def apply_lora(backbone, r=8, alpha=16, dropout=0.0, target_modules=None):
 
 @register_strategy
 class LoRA(Strategy):
-    """Low-rank adapters train with the head; base weights and statistics stay fixed."""
+    """
+    Low-rank adapters train with the head; base weights and statistics stay fixed.
+
+    Examples
+    --------
+    >>> from astrofmtools.backbones import BackboneSpec, load_backbone
+    >>> spec = BackboneSpec(name="vit_doc", timm_name="vit_tiny_patch16_224", patch_size=8,
+    ...                     input_size=32, feature_dim=32, licence="none",
+    ...                     timm_kwargs={"img_size": 32, "patch_size": 8, "depth": 2,
+    ...                                  "embed_dim": 32, "num_heads": 2})
+    >>> backbone = load_backbone(spec, weights="random")
+    >>> from astrofmtools.adapt import LoRA
+    >>> lora = LoRA(lora_r=2)
+    >>> lora.prepare(backbone)  # the adapters go in
+    >>> sorted(lora.saved_state(backbone))[0]  # a saved model stores only them
+    'model.blocks.0.attn.proj.lora_A.default.weight'
+    """
 
     name = "lora"
     options = {"lora_r": 8, "lora_alpha": 16.0, "target_modules": None}

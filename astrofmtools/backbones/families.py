@@ -254,7 +254,16 @@ class BackboneFamily:
 
 
 class CNNFamily(BackboneFamily):
-    """Convolutional networks (ResNets, EfficientNets): the `BackboneFamily` defaults."""
+    """
+    Convolutional networks (ResNets, EfficientNets): the `BackboneFamily` defaults.
+
+    Examples
+    --------
+    >>> from astrofmtools.backbones import get_family
+    >>> cnn = get_family("cnn")
+    >>> cnn.poolings, cnn.detection_lr_factor
+    (('cls', 'mean'), 0.1)
+    """
 
     kind = "cnn"
     description = "convolutional network (ResNet, EfficientNet): stages at strides 2-32"
@@ -266,7 +275,16 @@ class CNNFamily(BackboneFamily):
 
 
 class ViTFamily(BackboneFamily):
-    """Vision transformers (timm ``VisionTransformer``): tokens, blocks, attention."""
+    """
+    Vision transformers (timm ``VisionTransformer``): tokens, blocks, attention.
+
+    Examples
+    --------
+    >>> from astrofmtools.backbones import get_family
+    >>> vit = get_family("vit")
+    >>> "cls+mean" in vit.poolings, vit.attention_maps, vit.detection_lr_factor
+    (True, True, 0.02)
+    """
 
     kind = "vit"
     description = "vision transformer: patch tokens, CLS and register tokens, blocks"

@@ -11,9 +11,10 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import QTable, Table
 
+from ..cutouts import parse_cutouts
 from ..exceptions import InputError, MissingFileError
 from ..utils import atomic_output, progress, provenance
-from .preprocess import Preprocess, _as_cutouts
+from .preprocess import Preprocess
 
 __all__ = ["extract_features", "feature_cache_dir", "write_features", "read_features"]
 
@@ -171,7 +172,7 @@ def extract_features(backbone, cutouts, pooling="cls", batch_size=64, device=Non
     elif not isinstance(preprocess, Preprocess):
         raise InputError(f"preprocess must be a Preprocess or a dict, not "
                          f"{type(preprocess).__name__}.")
-    data, _ = _as_cutouts(cutouts)
+    data, _ = parse_cutouts(cutouts, index_table=False)
     preprocess = preprocess.replace(zoom=preprocess.resolve_zoom(cutouts, source_size))
     _, n_channels = preprocess._plan(data)
     if n_channels != backbone.in_chans:

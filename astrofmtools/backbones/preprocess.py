@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..cutouts import parse_cutouts
 from ..exceptions import InputError
 from ..schema import BBOX_COLUMNS
 from ..stretch import Stretch, multi_stretch, noise_floor
@@ -24,12 +25,6 @@ CHANNELS = {
 }
 
 _INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
-
-
-def _as_cutouts(cutouts):
-    """(data (N, H, W) or (N, C, H, W) float32, table or None) from the accepted inputs."""
-    from ..cutouts import parse_cutouts
-    return parse_cutouts(cutouts, index_table=False)
 
 
 def _sizes_from_table(table):
@@ -321,7 +316,7 @@ class Preprocess:
         """
         if self.zoom != "auto":
             return float(self.zoom)
-        data, table = _as_cutouts(cutouts)
+        data, table = parse_cutouts(cutouts, index_table=False)
         if source_size is not None:
             sizes = np.broadcast_to(np.asarray(source_size, dtype=float), (len(data),))
         else:
@@ -394,7 +389,7 @@ class Preprocess:
         >>> Preprocess(channels="multi_stretch", input_size=32).to_array(bands[:, 0]).shape
         (2, 3, 32, 32)
         """
-        data, _ = _as_cutouts(cutouts)
+        data, _ = parse_cutouts(cutouts, index_table=False)
         mode, n_out = self._plan(data)
         if data.ndim == 4 and data.shape[1] == 1 and mode != "bands":
             data = data[:, 0]

@@ -378,13 +378,15 @@ class Classifier:
             `~astrofmtools.catalog.write_regions` colours the regions of
             this table by ``label``.
         """
-        from .predicting import prediction_table
+        from .predicting import features_of, predict_probabilities, prediction_table
         from .trust import trust_columns
         self._check_fitted()
         inputs, table = _as_inputs(cutouts)
-        proba = self._predict_inputs(inputs, batch_size)
+        # a backbone that did not change: its features once, for every column
+        features = features_of(self, inputs) if self.model_ is None else None
+        proba = predict_probabilities(self, inputs, batch_size, features)
         table = prediction_table(self, table, proba)
-        return trust_columns(self, table, inputs, proba, conformal=conformal,
+        return trust_columns(self, table, inputs, proba, features, conformal=conformal,
                              mc_dropout=mc_dropout)
 
     def calibrate(self, cutouts, labels, method=None, mondrian=None):

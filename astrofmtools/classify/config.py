@@ -23,17 +23,15 @@ def resolve_options(strategy, head, settings, options):
     chosen one (when it has them), options of any registered head to the
     chosen head (when it has them); anything else is refused.
     """
-    from ..adapt import Strategy, TrainSettings, get_strategy, list_strategies
+    from ..adapt import Strategy, TrainSettings, get_strategy, strategy_options
     from .heads import get_head, head_options
 
-    strategy_options = {}
-    for name in list_strategies():
-        strategy_options.update(get_strategy(name).options)
+    all_strategy_options = strategy_options()
     given = {"settings": {}, "strategy": {}, "head": {}}
     for key, value in options.items():
         if key in TrainSettings.names():
             given["settings"][key] = value
-        elif key in strategy_options:
+        elif key in all_strategy_options:
             given["strategy"][key] = value
         elif key in head_options():
             given["head"][key] = value
@@ -41,10 +39,11 @@ def resolve_options(strategy, head, settings, options):
             raise InputError(
                 f"Unknown Classifier setting {key!r}. Training settings: "
                 f"{', '.join(TrainSettings.names())}; strategy options: "
-                f"{', '.join(strategy_options)}; head options: {', '.join(head_options())}.")
+                f"{', '.join(all_strategy_options)}; head options: {', '.join(head_options())}.")
     if not isinstance(strategy, Strategy):
-        cls = type(get_strategy(strategy))
-        strategy = cls(**{k: v for k, v in given["strategy"].items() if k in cls.options})
+        own = strategy_options(strategy) if isinstance(strategy, str) else strategy.options
+        strategy = get_strategy(strategy, **{k: v for k, v in given["strategy"].items()
+                                             if k in own})
     entry = get_head(head)
     if entry.frozen_only and strategy.trains_backbone:
         raise InputError(f"The {head!r} head works on frozen features only; use "

@@ -280,7 +280,6 @@ def fit_classifier(clf, cutouts, labels, validation=None):
             val_inputs = inputs[np.asarray(val_sel)]
         history = fit_end_to_end(clf, inputs[np.asarray(train_sel)], y_train, val_inputs,
                                  y_val)
-    clf._fitted = True
     fit_trust(clf, inputs, features, train_sel, val_inputs, x_val, y_train, y_val,
               cal_sel, y_index[cal_sel])
     clf.n_calibration_ = int(len(cal_sel))

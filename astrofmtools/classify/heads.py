@@ -37,6 +37,13 @@ class HeadType:
         gradient descent (any strategy).
     description : str, optional
         One line for the documentation and ``--help``.
+
+    Examples
+    --------
+    >>> from astrofmtools.classify import get_head
+    >>> mlp = get_head("mlp")
+    >>> mlp.cls.__name__, mlp.options, mlp.frozen_only
+    ('MLPHead', {'hidden': (256,), 'dropout': 0.2}, False)
     """
 
     def __init__(self, name, cls, options=None, fit=None, description=""):
@@ -108,7 +115,15 @@ def list_heads():
 
 
 def get_head(name):
-    """The `HeadType` registered as ``name`` (an `InputError` listing the heads if none)."""
+    """
+    The `HeadType` registered as ``name`` (an `InputError` listing the heads if none).
+
+    Examples
+    --------
+    >>> from astrofmtools.classify import get_head
+    >>> get_head("logistic").frozen_only
+    True
+    """
     return _HEADS.lookup(name)
 
 

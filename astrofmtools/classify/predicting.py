@@ -24,37 +24,48 @@ def images_of(clf, inputs):
                                                  dtype=np.float32))
 
 
-def predict_probabilities(clf, inputs, batch_size=64):
-    """``(N, K)`` class probabilities of parsed inputs (with test-time augmentation and the
-    classifier's temperature)."""
+def map_batches(clf, fn, inputs=None, features=None, batch_size=64):
+    """
+    ``fn`` over the classifier's inputs, batch by batch on its device, concatenated on the
+    CPU: the rows of ``features`` (computed when not given) when the backbone did not
+    change, else the preprocessed images (1024 preprocessed at a time: bounded memory).
+    The one loop behind probabilities, logits, dropout passes and features.
+    """
     import torch
     from ..adapt.loop import autocast
+    device, out = clf._device(), []
+    with torch.inference_mode():
+        if clf.model_ is None:
+            if features is None:
+                features = features_of(clf, inputs)
+            feats = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+            for i in range(0, len(feats), 4096):
+                out.append(fn(feats[i:i + 4096].to(device)).float().cpu())
+        else:
+            batch_size = int(batch_size)
+            with autocast(device)[0]:
+                for start in range(0, len(inputs), max(batch_size, 1024)):
+                    images = images_of(clf, inputs[start:start + max(batch_size, 1024)])
+                    for i in range(0, len(images), batch_size):
+                        out.append(fn(images[i:i + batch_size].to(device)).float().cpu())
+    return torch.cat(out)
+
+
+def predict_probabilities(clf, inputs, batch_size=64, features=None):
+    """``(N, K)`` class probabilities of parsed inputs (with test-time augmentation and the
+    classifier's temperature); ``features``: the inputs' features, when already at hand."""
     from .augment import tta_mean
-    device = clf._device()
     temperature = float(getattr(clf, "temperature_", 1.0))
     if clf.model_ is None:  # the backbone never changed: features, then the head
-        feats = torch.from_numpy(features_of(clf, inputs))
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(feats), 4096):
-                logits = clf.head_(feats[i:i + 4096].to(device)).float()
-                out.append((logits / temperature).softmax(1).cpu())
-        return torch.cat(out).double().numpy()
+        return map_batches(clf, lambda f: (clf.head_(f).float() / temperature).softmax(1),
+                           inputs, features).double().numpy()
     model = clf.model_.eval()
 
     def probs(x):
         return (model(x).float() / temperature).softmax(1)
 
-    batch_size = int(batch_size)
-    chunk = max(batch_size, 1024)  # preprocess a chunk at a time: bounded memory
-    out = []
-    with torch.inference_mode(), autocast(device)[0]:
-        for start in range(0, len(inputs), chunk):
-            images = images_of(clf, inputs[start:start + chunk])
-            for i in range(0, len(images), batch_size):
-                xb = images[i:i + batch_size].to(device)
-                out.append(tta_mean(probs, xb, clf.tta).float().cpu())
-    return torch.cat(out).double().numpy()
+    return map_batches(clf, lambda x: tta_mean(probs, x, clf.tta), inputs,
+                       batch_size=batch_size).double().numpy()
 
 
 def prediction_table(clf, table, proba):

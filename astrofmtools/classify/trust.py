@@ -23,28 +23,12 @@ def split_calibration(y_index, keep, fraction, seed):
     return keep[rest], keep[cal]
 
 
-def logits_of(clf, inputs=None, features=None, batch_size=64):
+def logits_of(clf, inputs=None, features=None):
     """Raw logits (no temperature, no test-time augmentation) of parsed inputs, or of
     features for a classifier whose backbone did not change."""
-    import torch
-    from .predicting import images_of
-    device = clf._device()
-    out = []
-    with torch.inference_mode():
-        if clf.model_ is None:
-            if features is None:
-                from .predicting import features_of
-                features = features_of(clf, inputs)
-            feats = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
-            for i in range(0, len(feats), 4096):
-                out.append(clf.head_(feats[i:i + 4096].to(device)).float().cpu())
-        else:
-            model = clf.model_.eval()
-            for start in range(0, len(inputs), 1024):
-                images = images_of(clf, inputs[start:start + 1024])
-                for i in range(0, len(images), batch_size):
-                    out.append(model(images[i:i + batch_size].to(device)).float().cpu())
-    return torch.cat(out).double().numpy()
+    from .predicting import map_batches
+    model = clf.head_ if clf.model_ is None else clf.model_.eval()
+    return map_batches(clf, model, inputs, features).double().numpy()
 
 
 def fit_temperature_on(clf, inputs=None, features=None, labels=None):
@@ -52,9 +36,9 @@ def fit_temperature_on(clf, inputs=None, features=None, labels=None):
     Fit ``clf.temperature_`` on a validation split.
 
     It stays 1 without a validation split of two classes, and when the split
-    holds no error: a perfectly classified split is fitted best by an ever
-    smaller temperature (ever sharper probabilities), which would only be
-    over-confidence learnt from too easy a sample.
+    holds no error: a perfectly classified split is fitted best by the
+    sharpest temperature `~astrofmtools.trust.fit_temperature` allows, which
+    would only be over-confidence learnt from too easy a sample.
     """
     from ..trust import fit_temperature
     clf.temperature_ = 1.0
@@ -67,8 +51,9 @@ def fit_temperature_on(clf, inputs=None, features=None, labels=None):
     return clf.temperature_
 
 
-def calibrate(clf, inputs, labels, method="aps", mondrian=False):
-    """Conformal calibration scores of held-out, labelled inputs (``clf.conformal_``)."""
+def calibrate(clf, inputs, labels, method="aps", mondrian=False, features=None):
+    """Conformal calibration scores of held-out, labelled inputs (``clf.conformal_``);
+    ``features``: theirs, when already at hand."""
     from ..trust import CONFORMAL_METHODS, calibrate_conformal
     if method not in CONFORMAL_METHODS:
         raise InputError(f"Unknown conformal method {method!r}; choose one of "
@@ -77,7 +62,8 @@ def calibrate(clf, inputs, labels, method="aps", mondrian=False):
     if len(unknown):
         raise InputError(f"Calibration labels {unknown.tolist()} are not among the classes "
                          f"{clf.classes_.tolist()}.")
-    proba = clf._predict_inputs(inputs)
+    from .predicting import predict_probabilities
+    proba = predict_probabilities(clf, inputs, features=features)
     y = np.searchsorted(clf.classes_, labels)
     clf.conformal_ = calibrate_conformal(proba, y, method=method, mondrian=bool(mondrian))
     clf.conformal_["n"] = int(len(y))
@@ -106,36 +92,31 @@ def conformal_columns(clf, table, proba, alpha):
     return table
 
 
-def mc_dropout_samples(clf, inputs, n_samples, batch_size=64):
+def mc_dropout_samples(clf, inputs, n_samples, features=None, batch_size=64):
     """(S, N, K) probabilities of ``n_samples`` passes with the dropout layers active."""
     import torch
     from torch import nn
-    from .predicting import features_of, images_of
+    from .predicting import features_of, map_batches
     n_samples = int(n_samples)
     if n_samples < 2:
         raise InputError(f"mc_dropout needs at least 2 passes; got {n_samples}.")
-    device, temperature = clf._device(), getattr(clf, "temperature_", 1.0)
+    temperature = getattr(clf, "temperature_", 1.0)
     model = clf.head_ if clf.model_ is None else clf.model_
     dropouts = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
     if not any(m.p > 0 for m in dropouts):
         raise InputError(f"The {clf.head!r} head and the backbone have no dropout, so every "
                          "pass would be the same; use head='mlp' (dropout=...) for MC dropout.")
-    if clf.model_ is None:
-        x = torch.from_numpy(np.ascontiguousarray(features_of(clf, inputs), dtype=np.float32))
-    else:
-        x = images_of(clf, inputs)
+    if clf.model_ is None and features is None:
+        features = features_of(clf, inputs)  # once for every pass
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(clf.seed)
     model.eval()
     for m in dropouts:
         m.train()
-    samples = []
     try:
-        with torch.no_grad():
-            for _ in range(n_samples):
-                out = [(model(x[i:i + batch_size].to(device)).float() / temperature)
-                       .softmax(1).cpu() for i in range(0, len(x), batch_size)]
-                samples.append(torch.cat(out).double().numpy())
+        samples = [map_batches(clf, lambda x: (model(x).float() / temperature).softmax(1),
+                               inputs, features, batch_size).double().numpy()
+                   for _ in range(n_samples)]
     finally:
         model.eval()
         torch.random.set_rng_state(generator_state)
@@ -144,18 +125,10 @@ def mc_dropout_samples(clf, inputs, n_samples, batch_size=64):
 
 def ood_features(clf, inputs=None, features=None):
     """The features the out-of-distribution detector sees (the adapted backbone's)."""
-    import torch
-    from .predicting import features_of, images_of
+    from .predicting import features_of, map_batches
     if clf.model_ is None:
         return features if features is not None else features_of(clf, inputs)
-    model, device = clf.model_.eval(), clf._device()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(inputs), 1024):
-            images = images_of(clf, inputs[start:start + 1024])
-            for i in range(0, len(images), 64):
-                out.append(model.features(images[i:i + 64].to(device)).float().cpu())
-    return torch.cat(out).numpy()
+    return map_batches(clf, clf.model_.eval().features, inputs).numpy()
 
 
 def fit_ood(clf, train_features, y_train, held_out_features=None, quantile=0.95):
@@ -219,17 +192,20 @@ def fit_trust(clf, inputs, features, train_sel, val_inputs, val_features, y_trai
         fit_ood(clf, train_f, y_train, held_out)
     if len(cal_sel):
         calibrate(clf, inputs[np.asarray(cal_sel)], clf.classes_[y_cal],
-                  method=clf.conformal_method, mondrian=clf.mondrian)
+                  method=clf.conformal_method, mondrian=clf.mondrian,
+                  features=None if features is None else features[cal_sel])
 
 
-def trust_columns(clf, table, inputs, proba, conformal=None, mc_dropout=0):
-    """The columns `Classifier.predict` adds beyond the probabilities."""
+def trust_columns(clf, table, inputs, proba, features=None, conformal=None, mc_dropout=0):
+    """The columns `Classifier.predict` adds beyond the probabilities (``features``: the
+    inputs' features when the backbone did not change, computed once by the caller)."""
     from ..trust import ood_columns, uncertainty_columns
     if mc_dropout:
-        uncertainty_columns(table, mc_dropout_samples(clf, inputs, mc_dropout),
+        uncertainty_columns(table, mc_dropout_samples(clf, inputs, mc_dropout, features),
                             [str(c) for c in clf.classes_])
     if conformal is not None:
         conformal_columns(clf, table, proba, conformal)
     if getattr(clf, "ood_", None) is not None:
-        ood_columns(table, clf.ood_.score(ood_features(clf, inputs)), clf.ood_threshold_)
+        ood_columns(table, clf.ood_.score(ood_features(clf, inputs, features)),
+                    clf.ood_threshold_)
     return table

@@ -216,7 +216,7 @@ def attention_maps(cutouts, model="dinov2_vits14", weights=None, crop=1.0, outpu
     import torch
     import torch.nn.functional as F
     from ..backbones import Backbone, Preprocess, default_device, load_backbone
-    from ..backbones.preprocess import _as_cutouts
+    from ..cutouts import parse_cutouts
 
     if upsample not in ("bilinear", "nearest"):
         raise InputError(f"upsample must be 'bilinear' or 'nearest', not {upsample!r}.")
@@ -226,7 +226,7 @@ def attention_maps(cutouts, model="dinov2_vits14", weights=None, crop=1.0, outpu
     if isinstance(cutouts, str) or hasattr(cutouts, "__fspath__"):
         from ..cutouts import CutoutStack
         cutouts = CutoutStack.read(cutouts)
-    data, table = _as_cutouts(cutouts)
+    data, table = parse_cutouts(cutouts, index_table=False)
     device = default_device(device)
     if isinstance(model, Backbone):
         backbone = model

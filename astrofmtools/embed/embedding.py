@@ -216,8 +216,8 @@ def embed(cutouts, model="efficientnet_lite0", weights=None, pooling=None, batch
     if isinstance(cutouts, (str, Path)):
         cutouts = CutoutStack.read(cutouts)
     elif not isinstance(cutouts, CutoutStack):
-        from ..backbones.preprocess import _as_cutouts
-        data, table = _as_cutouts(cutouts)
+        from ..cutouts import parse_cutouts
+        data, table = parse_cutouts(cutouts, index_table=False)
         cutouts = CutoutStack(data, table)
     if isinstance(model, Backbone):
         backbone = model

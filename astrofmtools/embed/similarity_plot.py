@@ -60,7 +60,7 @@ def plot_similar(table, cutouts, path=None, query_images=None, overwrite=False, 
     fig : `~matplotlib.figure.Figure`
     """
     from matplotlib.figure import Figure
-    from ..backbones.preprocess import _as_cutouts
+    from ..cutouts import parse_cutouts
     if cutouts is None:
         raise InputError("A picture of the neighbours needs their cutouts: the embedding has "
                          "none (it was read from a features file); pass cutouts=<the "
@@ -68,7 +68,7 @@ def plot_similar(table, cutouts, path=None, query_images=None, overwrite=False, 
     if isinstance(cutouts, (str, Path)):
         from ..cutouts import CutoutStack
         cutouts = CutoutStack.read(cutouts)
-    data, _ = _as_cutouts(cutouts)
+    data, _ = parse_cutouts(cutouts, index_table=False)
     if n_rows is not None and len(data) != n_rows:
         raise InputError(f"{len(data)} cutouts for an embedding of {n_rows} rows: they must be "
                          "the cutouts the features were made from, in the same order.")

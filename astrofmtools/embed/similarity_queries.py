@@ -123,8 +123,9 @@ def _backbone_from_meta(meta, device):
 def _embed_images(emb, images, model, device, batch_size):
     """Feature vectors of query images, made as the embedding's were."""
     from ..backbones import Backbone, extract_features
-    from ..backbones.preprocess import Preprocess, _as_cutouts
-    data, _ = _as_cutouts(images)
+    from ..backbones.preprocess import Preprocess
+    from ..cutouts import parse_cutouts
+    data, _ = parse_cutouts(images, index_table=False)
     meta = emb.meta
     if isinstance(model, Backbone):
         backbone = model

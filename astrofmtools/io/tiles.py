@@ -55,6 +55,13 @@ class Tile(NamedTuple):
         The tile's own WCS: a deep copy, safe to use from another thread.
     mask : `~numpy.ndarray` or None
         The tile's no-data mask (True = no data), when the image has one.
+
+    Examples
+    --------
+    >>> from astrofmtools.io import plan_tiles
+    >>> tile = plan_tiles((100, 100), tile_size=64, overlap=16)[1]
+    >>> tile.index, tile.origin, tile.data is None
+    (1, (0, 36), True)
     """
 
     index: int

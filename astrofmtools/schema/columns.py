@@ -41,6 +41,13 @@ class ColumnSpec:
         the data, such as a flux in the image's unit).
     description : str
         One line, as written to the column's ``description``.
+
+    Examples
+    --------
+    >>> from astrofmtools.schema import column_spec
+    >>> spec = column_spec("ra")
+    >>> spec.name, spec.unit
+    ('ra', Unit("deg"))
     """
 
     name: str

@@ -77,6 +77,15 @@ class Positions:
         0-based pixels, float64 (NaN for invalid rows), for pixel positions.
     valid : `~numpy.ndarray`
         True for the rows with a finite position.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.table import QTable
+    >>> from astrofmtools.schema import parse_positions
+    >>> pos = parse_positions(QTable({"x": [1.0, np.nan], "y": [2.0, 3.0]}))
+    >>> pos.kind, pos.columns, pos.valid.tolist()
+    ('pixel', ('x', 'y'), [True, False])
     """
 
     kind: str
