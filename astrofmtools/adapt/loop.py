@@ -158,8 +158,10 @@ class TrainLoop:
     ``batches(epoch, generator, device)``, ``loss(batch) -> (loss, n, parts)``,
     ``validate(model, device)``, ``__len__`` (steps per epoch) and
     ``loss_name``, and optionally ``train_mode(epoch)``, called after
-    ``model.train()`` to put fixed parts in evaluation mode; see
-    `SupervisedTask`). Each epoch draws its batches with a
+    ``model.train()`` to put fixed parts in evaluation mode, and
+    ``after_backward(epoch)``, called between the backward pass and the
+    optimiser step; see `SupervisedTask`). A validation dict without
+    ``val_loss`` only adds its values to the history (a monitor). Each epoch draws its batches with a
     generator seeded by ``(seed, epoch)``, so a resumed run is the
     uninterrupted one. With a validation split the weights of the best
     validation epoch are kept and training stops after ``patience`` epochs
@@ -191,6 +193,9 @@ class TrainLoop:
         over the whole run; per-step learning-rate schedules).
     desc : str, optional
         Progress-bar label.
+    main_process : bool, optional
+        False for the other processes of a distributed run: they read the
+        checkpoint to resume but neither write it nor show a progress bar.
 
     Examples
     --------
@@ -210,7 +215,7 @@ class TrainLoop:
 
     def __init__(self, model, optimizer, epochs, patience=None, seed=0, device="cpu",
                  checkpoint=None, settings=None, on_epoch=None, on_step=None,
-                 desc="training"):
+                 desc="training", main_process=True):
         self.model = model
         self.optimizer = optimizer
         self.epochs = int(epochs)
@@ -222,6 +227,7 @@ class TrainLoop:
         self.on_epoch = on_epoch
         self.on_step = on_step
         self.desc = desc
+        self.main_process = bool(main_process)
         self.history = []
         self.best_epoch = None
         self.best_loss = math.inf
@@ -266,12 +272,17 @@ class TrainLoop:
             raise InputError(f"The training loss became {float(loss)} at epoch {epoch + 1}; "
                              f"lower the learning rate (now {lrs}).")
         self.optimizer.zero_grad(set_to_none=True)
+        after_backward = getattr(task, "after_backward", None)
         if scaler is not None:
             scaler.scale(loss).backward()
+            if after_backward is not None:
+                after_backward(epoch)
             scaler.step(self.optimizer)
             scaler.update()
         else:
             loss.backward()
+            if after_backward is not None:
+                after_backward(epoch)
             self.optimizer.step()
         return float(loss.detach()), n, {k: float(v.detach()) for k, v in parts.items()}
 
@@ -312,7 +323,7 @@ class TrainLoop:
             start_epoch = self._load_checkpoint()
         steps = len(task)
         bar = progress(total=steps * max(self.epochs - start_epoch, 0), desc=self.desc,
-                       unit="step", leave=False)
+                       unit="step", leave=False, disable=not self.main_process)
         try:
             for epoch in range(start_epoch, self.epochs):
                 if self.stopped:
@@ -336,15 +347,16 @@ class TrainLoop:
                 record = {"epoch": epoch + 1, task.loss_name: total / max(count, 1),
                           **{k: v / max(count, 1) for k, v in sums.items()}}
                 validation = task.validate(self.model, self.device)
-                has_val = validation is not None
+                # a validation without a loss only monitors (no early stopping, no best epoch)
+                has_val = validation is not None and "val_loss" in validation
                 if hasattr(task, "empty_validation"):
                     record.update(validation if has_val else task.empty_validation())
-                elif has_val:
+                elif validation is not None:
                     record.update(validation)
                 record["seconds"] = time.perf_counter() - t0
                 self.history.append(record)
                 self._update_best(record, has_val, epoch)
-                if self.checkpoint is not None:
+                if self.checkpoint is not None and self.main_process:
                     self._save_checkpoint(epoch)
         finally:
             bar.close()

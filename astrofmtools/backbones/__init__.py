@@ -33,3 +33,4 @@ from .features import *  # noqa: F401, F403
 from .efficientnet_lite0 import *  # noqa: F401, F403
 from .hf_vit import *  # noqa: F401, F403
 from .pyramids import *  # noqa: F401, F403
+from .folders import *  # noqa: F401, F403

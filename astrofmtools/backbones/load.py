@@ -82,13 +82,14 @@ def read_state_dict(path):
 def _fit_state_dict(state, model, spec, in_chans, source):
     """Rename, resample and adapt a checkpoint to ``model``; drop the classifier."""
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
-    state = get_loader(spec.loader).convert_state_dict(state, spec)
+    own = model.state_dict()
+    if set(state) != set(own):  # a state dict of the model itself (a saved backbone) is kept
+        state = get_loader(spec.loader).convert_state_dict(state, spec)
     module = sys.modules.get(type(model).__module__)
     filter_fn = getattr(module, "checkpoint_filter_fn", None)
     if filter_fn is not None:
         # timm's own conversions: pos_embed resampling to the model's grid, old layouts
         state = filter_fn(state, model)
-    own = model.state_dict()
     classifier = (getattr(model, "pretrained_cfg", None) or {}).get("classifier")
     if classifier:
         for head in ([classifier] if isinstance(classifier, str) else list(classifier)):

@@ -3,6 +3,7 @@
 
 import copy
 import dataclasses
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -220,7 +221,11 @@ def get_backbone_spec(name):
     Parameters
     ----------
     name : str or `BackboneSpec`
-        A registered name (a spec is returned as it is).
+        A registered name (a spec is returned as it is), or a backbone
+        folder written by `~astrofmtools.pretrain.Pretrainer.save`: a path,
+        or a name that is a folder of the local weights folder
+        (``$ASTROFM_WEIGHTS/<name>/``); the folder is registered under its
+        saved name (`register_backbone_folder`).
 
     Returns
     -------
@@ -244,6 +249,12 @@ def get_backbone_spec(name):
     """
     if isinstance(name, BackboneSpec):
         return name
+    if isinstance(name, (str, os.PathLike)) and str(name) not in _REGISTRY:
+        # a backbone folder (pretraining's output), by path or by name in the weights folder
+        from .folders import find_backbone_folder, register_backbone_folder
+        folder = find_backbone_folder(name)
+        if folder is not None:
+            return copy.deepcopy(register_backbone_folder(folder))
     return copy.deepcopy(_REGISTRY.lookup(name))
 
 

@@ -36,5 +36,6 @@ def progress(iterable=None, **kwargs):
     10
     """
     from tqdm.auto import tqdm
-    disable = None if _ENABLED["value"] else True  # None: off when not a TTY
+    asked = kwargs.pop("disable", None)
+    disable = None if _ENABLED["value"] and not asked else True  # None: off when not a TTY
     return tqdm(iterable, disable=disable, **kwargs)
