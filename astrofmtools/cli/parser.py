@@ -4,8 +4,8 @@
 import argparse
 
 from .. import __version__
-from . import (commands_catalog, commands_classify, commands_detect, commands_embed,
-               commands_image, commands_morphology)
+from . import (commands_catalog, commands_classify, commands_curve, commands_detect,
+               commands_embed, commands_image, commands_morphology, commands_pretrain)
 
 __all__ = ["EPILOG", "build_parser"]
 
@@ -44,8 +44,8 @@ EPILOG = {
 }
 
 #: The modules that declare the subcommands, in the order ``astrofm --help`` lists them.
-_MODULES = (commands_image, commands_embed, commands_classify, commands_detect,
-            commands_catalog, commands_morphology)
+_MODULES = (commands_image, commands_embed, commands_pretrain, commands_classify,
+            commands_curve, commands_detect, commands_catalog, commands_morphology)
 
 
 def build_parser():

@@ -9,6 +9,8 @@ momentum utilities, in the shared training loop
 (`~astrofmtools.adapt.TrainLoop`). `SkyViews` makes the augmented views
 on the device; `knn_error` monitors the features on a small labelled set.
 The result is a backbone folder that every stage loads by path or name.
+`build_pool` gathers the unlabelled cutouts from mosaics, postage stamps,
+cutout stacks and arrays.
 """
 
 from .methods import *  # noqa: F401, F403
@@ -16,3 +18,4 @@ from .views import *  # noqa: F401, F403
 from .task import *  # noqa: F401, F403
 from .core import *  # noqa: F401, F403
 from .plots import *  # noqa: F401, F403
+from .pools import *  # noqa: F401, F403

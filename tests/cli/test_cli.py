@@ -207,11 +207,11 @@ def _subcommands():
 
 
 _MODEL_COMMANDS = {"demo", "embed", "similar", "attention", "train", "classify",
-                   "train-detector", "detect"}
+                   "train-detector", "detect", "label-curve", "pretrain"}
 _COMMON_USERS = {
     "--device": _MODEL_COMMANDS,
     "--batch-size": _MODEL_COMMANDS,
-    "--seed": {"demo", "map", "train", "train-detector"},
+    "--seed": {"demo", "map", "train", "train-detector", "pretrain"},
     "--overwrite": set(_subcommands()) - {"info"},
     "--verbose": set(_subcommands()),
     "--quiet": set(_subcommands()),
@@ -246,7 +246,7 @@ def test_common_options_keep_their_order():
 
 def test_every_subcommand_ends_its_help_with_an_example(capsys):
     subcommands = _subcommands()
-    assert len(subcommands) == 14
+    assert len(subcommands) == 16
     for name, sub in subcommands.items():
         assert sub.epilog.startswith("example"), name
         assert f"astrofm {name} " in sub.epilog
@@ -330,3 +330,24 @@ def test_batch_size_reaches_the_model(monkeypatch):
                  "--overwrite"]) == 0
     assert [c.get("batch_size") for c in calls] == [7, None]
     assert list(read_table("p.ecsv")["label"]) == ["a", "b", "a"]
+
+
+def test_train_tta_flag_and_validation_line(capsys, doubles_stack):
+    """--tta/--no-tta reach the Classifier (default 'auto': off on a CPU); astrofm train
+    prints the validation split's accuracy and macro-F1; classify can override TTA."""
+    import json
+    from astrofmtools.classify import Classifier
+    name = doubles_stack(40)
+    base = ["train", "c.fits", "--model", name, "--weights", "random", "--head", "logistic",
+            "--device", "cpu"]
+    assert main(base + ["-o", "auto"]) == 0
+    err = capsys.readouterr().err
+    line = next(s for s in err.splitlines() if "validation split" in s)
+    assert "(6 cutouts): accuracy " in line and ", macro-F1 " in line
+    assert json.loads(Path("auto/config.json").read_text())["params"]["tta"] is False
+    assert main(base + ["--tta", "-o", "on", "-q"]) == 0
+    assert Classifier.load("on").tta is True
+    assert main(base + ["--no-tta", "-o", "off", "-q"]) == 0
+    assert Classifier.load("off").tta is False
+    assert main(["classify", "c.fits", "--model", "off", "--tta", "-o", "p.ecsv", "-q"]) == 0
+    assert read_table("p.ecsv").meta["tta"] is True
