@@ -25,3 +25,4 @@ from .train import *  # noqa: F401, F403
 from .model import *  # noqa: F401, F403
 from .classifier import *  # noqa: F401, F403
 from .ensemble import *  # noqa: F401, F403
+from .label_curves import *  # noqa: F401, F403
