@@ -95,6 +95,25 @@ class SupervisedTask:
             return None
         return torch.as_tensor(np.asarray(self.class_weight, dtype=np.float32), device=device)
 
+    @staticmethod
+    def _to_device(tensor, idx, device):
+        """
+        ``tensor[idx].to(device)``; from the CPU to CUDA through page-locked memory.
+
+        The rows are gathered into a page-locked batch (torch's caching host
+        allocator reuses it once its copy is done), so the copy to the GPU is
+        asynchronous (``non_blocking``) and overlaps the work already queued.
+        Pinning the whole training set would not do that: indexing it makes a
+        new, pageable tensor.
+        """
+        import torch
+        if torch.device(device).type != "cuda" or tensor.device.type != "cpu":
+            return tensor[idx].to(device)
+        batch = torch.empty((len(idx),) + tuple(tensor.shape[1:]), dtype=tensor.dtype,
+                            pin_memory=True)
+        torch.index_select(tensor, 0, idx, out=batch)
+        return batch.to(device, non_blocking=True)
+
     def batches(self, epoch, generator, device):
         """Shuffled ``(x, y)`` batches on the device (a lone last sample is skipped)."""
         import torch
@@ -105,10 +124,10 @@ class SupervisedTask:
             idx = order[start:start + self.batch_size]
             if len(idx) < 2 and n >= 2:  # a lone sample breaks batch norm
                 continue
-            xb = self.x_train[idx].to(device)
+            xb = self._to_device(self.x_train, idx, device)
             if self.augment is not None:
                 xb = self.augment(xb, generator)
-            yield xb, self.y_train[idx].to(device), weight
+            yield xb, self._to_device(self.y_train, idx, device), weight
 
     def train_mode(self, epoch):
         """After ``model.train()``: the model's own ``set_train_mode`` (fixed parts in

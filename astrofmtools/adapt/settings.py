@@ -28,6 +28,15 @@ def _number(name, value, kind, low, high=math.inf, low_open=False, allow_none=Fa
     return number
 
 
+def _flag(name, value):
+    """``value`` as a bool (True, False, 1, 0 or their JSON/CLI spellings)."""
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    if value in (True, False):  # 1 and 0 too
+        return bool(value)
+    raise InputError(f"{name} must be true or false; got {value!r}.")
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     """
@@ -54,6 +63,7 @@ class TrainSettings:
         Samples per step.
     patience : int or None
         Epochs without a better validation loss before stopping (None: never).
+        Only with ``keep_best``.
     head_warmup_epochs : int
         Epochs of the head alone (backbone fixed) before the backbone trains.
     weight_decay : float
@@ -61,6 +71,15 @@ class TrainSettings:
     layer_decay : float
         Strategies with layer-wise learning-rate decay: each layer group
         trains this many times slower than the one above it (0 < x <= 1).
+    keep_best : bool
+        True: keep the weights of the epoch with the lowest validation loss
+        and stop after ``patience`` epochs without a better one (early
+        stopping). False: run every epoch of the schedule and keep the last
+        weights; the validation split is still scored each epoch. On a
+        validation split of ~100 images the loss is noisy, and a
+        full cosine schedule ends better (``benchmarks/finetune_recipe_frdeep.py``).
+    label_smoothing : float
+        Label smoothing of the cross-entropy (0: none; 0 <= x < 1).
 
     Examples
     --------
@@ -82,6 +101,8 @@ class TrainSettings:
     head_warmup_epochs: int = 0
     weight_decay: float = 0.01
     layer_decay: float = 0.75
+    keep_best: bool = True
+    label_smoothing: float = 0.0
 
     def __post_init__(self):
         checked = {
@@ -94,6 +115,9 @@ class TrainSettings:
             "head_warmup_epochs": _number("head_warmup_epochs", self.head_warmup_epochs, int, 0),
             "weight_decay": _number("weight_decay", self.weight_decay, float, 0),
             "layer_decay": _number("layer_decay", self.layer_decay, float, 0, 1, low_open=True),
+            "keep_best": _flag("keep_best", self.keep_best),
+            "label_smoothing": _number("label_smoothing", self.label_smoothing, float, 0,
+                                       0.999),
         }
         for name, value in checked.items():
             object.__setattr__(self, name, value)

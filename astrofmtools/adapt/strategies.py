@@ -235,6 +235,10 @@ class Strategy:
     options = {}
     defaults = {"epochs": 30, "lr": 1e-4, "batch_size": 32, "patience": 8,
                 "head_warmup_epochs": 3}
+    #: The end-to-end recipe shared by ``partial``, ``finetune`` and ``lora`` (issue 18):
+    #: the whole cosine schedule with its last weights (no early stopping on a noisy
+    #: validation loss) and label smoothing; ``benchmarks/finetune_recipe_frdeep.py``.
+    END_TO_END = {"keep_best": False, "label_smoothing": 0.1}
     trains_backbone = True
     layer_decay = False
 
@@ -397,7 +401,7 @@ class Partial(Strategy):
     name = "partial"
     options = {"n_blocks": 2}
     defaults = {"epochs": 30, "lr": 3e-4, "batch_size": 32, "patience": 8,
-                "head_warmup_epochs": 3}
+                "head_warmup_epochs": 3, **Strategy.END_TO_END}
     layer_decay = True
 
     def __init__(self, **options):
@@ -439,6 +443,8 @@ class Finetune(Strategy):
     """
 
     name = "finetune"
+    defaults = {"epochs": 30, "lr": 1e-4, "batch_size": 32, "patience": 8,
+                "head_warmup_epochs": 3, **Strategy.END_TO_END}
     layer_decay = True
 
     def trainable_groups(self, backbone):
@@ -529,7 +535,7 @@ class LoRA(Strategy):
     name = "lora"
     options = {"lora_r": 8, "lora_alpha": 16.0, "target_modules": None}
     defaults = {"epochs": 30, "lr": 1e-3, "batch_size": 32, "patience": 8,
-                "head_warmup_epochs": 1}
+                "head_warmup_epochs": 1, **Strategy.END_TO_END}
 
     def __init__(self, **options):
         super().__init__(**options)

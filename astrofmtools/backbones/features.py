@@ -94,6 +94,49 @@ def _dihedral(x):
             yield torch.rot90(y, k, dims=(2, 3))
 
 
+def _device_batches(data, starts, batch_size, device):
+    """
+    ``(start, tensor)``: each batch of raw cutouts on the device, the next one read by a thread.
+
+    A background thread copies batch ``i + 1`` (from memory or a memory-mapped
+    file) into a buffer while batch ``i`` is preprocessed and run. On CUDA the two
+    buffers are page-locked, so that the copy to the device is asynchronous
+    (``non_blocking``); a buffer is refilled once its copy has finished (a CUDA
+    event), not before. On the CPU the tensor is the buffer itself, valid until
+    the next batch is asked for.
+    """
+    import torch
+    from concurrent.futures import ThreadPoolExecutor
+    starts = list(starts)
+    if not starts:
+        return
+    cuda = device.type == "cuda"
+    shape = (min(batch_size, len(data)),) + data.shape[1:]
+    buffers = [torch.empty(shape, dtype=torch.float32, pin_memory=cuda) for _ in range(2)]
+    copied = [None, None]  # per buffer: an event after its last copy to the device
+
+    def fill(i):
+        buffer, start = buffers[i % 2], starts[i]
+        if copied[i % 2] is not None:
+            copied[i % 2].synchronize()
+        n = min(batch_size, len(data) - start)
+        with torch.inference_mode():  # the buffers are inference tensors
+            buffer[:n].copy_(torch.from_numpy(np.ascontiguousarray(data[start:start + n])))
+        return buffer[:n]
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="astrofm-batches") as pool:
+        future = pool.submit(fill, 0)
+        for i, start in enumerate(starts):
+            batch = future.result()
+            if i + 1 < len(starts):
+                future = pool.submit(fill, i + 1)  # the other buffer: batch i - 1's
+            batch = batch.to(device, non_blocking=cuda)
+            if cuda:
+                copied[i % 2] = torch.cuda.Event()
+                copied[i % 2].record()
+            yield start, batch
+
+
 def extract_features(backbone, cutouts, pooling="cls", batch_size=64, device=None,
                      preprocess=None, cache=True, cache_dir=None, tta=False, source_size=None):
     """
@@ -101,7 +144,12 @@ def extract_features(backbone, cutouts, pooling="cls", batch_size=64, device=Non
 
     Cutouts are preprocessed batch by batch (`Preprocess`), run through the
     backbone under `torch.inference_mode` (with automatic mixed precision
-    on a GPU) and pooled. The result is cached on disk, keyed by the
+    on a GPU) and pooled. When the settings allow it
+    (`Preprocess.tensor_supported`), the preprocessing runs in torch on the
+    device (`Preprocess.to_tensor`, the same results): on a GPU the raw
+    batches go through page-locked memory, the next one read by a
+    background thread while the device works. The result is cached on
+    disk, keyed by the
     sha256 of the input pixels, the backbone (entry, input channels and a
     fingerprint of its current weights), the preprocessing, the pooling
     and ``tta``: running the same call again reads the file instead.
@@ -173,7 +221,8 @@ def extract_features(backbone, cutouts, pooling="cls", batch_size=64, device=Non
         raise InputError(f"preprocess must be a Preprocess or a dict, not "
                          f"{type(preprocess).__name__}.")
     data, _ = parse_cutouts(cutouts, index_table=False)
-    preprocess = preprocess.replace(zoom=preprocess.resolve_zoom(cutouts, source_size))
+    zoom = preprocess.resolve_zoom(cutouts, source_size)
+    preprocess = preprocess.replace(zoom=zoom)
     _, n_channels = preprocess._plan(data)
     if n_channels != backbone.in_chans:
         raise InputError(f"The preprocessing gives {n_channels} channels but backbone "
@@ -206,17 +255,32 @@ def extract_features(backbone, cutouts, pooling="cls", batch_size=64, device=Non
     amp_dtype = _precision(device)
     amp = amp_dtype != torch.float32
     starts = range(0, len(data), batch_size)
+    # the torch preprocessing (same results) runs where the model runs: on a GPU it keeps up
+    # with the model, and on the CPU it is 1.2-4 times faster than the NumPy one
+    on_device = preprocess.tensor_supported
+    cuda = device.type == "cuda"
+    # on CUDA the features go to pinned host memory without waiting for the device
+    out_host = torch.empty(features.shape, dtype=torch.float32, pin_memory=True) if cuda \
+        else torch.from_numpy(features)
+    batches = _device_batches(data, starts, batch_size, device) if on_device \
+        else ((start, data[start:start + batch_size]) for start in starts)
     try:
         with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
-            for start in progress(starts, desc=f"features ({backbone.spec.name})",
-                                  unit="batch"):
-                x = preprocess(data[start:start + batch_size]).to(device)
+            for start, raw in progress(batches, total=len(starts),
+                                       desc=f"features ({backbone.spec.name})", unit="batch"):
+                if on_device:
+                    x = preprocess.to_tensor(raw, zoom=zoom)
+                else:
+                    x = preprocess(raw, zoom=zoom).to(device)
                 x = x.contiguous(memory_format=memory_format)
                 if tta:
                     out = sum(backbone(t, pooling=pooling).float() for t in _dihedral(x)) / 8
                 else:
                     out = backbone(x, pooling=pooling).float()
-                features[start:start + len(x)] = out.cpu().numpy()
+                out_host[start:start + len(x)].copy_(out, non_blocking=cuda)
+        if cuda:
+            torch.cuda.synchronize(device)
+            features[:] = out_host.numpy()
     finally:
         if channels_last:
             backbone.to(memory_format=torch.contiguous_format)

@@ -64,23 +64,31 @@ class Classifier:
         the strategy's whole schedule, a dict changes some of its values.
         Default: the strategy's
         (`~astrofmtools.adapt.Strategy.defaults`): ``frozen`` 200 epochs of
-        the head at lr 1e-3, batch 64, patience 20; the others 30 epochs,
-        batch 32, patience 8, with a cosine decay after 1-3 warm-up epochs
-        of the head alone.
+        the head at lr 1e-3, batch 64, early stopping with patience 20
+        (best validation epoch kept); ``partial``, ``finetune`` and
+        ``lora`` 30 epochs, batch 32, a cosine decay after 1-3 warm-up
+        epochs of the head alone, run to the end with the last weights
+        kept (``keep_best=False``) and label smoothing 0.1 (chosen by
+        cross-validation on FR-DEEP, ``benchmarks/finetune_recipe_frdeep.py``).
     label_fraction : float, optional
         Use only this fraction of the labelled samples (per class, seeded):
         label-efficiency curves at 0.1, 0.3, 0.5, 1.0.
     val_fraction : float, optional
-        Fraction of each class held out for early stopping (0: none; the
-        last epoch is kept).
+        Fraction of each class held out for validation: scored every
+        epoch, early stopping (``keep_best``), temperature scaling and
+        ``validation_scores_`` (0: none; the last epoch is kept).
     augment : bool or `~astrofmtools.classify.SkyAugment`, optional
         Augment training images of the end-to-end strategies (random
         360-degree rotation, flip, resized crop of 80-100% of the area;
         no colour transforms). True: `SkyAugment` defaults.
-    tta : bool, optional
+    tta : bool or 'auto', optional
         Test-time augmentation: average the class probabilities (end-to-end
         strategies) or the features (``frozen``, for training and
         prediction alike) over the eight flips and quarter turns.
+        ``'auto'`` (default): on when the device is CUDA, off on a CPU,
+        where the eight views make feature extraction and prediction eight
+        times slower. ``fit`` fixes the choice: after it ``tta`` reads as
+        the bool used, which a saved model stores.
     class_weight : 'balanced' or None, optional
         Weight the loss of each class inversely to its count
         (`~astrofmtools.classify.class_weights`).
@@ -149,6 +157,11 @@ class Classifier:
         ``val_macro_f1``, ``seconds``.
     n_train_, n_val_ : int
         Samples used for training and for validation.
+    tta_ : bool
+        Whether test-time augmentation was on when fitting (``tta`` resolved).
+    validation_scores_ : dict or None
+        ``n``, ``accuracy`` and ``macro_f1`` of the fitted model on the
+        validation split (None without one); ``astrofm train`` prints them.
 
     Examples
     --------
@@ -185,7 +198,7 @@ class Classifier:
 
     def __init__(self, backbone="efficientnet_lite0", head="linear", strategy="frozen",
                  weights=None, preprocess=None, pooling=None, settings=None,
-                 label_fraction=1.0, val_fraction=0.15, augment=True, tta=True,
+                 label_fraction=1.0, val_fraction=0.15, augment=True, tta="auto",
                  class_weight="balanced", seed=0, device=None, checkpoint_dir=None,
                  cache=True, probe_init=True, temperature_scaling=True,
                  calibration_fraction=0.0, conformal_method="aps", mondrian=False, ood=None,
@@ -228,7 +241,7 @@ class Classifier:
         self.label_fraction = float(label_fraction)
         self.val_fraction = float(val_fraction)
         self.augment = augment
-        self.tta = bool(tta)
+        self.tta = tta  # checked by the property's setter
         self.class_weight = class_weight
         self.seed = int(seed)
         self.device = device
@@ -239,6 +252,29 @@ class Classifier:
         self._fitted = False
 
     # ------------------------------------------------------------------ settings
+    @property
+    def tta(self):
+        """
+        Whether test-time augmentation is on (a bool: ``'auto'`` resolved).
+
+        ``'auto'`` reads as the choice made by `fit` (``tta_``), or before
+        fitting as the one for the current device. Setting a bool after
+        fitting changes how `predict` runs (for ``frozen``, the features
+        then differ from those the head was trained on).
+        """
+        if self._tta != "auto":
+            return self._tta
+        fitted = getattr(self, "tta_", None)
+        if fitted is not None:
+            return fitted
+        from .config import resolve_tta
+        return resolve_tta("auto", self._device())
+
+    @tta.setter
+    def tta(self, value):
+        from .config import check_tta
+        self._tta = check_tta(value)
+
     def _params(self):
         """The constructor arguments that define the model (for the saved config)."""
         augment = self.augment

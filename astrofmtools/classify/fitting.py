@@ -79,12 +79,41 @@ def fit_frozen(clf, x_train, y_train, x_val, y_val):
     return history
 
 
+def _loss(settings):
+    """The cross-entropy of the schedule (with its label smoothing), or None: the default."""
+    if not settings.label_smoothing:
+        return None
+    import torch
+    smoothing = settings.label_smoothing
+
+    def loss(logits, y, weight):
+        return torch.nn.functional.cross_entropy(logits.float(), y, weight=weight,
+                                                 label_smoothing=smoothing)
+    return loss
+
+
+def _loop(schedule, model, optimizer, **kwargs):
+    """The training loop of a schedule: early stopping on the validation loss with the
+    best epoch's weights (``keep_best``), or every epoch with the last weights."""
+    from ..adapt import TrainLoop
+
+    class LastWeightsLoop(TrainLoop):
+        # the validation split is scored every epoch, but chooses nothing: no snapshot
+        # of the best epoch, no early stop (the loop's rule without a validation split)
+        def _update_best(self, record, has_val, epoch):
+            super()._update_best(record, False, epoch)
+
+    loop = TrainLoop if schedule.keep_best else LastWeightsLoop
+    return loop(model, optimizer, epochs=schedule.epochs,
+                patience=schedule.patience if schedule.keep_best else None, **kwargs)
+
+
 def train_head(clf, head, x_train, y_train, x_val, y_val, checkpoint, settings, lr=None,
                desc=None):
     """Train a torch head on fixed features (the frozen strategy, and the linear probe
     that starts the end-to-end strategies)."""
     import torch
-    from ..adapt import SupervisedTask, TrainLoop, cosine_factor
+    from ..adapt import SupervisedTask, cosine_factor
     device = clf._device()
     lr = settings.lr if lr is None else lr
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=settings.weight_decay)
@@ -93,10 +122,9 @@ def train_head(clf, head, x_train, y_train, x_val, y_val, checkpoint, settings, 
         for group in optimizer.param_groups:
             group["lr"] = lr * cosine_factor(epoch, settings.epochs)
 
-    loop = TrainLoop(head, optimizer, epochs=settings.epochs, patience=settings.patience,
-                     seed=clf.seed, device=device, checkpoint=checkpoint,
-                     settings=_run_settings(clf, x_train, y_train) if checkpoint else None,
-                     on_epoch=on_epoch, desc=desc or f"{clf.head} head")
+    loop = _loop(settings, head, optimizer, seed=clf.seed, device=device, checkpoint=checkpoint,
+                 settings=_run_settings(clf, x_train, y_train) if checkpoint else None,
+                 on_epoch=on_epoch, desc=desc or f"{clf.head} head")
 
     def transform(x):  # the head's fixed part (standardisation, whitening), once
         if x is None:
@@ -109,7 +137,7 @@ def train_head(clf, head, x_train, y_train, x_val, y_val, checkpoint, settings, 
     task = SupervisedTask(head.classify, transform(x_train), torch.from_numpy(y_train),
                           transform(x_val), torch.from_numpy(y_val),
                           batch_size=settings.batch_size,
-                          class_weight=_class_weight(clf, y_train))
+                          class_weight=_class_weight(clf, y_train), loss=_loss(settings))
     history = loop.run(task)
     for record in history:
         record["phase"] = "head"
@@ -119,7 +147,7 @@ def train_head(clf, head, x_train, y_train, x_val, y_val, checkpoint, settings, 
 def fit_end_to_end(clf, train_inputs, y_train, val_inputs, y_val):
     """Train the backbone (as the strategy says) and the head together on images."""
     import torch
-    from ..adapt import SupervisedTask, TrainLoop, cosine_factor, get_strategy
+    from ..adapt import SupervisedTask, cosine_factor, get_strategy
     from .heads import make_head
     from .model import ClassifierModel
     from .predicting import images_of
@@ -179,15 +207,15 @@ def fit_end_to_end(clf, train_inputs, y_train, val_inputs, y_val):
     clf.n_trainable_ = model.n_trainable()
     clf.n_parameters_ = int(sum(p.numel() for p in model.parameters()))
     checkpoint = _checkpoint(clf)
-    loop = TrainLoop(model, optimizer, epochs=epochs, patience=settings.patience,
-                     seed=clf.seed, device=device, checkpoint=checkpoint,
-                     settings=(_run_settings(clf, x_train.numpy(), y_train)
-                               if checkpoint else None),
-                     on_epoch=on_epoch, desc=clf.strategy)
+    loop = _loop(settings, model, optimizer, seed=clf.seed, device=device,
+                 checkpoint=checkpoint,
+                 settings=(_run_settings(clf, x_train.numpy(), y_train)
+                           if checkpoint else None),
+                 on_epoch=on_epoch, desc=clf.strategy)
     task = SupervisedTask(model, x_train, torch.from_numpy(y_train), x_val,
                           torch.from_numpy(y_val), batch_size=settings.batch_size,
                           class_weight=_class_weight(clf, y_train),
-                          augment=_augmenter(clf.augment))
+                          augment=_augmenter(clf.augment), loss=_loss(settings))
     history = loop.run(task)
     for record in history:
         record["phase"] = "head" if record["epoch"] <= warmup else "all"
@@ -211,18 +239,34 @@ def history_table(history):
     }, names=names)
 
 
+def validation_scores(clf, val_inputs, x_val, y_val):
+    """Accuracy and macro-F1 of the fitted model on the validation split (None without one):
+    on its features (``x_val``) when the backbone did not change, else on its images."""
+    from sklearn.metrics import f1_score
+    from .predicting import predict_probabilities
+    if y_val is None or len(y_val) == 0:
+        return None
+    proba = predict_probabilities(clf, val_inputs, features=x_val if clf.model_ is None
+                                  else None)
+    pred = np.asarray(proba).argmax(axis=1)
+    return {"n": int(len(y_val)), "accuracy": float(np.mean(pred == y_val)),
+            "macro_f1": float(f1_score(y_val, pred, average="macro",
+                                       labels=np.union1d(y_val, pred)))}
+
+
 def fit_classifier(clf, cutouts, labels, validation=None):
     """`Classifier.fit`: split the labelled cutouts (label fraction, calibration, validation),
     load the backbone, train under the strategy, then fit the trust statistics."""
     import time
     import torch
-    from .config import in_chans, load_backbone_for, make_preprocess
+    from .config import in_chans, load_backbone_for, make_preprocess, resolve_tta
     from .inputs import _as_inputs, _as_labels
     from .predicting import features_of
     from .trust import fit_trust, split_calibration
     from .train import label_fraction_indices, train_val_split
 
     t_start = time.perf_counter()
+    clf.tta_ = resolve_tta(clf._tta, clf._device())  # 'auto': on this fit's device
     inputs, table = _as_inputs(cutouts)
     y_all = _as_labels(labels, table, len(table))
     classes = np.unique(y_all)
@@ -283,6 +327,7 @@ def fit_classifier(clf, cutouts, labels, validation=None):
     fit_trust(clf, inputs, features, train_sel, val_inputs, x_val, y_train, y_val,
               cal_sel, y_index[cal_sel])
     clf.n_calibration_ = int(len(cal_sel))
+    clf.validation_scores_ = validation_scores(clf, val_inputs, x_val, y_val)
     clf.history_ = history_table(history)
     clf.fit_seconds_ = time.perf_counter() - t_start
     clf._fitted = True

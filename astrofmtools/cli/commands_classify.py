@@ -1,6 +1,7 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """``astrofm train`` and ``classify``: a classifier of cutouts on a foundation model."""
 
+import argparse
 import logging
 import time
 
@@ -13,6 +14,12 @@ from .options import RegistryChoices, add_common, add_strategy_options, key_valu
 __all__ = ["add_parsers"]
 
 log = logging.getLogger("astrofmtools")
+
+
+def _add_tta(parser, default_help):
+    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                        help="test-time augmentation: average over the eight flips and quarter "
+                             f"turns ({default_help})")
 
 
 def add_parsers(add):
@@ -45,6 +52,8 @@ def add_parsers(add):
     p.add_argument("--ood", default=None, choices=["knn", "mahalanobis"],
                    help="fit an out-of-distribution detector on the training features; "
                         "'astrofm classify' then adds ood_score and ood_flag")
+    _add_tta(p, "default: on with a CUDA device, off on a CPU, where it makes feature "
+                "extraction eight times slower; the model keeps the choice")
     add_common(p, "model folder (config + safetensors weights)", model=True, weights=True,
                device=True, batch_size=True, seed=True)
 
@@ -59,6 +68,8 @@ def add_parsers(add):
     p.add_argument("--mc-dropout", type=int, default=0, metavar="N",
                    help="add the entropy and mutual information of N passes with dropout on "
                         "(models with an mlp head)")
+    _add_tta(p, "default: as the model was trained; for a frozen backbone, the features "
+                "then match those its head learnt from")
     add_common(p, "predictions table (.ecsv, .fits or .vot)",
                model={"default": None, "required": True,
                       "help": "model folder written by 'astrofm train'"},
@@ -101,7 +112,8 @@ def cmd_train(args):
                      label_fraction=args.label_fraction, seed=args.seed, device=args.device,
                      calibration_fraction=args.calibration_fraction,
                      conformal_method=args.conformal_method, mondrian=args.mondrian,
-                     ood=args.ood, **key_values(args.strategy_option, "--strategy-option"),
+                     ood=args.ood, tta="auto" if args.tta is None else args.tta,
+                     **key_values(args.strategy_option, "--strategy-option"),
                      **given(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size))
     stack = read_stack(args.cutouts)
     labels = _labels_for(stack, args)
@@ -110,6 +122,12 @@ def cmd_train(args):
     log.info("trained %s/%s on %s (%d of %d parameters trainable) in %.1f s", args.strategy,
              args.head, args.model, clf.n_trainable_, clf.n_parameters_,
              time.perf_counter() - t0)
+    scores = clf.validation_scores_
+    if scores is None:
+        log.info("no validation split: no validation score")
+    else:
+        log.info("validation split (%d cutouts): accuracy %.3f, macro-F1 %.3f", scores["n"],
+                 scores["accuracy"], scores["macro_f1"])
     clf.save(args.output, overwrite=args.overwrite)
     log.info("model written to %s", args.output)
 
@@ -120,6 +138,8 @@ def cmd_classify(args):
 
     check_outputs(args, "regions")
     clf = Classifier.load(args.model, device=args.device)
+    if args.tta is not None:
+        clf.tta = args.tta
     if args.conformal is not None and getattr(clf, "conformal_", None) is None:
         raise InputError(f"The model {args.model} has no conformal calibration: train it with "
                          "--calibration-fraction (e.g. 0.2) to use --conformal.")

@@ -77,6 +77,8 @@ def data():
 def tiny(**kwargs):
     kwargs.setdefault("weights", "random")
     kwargs.setdefault("device", "cpu")
+    # TTA on as on CUDA: a random ViT's features are not rotation invariant
+    kwargs.setdefault("tta", True)
     return Classifier(TINY_VIT, **kwargs)
 
 
@@ -437,3 +439,52 @@ def test_two_band_cutouts_adapt_the_stem(data):
     assert clf.preprocess_.channels == "bands"
     table = clf.predict(np.stack([x_test, x_test[:, ::-1]], axis=1))
     assert macro_f1(y_test, table) >= 0.9
+
+
+# ------------------------------------------------------------------ laptop defaults, recipe
+def test_tta_auto_is_off_on_cpu_and_fixed_by_fit(data, tmp_path):
+    x_train, y_train, x_test, _ = data
+    clf = tiny(head="logistic", cache=False, tta="auto")
+    assert clf.tta is False  # 'auto' on a CPU
+    clf.fit(x_train[:40], y_train[:40])
+    assert clf.tta_ is False and clf.tta is False
+    clf.save(tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert json.dumps(config).count('"tta": false') >= 1  # the choice made, not 'auto'
+    assert Classifier.load(tmp_path / "model").tta is False
+    clf.tta = True  # a bool set after fitting wins
+    assert clf.tta is True and clf.predict(x_test[:4]).meta["tta"] is True
+    with pytest.raises(InputError, match="tta must be"):
+        tiny(tta="yes")
+
+
+def test_validation_scores_of_the_kept_model(data):
+    x_train, y_train, _, _ = data
+    clf = tiny(head="linear", cache=False, epochs=30).fit(x_train, y_train)
+    scores = clf.validation_scores_
+    assert scores["n"] == clf.n_val_ == 18
+    assert 0.9 <= scores["accuracy"] <= 1 and 0.9 <= scores["macro_f1"] <= 1
+    assert tiny(head="logistic", val_fraction=0, cache=False, tta=False).fit(
+        x_train[:40], y_train[:40]).validation_scores_ is None
+
+
+def test_end_to_end_defaults_run_the_whole_schedule(data):
+    from astrofmtools.adapt import TrainSettings, get_strategy
+    for name in ("finetune", "lora", "partial"):
+        settings = get_strategy(name).settings()
+        assert settings.keep_best is False and settings.label_smoothing > 0
+    assert get_strategy("frozen").settings().keep_best is True
+    x_train, y_train, _, _ = data
+    # a validation loss that cannot improve for 2 epochs would stop a keep_best run
+    kwargs = dict(strategy="finetune", epochs=5, head_warmup_epochs=0, batch_size=32,
+                  patience=1, lr=3e-2, head_lr=3e-2, probe_init=False, cache=False)
+    last = tiny(**kwargs).fit(x_train[:64], y_train[:64])
+    assert last.history_["epoch"].tolist() == [1, 2, 3, 4, 5]
+    assert np.isfinite(last.history_["val_loss"]).all()  # still scored every epoch
+    best = tiny(keep_best=True, **kwargs).fit(x_train[:64], y_train[:64])
+    assert len(best.history_) < 5
+    with pytest.raises(InputError, match="keep_best must be true or false"):
+        TrainSettings(keep_best="sometimes")
+    with pytest.raises(InputError, match="label_smoothing must be in"):
+        TrainSettings(label_smoothing=1.0)
+    assert TrainSettings.from_dict({"keep_best": "false"}).keep_best is False

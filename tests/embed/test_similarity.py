@@ -151,7 +151,10 @@ def test_several_queries_at_once(field_embedding):
     for j, query_id in enumerate(ids):
         one = similar(emb, query=query_id, k=3)
         part = hits[hits["query"] == j]
-        assert part["id"].tolist() == one["id"].tolist()
+        for a, b in zip(part["id"].tolist(), one["id"].tolist()):
+            # the fixture's cutout 999 is a copy of cutout 4: their exact tie may break
+            # either way between a batched and a single search
+            assert a == b or {a, b} == {4, 999}
         np.testing.assert_allclose(part["similarity"], one["similarity"], atol=1e-7)
 
 
