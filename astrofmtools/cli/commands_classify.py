@@ -9,7 +9,7 @@ import numpy as np
 
 from ..exceptions import InputError
 from .inputs import check_outputs, given, read_stack
-from .options import RegistryChoices, add_common, add_strategy_options, key_values
+from .options import add_common, add_labelled_cutouts, key_values
 
 __all__ = ["add_parsers"]
 
@@ -25,17 +25,7 @@ def _add_tta(parser, default_help):
 def add_parsers(add):
     """Declare the subcommands of this module (``add`` as in `~astrofmtools.cli.build_parser`)."""
     p = add("train", "train a classifier of cutouts on a foundation-model backbone", cmd_train)
-    p.add_argument("cutouts", help="cutout stack written by 'astrofm cutouts'")
-    p.add_argument("--labels", default=None,
-                   help="table of labels, row-aligned with the cutouts or sharing their 'id' "
-                        "column (default: the label column of the cutouts' own table)")
-    p.add_argument("--label-column", default="label", help="column holding the classes")
-    add_strategy_options(p, "frozen")
-    p.add_argument("--head", default="linear",
-                   choices=RegistryChoices("astrofmtools.classify", "list_heads"),
-                   metavar="NAME",
-                   help="classification head: linear, mlp, whitening, knn, logistic or any "
-                        "registered head (astrofmtools.classify.list_heads; default: linear)")
+    add_labelled_cutouts(p)
     p.add_argument("--epochs", type=int, default=None, help="training epochs")
     p.add_argument("--lr", type=float, default=None, help="learning rate")
     p.add_argument("--label-fraction", type=float, default=1.0,

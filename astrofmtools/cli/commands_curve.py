@@ -7,7 +7,7 @@ import time
 
 from ..exceptions import InputError
 from .inputs import check_outputs, given, read_stack
-from .options import RegistryChoices, add_common, add_strategy_options, key_values
+from .options import add_common, add_labelled_cutouts, key_values
 
 __all__ = ["add_parsers"]
 
@@ -27,17 +27,7 @@ def add_parsers(add):
     _parser.EPILOG.setdefault("label-curve", EXAMPLE)  # this module owns its example
     p = add("label-curve", "train classifiers on growing fractions of the labels and measure "
                            "their error (a label-efficiency curve per model)", cmd_label_curve)
-    p.add_argument("cutouts", help="labelled cutout stack written by 'astrofm cutouts'")
-    p.add_argument("--labels", default=None,
-                   help="table of labels, row-aligned with the cutouts or sharing their 'id' "
-                        "column (default: the label column of the cutouts' own table)")
-    p.add_argument("--label-column", default="label", help="column holding the classes")
-    add_strategy_options(p, "frozen")
-    p.add_argument("--head", default="linear",
-                   choices=RegistryChoices("astrofmtools.classify", "list_heads"),
-                   metavar="NAME",
-                   help="classification head: linear, mlp, whitening, knn, logistic or any "
-                        "registered head (default: linear)")
+    add_labelled_cutouts(p, "labelled cutout stack written by 'astrofm cutouts'")
     p.add_argument("--fractions", default="0.1,0.3,1", type=_fractions,
                    help="label fractions, comma-separated, each in (0, 1] "
                         "(default: %(default)s)")

@@ -9,7 +9,7 @@ order: ``-o/--output``, ``--overwrite``, ``--model``, ``--weights``,
 """
 
 __all__ = ["COMMON", "add_common", "add_image_options", "RegistryChoices", "add_strategy_options",
-           "key_values"]
+           "add_labelled_cutouts", "key_values"]
 
 #: The shared definition of each common option: its flags and `argparse` keywords.
 #: ``%(default)s`` in a help text shows the subcommand's default.
@@ -215,3 +215,26 @@ def add_strategy_options(parser, default):
                         metavar="KEY=VALUE",
                         help="an option of the strategy, e.g. n_blocks=1 (partial) or lora_r=4 "
                              "(lora); repeat for several")
+
+
+def add_labelled_cutouts(parser, cutouts_help="cutout stack written by 'astrofm cutouts'"):
+    """
+    Add what a training command reads: the cutouts, their labels, the strategy and the head.
+
+    ``cutouts`` (positional), ``--labels``, ``--label-column``, the strategy
+    options (`add_strategy_options`, default ``frozen``) and ``--head``,
+    spelled the same on ``astrofm train`` and ``astrofm label-curve``.
+    """
+    parser.add_argument("cutouts", help=cutouts_help)
+    parser.add_argument("--labels", default=None,
+                        help="table of labels, row-aligned with the cutouts or sharing their "
+                             "'id' column (default: the label column of the cutouts' own "
+                             "table)")
+    parser.add_argument("--label-column", default="label", help="column holding the classes")
+    add_strategy_options(parser, "frozen")
+    parser.add_argument("--head", default="linear",
+                        choices=RegistryChoices("astrofmtools.classify", "list_heads"),
+                        metavar="NAME",
+                        help="classification head: linear, mlp, whitening, knn, logistic or "
+                             "any registered head (astrofmtools.classify.list_heads; default: "
+                             "linear)")
