@@ -135,12 +135,16 @@ class BYOL(Method):
     schedule (lightly's ``cosine_schedule``). The loss is the symmetrised
     negative cosine similarity (in [-1, 1]; -1 is perfect agreement).
 
-    Options
-    -------
-    projection_dim, hidden_dim : int
+    Parameters
+    ----------
+    backbone : `~astrofmtools.backbones.Backbone`
+        The network to pretrain.
+    pooling : str, optional
+        The backbone's pooling (default: its own).
+    projection_dim, hidden_dim : int, optional
         Output and hidden sizes of the projection and prediction heads
         (lightly's ``BYOLProjectionHead`` and ``BYOLPredictionHead``).
-    momentum : float
+    momentum : float, optional
         The starting momentum of the target network.
 
     Examples
@@ -208,13 +212,20 @@ class DINO(Method):
     temperature up over ``warmup_teacher_temp_epochs``. Two global views;
     the last layer is frozen for ``freeze_last_layer`` epochs.
 
-    Options
-    -------
-    output_dim, hidden_dim, bottleneck_dim : int
+    Parameters
+    ----------
+    backbone : `~astrofmtools.backbones.Backbone`
+        The network to pretrain.
+    pooling : str, optional
+        The backbone's pooling (default: its own).
+    output_dim, hidden_dim, bottleneck_dim : int, optional
         The DINO head's sizes.
-    momentum : float
-    teacher_temp, warmup_teacher_temp, student_temp : float
-    warmup_teacher_temp_epochs, freeze_last_layer : int
+    momentum : float, optional
+        The starting momentum of the teacher.
+    teacher_temp, warmup_teacher_temp, student_temp : float, optional
+        Temperatures of lightly's ``DINOLoss``.
+    warmup_teacher_temp_epochs, freeze_last_layer : int, optional
+        Epochs of teacher-temperature warm-up, and of a fixed last layer.
 
     Examples
     --------
