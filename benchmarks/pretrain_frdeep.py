@@ -120,6 +120,7 @@ def main():
         args.batch_size, args.strategies, args.fractions = 64, "frozen", "0.3,1.0"
 
     from astropy.table import Table
+    from astrofmtools.adapt import get_strategy
     from astrofmtools.classify import Classifier
     from astrofmtools.pretrain import Pretrainer
 
@@ -161,7 +162,8 @@ def main():
             for fraction in fractions:
                 for seed in range(args.seeds):
                     t = time.perf_counter()
-                    head = "logistic" if strategy == "frozen" else "linear"
+                    # a closed-form head on fixed features; a linear one trained end to end
+                    head = "linear" if get_strategy(strategy).trains_backbone else "logistic"
                     clf = Classifier(backbone, strategy=strategy, head=head,
                                      label_fraction=fraction, seed=seed, device=args.device,
                                      preprocess={"input_size": args.input_size})

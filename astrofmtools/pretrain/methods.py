@@ -248,7 +248,9 @@ class DINO(Method):
         from lightly.loss import DINOLoss
         from lightly.models.modules import DINOProjectionHead
         o = self.options
-        batch_norm = backbone.spec.kind == "cnn"
+        # batch norm in the head where the backbone has it (CNNs), as lightly advises
+        batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                         for m in backbone.modules())
 
         def head():
             with warnings.catch_warnings():  # lightly's head uses torch's older weight_norm
