@@ -19,15 +19,17 @@ __all__ = ["make_cutouts", "cutouts_from_files"]
 
 
 def make_cutouts(image, table, size=64, *, output_size=None, pad=0.1, min_size=None,
-                 fill=np.nan, xy=None, sky=None):
+                 fill=np.nan, xy=None, sky=None, scheduler=None, workers=None):
     """
     Cut a stamp around every source of a table, all at once.
 
     Parameters
     ----------
     image : `~astrofmtools.io.SkyImage` or any input of `~astrofmtools.io.load_image`
-        The image. A file name is opened memory-mapped, so only the pixels
-        the cutouts need are read. A multi-band image (``(C, H, W)`` data
+        The image. A large file is read on demand (see
+        `~astrofmtools.io.load_image`): tile by tile for fixed-size
+        cutouts, crop by crop for ``size="bbox"``, so memory holds the
+        stack and one tile, not the mosaic. A multi-band image (``(C, H, W)`` data
         on one grid, as `~astrofmtools.io.load_bands` makes) is cut in all
         its bands at once.
     table : `~astropy.table.Table` or `~astropy.coordinates.SkyCoord`
@@ -62,6 +64,14 @@ def make_cutouts(image, table, size=64, *, output_size=None, pad=0.1, min_size=N
     sky : str or (str, str), optional
         Name of a SkyCoord column, or names of RA and Dec columns
         (degrees, ICRS). Sky positions need an image with a WCS.
+
+    scheduler : str or executor, optional
+        Where the tiles of an image read on demand are cut (see
+        `~astrofmtools.io.map_tiles`): serially (default), ``"threads"``,
+        ``"dask"`` or a Dask scheduler's address or client. The stack is
+        the same whichever runs them.
+    workers : int, optional
+        The number of threads or local Dask workers.
 
     Returns
     -------
@@ -145,10 +155,7 @@ def make_cutouts(image, table, size=64, *, output_size=None, pad=0.1, min_size=N
     """
     from ..io import load_image
 
-    if isinstance(image, (str, os.PathLike)):
-        image = load_image(image, memmap=True)
-    else:
-        image = load_image(image)
+    image = load_image(image)
     table = _as_table(table)
     n = len(table)
     mode, shape = _parse_size(size, image)
@@ -170,7 +177,10 @@ def make_cutouts(image, table, size=64, *, output_size=None, pad=0.1, min_size=N
         ny, nx = shape
         x0 = np.floor(x + 0.5).astype(np.int64) - nx // 2
         y0 = np.floor(y + 0.5).astype(np.int64) - ny // 2
-        data, edge = _gather(_image_arrays(image), x0, y0, ny, nx, fill)
+        if isinstance(image.data, np.ndarray):
+            data, edge = _gather(_image_arrays(image), x0, y0, ny, nx, fill)
+        else:
+            data, edge = _gather_tiled(image, x0, y0, ny, nx, fill, scheduler, workers)
         scale = np.ones(n)
         if out_shape is not None and out_shape != (ny, nx):
             sy, sx = ny / out_shape[0], nx / out_shape[1]
@@ -440,6 +450,15 @@ def _gather(arrays, x0, y0, ny, nx, fill):
     data, mask, blank = arrays
     n = len(x0)
     NY, NX = data.shape[-2:]
+    if not isinstance(data, np.ndarray):  # read on demand: only the region the cutouts cover
+        ya, xa = max(int(np.min(y0)), 0), max(int(np.min(x0)), 0)
+        yb, xb = min(int(np.max(y0)) + ny, NY), min(int(np.max(x0)) + nx, NX)
+        if ya >= yb or xa >= xb:  # every cutout is off the image
+            shape = (n, ny, nx) if data.ndim == 2 else (n, data.shape[0], ny, nx)
+            return np.full(shape, fill, dtype=np.float32), np.ones(n, dtype=bool)
+        region = np.asarray(data[..., ya:yb, xa:xb])
+        sub_mask = None if mask is None else np.asarray(mask[..., ya:yb, xa:xb])
+        return _gather((region, sub_mask, blank), x0 - xa, y0 - ya, ny, nx, fill)
     bands = data if data.ndim == 3 else data[None]
     nb = bands.shape[0]
     out = np.empty((n, nb, ny, nx), dtype=np.float32)
@@ -476,6 +495,39 @@ def _gather(arrays, x0, y0, ny, nx, fill):
     if data.ndim == 2:
         out = out.reshape(n, ny, nx)
     return out, ~inside | nodata
+
+
+class _TileCutter:
+    """Cut, from one tile, the cutouts whose centre pixel its core owns."""
+
+    def __init__(self, x0, y0, ny, nx, shape, fill):
+        self.x0, self.y0, self.ny, self.nx, self.fill = x0, y0, ny, nx, fill
+        # the centre pixel, clamped to the image: a cutout off the edge belongs to an edge tile
+        self.cx = np.clip(x0 + nx // 2, 0, shape[1] - 1)
+        self.cy = np.clip(y0 + ny // 2, 0, shape[0] - 1)
+
+    def __call__(self, tile):
+        from ..io import owned
+        rows = np.flatnonzero(owned(tile, self.cx, self.cy))
+        ty, tx = tile.origin
+        data, edge = _gather((tile.data, tile.mask, None), self.x0[rows] - tx,
+                             self.y0[rows] - ty, self.ny, self.nx, self.fill)
+        return rows, data, edge
+
+
+def _gather_tiled(image, x0, y0, ny, nx, fill, scheduler, workers):
+    """`_gather` over an image read on demand, one tile at a time (the same cutouts)."""
+    from ..io import map_tiles, plan_tiles
+    # a cutout centred in a core lies inside its tile: half the overlap covers half a cutout
+    overlap = 2 * (max(ny, nx) // 2 + 2)
+    tiles = plan_tiles(image.shape[-2:], max(2048, 4 * overlap), overlap)
+    out = np.empty((len(x0), ny, nx), dtype=np.float32)
+    edge = np.zeros(len(x0), dtype=bool)
+    cutter = _TileCutter(x0, y0, ny, nx, image.shape[-2:], fill)
+    for rows, data, flags in map_tiles(cutter, image, tiles, scheduler, workers=workers,
+                                       desc="cutouts"):
+        out[rows], edge[rows] = data, flags
+    return out, edge
 
 
 def _bbox_cutouts(image, table, out_shape, pad, min_size, fill):

@@ -356,8 +356,7 @@ class Detector:
         from .preprocess import image_levels
         from .tiling import predict_tiled
         self._check_fitted()
-        image = load_image(image, memmap=True) if isinstance(image, (str, Path)) else \
-            load_image(image)
+        image = load_image(image)
         image.require_2d("detection")
         background, rms = image_levels(image)
         function = self.predict_tiles_function(background, rms, score_threshold)

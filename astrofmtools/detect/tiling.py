@@ -236,7 +236,7 @@ def _check_settings(predict_tiles, tile, overlap, iou_threshold, batch_size, lab
 
 def _load(image):
     if isinstance(image, (str, os.PathLike)):
-        image = load_image(image, memmap=True)
+        image = load_image(image)
     else:
         image = load_image(image)
     if np.ndim(image.data) != 2:

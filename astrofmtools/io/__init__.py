@@ -7,6 +7,7 @@ serially, on threads or on a cluster (`map_tiles`).
 """
 
 from .image import *  # noqa: F401, F403
+from .lazy import *  # noqa: F401, F403
 from .load import *  # noqa: F401, F403
 from .tiles import *  # noqa: F401, F403
 from .tile_reader import *  # noqa: F401, F403

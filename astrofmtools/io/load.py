@@ -14,6 +14,7 @@ from astropy.io.fits.verify import VerifyWarning
 
 from ..exceptions import InputError, MissingFileError
 from .image import Beam, SkyImage
+from .lazy import FitsPixels, read_lazily
 
 __all__ = ["load_image", "SURVEY_BEAMS"]
 
@@ -26,10 +27,6 @@ SURVEY_BEAMS = {
     "TGSS": Beam(25 * u.arcsec, 25 * u.arcsec, 0 * u.deg),
     "LOTSS": Beam(6 * u.arcsec, 6 * u.arcsec, 0 * u.deg),
 }
-
-#: Above this many bytes of pixels a file stays memory-mapped in its own
-#: byte order instead of being read into memory.
-MEMMAP_THRESHOLD = 1 << 30
 
 _IMAGE_HDUS = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
 
@@ -57,18 +54,21 @@ def load_image(source, hdu=None, plane=None, beam=None, memmap=None):
         The beam, when the header does not give it (``BMAJ``/``BMIN``) and
         the ``SURVEY`` keyword names no survey in `SURVEY_BEAMS`.
     memmap : bool, optional
-        Keep the pixels memory-mapped in the file (big-endian) instead of
-        reading them into memory in native byte order. By default, files
-        with more than 1 GiB of pixels stay memory-mapped; iterate over them
-        with `~astrofmtools.io.iter_tiles`.
+        Leave the pixels in the file and read them block by block when
+        sliced (a `~astrofmtools.io.FitsPixels`) instead of reading them
+        into memory. By default this is decided by size: files with more
+        pixels than `~astrofmtools.io.read_lazily` allows (256 MiB, or a
+        quarter of the memory available when that is less) are read on
+        demand, and the tiled stages (`~astrofmtools.io.map_tiles`) then
+        hold one tile at a time.
 
     Returns
     -------
     image : `SkyImage`
         ``data`` (2-D), ``wcs`` (2-D celestial WCS, or None when the header
         has no sky axes), ``unit`` (from ``BUNIT``), ``beam``, ``mask``
-        (True where there is no data: NaN or ``BLANK`` pixels; None for a
-        memory-mapped image), ``header`` and ``source`` (file and HDU).
+        (True where there is no data: NaN or ``BLANK`` pixels; None for an
+        image read on demand, whose tiles carry NaN there), ``header`` and ``source`` (file and HDU).
 
     Raises
     ------
@@ -194,19 +194,26 @@ def _from_hdu(h, name, plane, beam, memmap, hdul=None):
     header = h.header
     if not _has_image(h):
         raise InputError(f"HDU {name} holds no image data (NAXIS={header.get('NAXIS', 0)}).")
-    try:
-        data = h.data
-        if data is not None:
-            data[(0,) * data.ndim]  # touch the file: a truncated one fails here
-            data[(-1,) * data.ndim]
-    except (OSError, ValueError, TypeError, IndexError) as exc:
-        raise InputError(f"Cannot read the pixels of {name}; the file may be truncated "
-                         f"({exc}).") from None
-    if data is None:
-        raise InputError(f"HDU {name} holds no image data.")
-    nbytes = data.size * data.dtype.itemsize
-    if memmap is None:
-        memmap = nbytes > MEMMAP_THRESHOLD and isinstance(data, np.memmap)
+    path = hdul.filename() if hdul is not None else None
+    if memmap is None:  # decided by size, never by the kind of array astropy returns
+        memmap = read_lazily(_stored_bytes(header))
+    if memmap and path is not None:
+        try:
+            data = FitsPixels(path, hdul.index_of(h))
+        except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
+            raise InputError(f"Cannot read the pixels of {name} ({exc}).") from None
+    else:
+        memmap = False
+        try:
+            data = h.data
+            if data is not None:
+                data[(0,) * data.ndim]  # touch the file: a truncated one fails here
+                data[(-1,) * data.ndim]
+        except (OSError, ValueError, TypeError, IndexError) as exc:
+            raise InputError(f"Cannot read the pixels of {name}; the file may be truncated "
+                             f"({exc}).") from None
+        if data is None:
+            raise InputError(f"HDU {name} holds no image data.")
     wcs = None
     if _header_has_celestial(header):
         with warnings.catch_warnings():
@@ -216,6 +223,15 @@ def _from_hdu(h, name, plane, beam, memmap, hdul=None):
             except Exception as exc:  # astropy raises several types here
                 raise InputError(f"The WCS of {name} cannot be read ({exc}).") from None
     return _build(data, wcs, header, name=name, plane=plane, beam=beam, memmap=memmap)
+
+
+def _stored_bytes(header):
+    """Bytes of pixels an image HDU holds, from its header alone."""
+    bitpix = header.get("ZBITPIX", header.get("BITPIX", 8))
+    naxis = header.get("ZNAXIS", header.get("NAXIS", 0))
+    key = "ZNAXIS" if "ZNAXIS" in header else "NAXIS"
+    return int(np.prod([header.get(f"{key}{k}", 0) for k in range(1, naxis + 1)],
+                       dtype=np.int64)) * abs(int(bitpix)) // 8
 
 
 def _header_has_celestial(header):
@@ -263,7 +279,8 @@ def _select_plane(data, wcs, name, plane):
         if len(index) != len(extra) or any(not 0 <= i < n for i, n in zip(index, extra)):
             raise InputError(f"plane={plane!r} does not fit {name}, whose axes beyond the "
                              f"sky axes have lengths {extra} (numpy order).")
-    data = data[index]
+    data = FitsPixels(data.path, data.hdu, index) if isinstance(data, FitsPixels) \
+        else data[index]
     if wcs is not None:
         wcs = wcs.celestial if wcs.naxis > 2 else wcs
     return data, wcs

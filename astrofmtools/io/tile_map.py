@@ -10,11 +10,19 @@ import warnings
 
 from ..exceptions import InputError
 from ..utils import progress
+from .lazy import FitsPixels
 from .schedulers import _executor
 from .tile_reader import _as_source, _read
 from .tiles import Tile
 
 __all__ = ["map_tiles"]
+
+
+def _run(func, source, batch, dtype, batched):
+    """Run ``func`` on a batch of tiles, reading their pixels first when given the source."""
+    if source is not None:
+        batch = [_read(source, t, dtype) for t in batch]
+    return _run_batch(func, batch) if batched else func(batch[0])
 
 
 def _run_batch(func, tiles):
@@ -40,9 +48,13 @@ def map_tiles(func, image, tiles, scheduler=None, *, workers=None, batch_size=No
     its no-data mask) and handed to ``func``. Tiles are independent, so the
     scheduler only decides where ``func`` runs: the results, returned in
     the order of ``tiles``, are the same serially, on threads or on a Dask
-    cluster. Tiles are read in the calling thread, and at most a few per
-    worker are in flight at a time, so memory is bounded by the tile size,
-    not by the image. A progress bar counts the tiles on a terminal.
+    cluster. Tiles of an image read on demand from its file (a
+    `~astrofmtools.io.FitsPixels`, the default for large files) are read
+    where their task runs, so a Dask worker reads its own tiles from the
+    shared file system; other tiles are read in the calling thread and
+    sent. At most a few tiles per worker are in flight at a time, so memory
+    is bounded by the tile size, not by the image. A progress bar counts
+    the tiles on a terminal.
 
     Parameters
     ----------
@@ -60,14 +72,18 @@ def map_tiles(func, image, tiles, scheduler=None, *, workers=None, batch_size=No
         Where ``func`` runs: ``None`` or ``"serial"`` (in this thread, one
         tile at a time), ``"threads"`` (a thread pool of ``workers``
         threads: worthwhile when ``func`` spends its time in numpy, scipy
-        or torch, which release the GIL), another name given to
-        `register_scheduler`, or an executor you made: any object with a
-        ``submit(fn, *args)`` method returning futures with ``result()``,
-        such as a `concurrent.futures.Executor` or a
-        ``dask.distributed.Client`` (left open afterwards).
+        or torch, which release the GIL),
+        ``"dask"`` (a local Dask cluster of ``workers`` single-threaded
+        processes, started and closed here), the address of a running Dask
+        scheduler (``"tcp://host:8786"``, or its scheduler file ``.json``),
+        another name given to `register_scheduler`, or an executor you
+        made: any object with a ``submit(fn, *args)`` method returning
+        futures with ``result()``, such as a `concurrent.futures.Executor`
+        or a ``dask.distributed.Client`` (left open afterwards).
     workers : int, optional
-        Threads of the ``"threads"`` scheduler (default: the number of
-        CPUs); for any scheduler, twice this many tasks are kept in flight.
+        Threads of the ``"threads"`` scheduler, processes of the ``"dask"``
+        one (default: the number of CPUs); for any scheduler, twice this
+        many tasks are kept in flight.
     batch_size : int, optional
         Hand ``func`` lists of up to this many tiles (for a model that
         predicts batches); tiles run one by one by default.
@@ -123,6 +139,9 @@ def map_tiles(func, image, tiles, scheduler=None, *, workers=None, batch_size=No
     if not all(isinstance(t, Tile) for t in tiles):
         raise InputError("map_tiles needs a list of Tile (from plan_tiles).")
     source = _as_source(image)
+    # pixels read on demand from a file are read where the task runs (a thread or a
+    # Dask worker): only the tile's description travels
+    remote = isinstance(source.data, FitsPixels)
     size = batch_size or 1
     batches = [tiles[i:i + size] for i in range(0, len(tiles), size)]
     context, in_flight = _executor(scheduler, workers)
@@ -142,11 +161,13 @@ def map_tiles(func, image, tiles, scheduler=None, *, workers=None, batch_size=No
                 warnings.simplefilter("ignore", category)
             try:
                 for batch in batches:
-                    read = [_read(source, t, dtype) for t in batch]
-                    if batch_size:
-                        future = executor.submit(_run_batch, func, read)
+                    if remote:
+                        future = executor.submit(_run, func, source, batch, dtype,
+                                                 bool(batch_size))
                     else:
-                        future = executor.submit(func, read[0])
+                        read = [_read(source, t, dtype) for t in batch]
+                        future = executor.submit(_run, func, None, read, dtype,
+                                                 bool(batch_size))
                     pending.append((future, len(batch)))
                     while len(pending) >= in_flight:
                         collect()

@@ -34,7 +34,7 @@ def _as_source(image):
     if isinstance(image, SkyImage):
         return _Source(image.data, image.wcs, image.mask, image.source)
     if isinstance(image, (str, os.PathLike)):
-        image = load_image(image, memmap=True)
+        image = load_image(image)
         return _Source(image.data, image.wcs, image.mask, image.source)
     if hasattr(image, "shape") and hasattr(image, "__getitem__") and not isinstance(image,
                                                                                   tuple):

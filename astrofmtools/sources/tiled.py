@@ -55,6 +55,14 @@ def _plan_window(image, mask):
     return best
 
 
+class _ImageInfo:
+    """What a tile needs of its mosaic besides pixels: unit, beam, header, name (picklable)."""
+
+    def __init__(self, image):
+        self.unit, self.beam, self.header, self.source = (image.unit, image.beam, image.header,
+                                                          image.source)
+
+
 def _tile_image(image, tile):
     """A `SkyImage` of a read tile (its pixels, WCS and no-data mask)."""
     from ..io import SkyImage
@@ -88,6 +96,7 @@ class _TileFinder:
     """Find the sources of one tile with a fixed plan; keep those whose peak it owns."""
 
     def __init__(self, image, mask, background, plan, box_size):
+        # only the image's description: the finder travels to every worker with each tile
         self.image, self.mask, self.background = image, mask, background
         self.plan, self.box_size = plan, box_size
 
@@ -126,7 +135,7 @@ def _find_tiled(image, mask, background, s, tile_size, overlap, scheduler, worke
     # plan once, from the image, then map the finder over independent tiles
     plan = _make_tiled_plan(image, mask, background, s)
     tiles = plan_tiles(image.shape, tile_size, overlap)
-    finder = _TileFinder(image, mask, background, plan, s["box_size"])
+    finder = _TileFinder(_ImageInfo(image), mask, background, plan, s["box_size"])
     parts = [p for p in map_tiles(finder, image, tiles, scheduler, workers=workers,
                                   ignore_warnings=_TILE_WARNINGS, desc="sources")
              if p is not None]

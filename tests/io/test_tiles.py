@@ -10,7 +10,7 @@ from astropy.io import fits
 from astrofmtools import InputError
 from astrofmtools.background import estimate_background
 from astrofmtools.datasets import make_radio_field, make_wcs
-from astrofmtools.io import (SCHEDULERS, SkyImage, Tile, load_image, map_tiles, owned,
+from astrofmtools.io import (SCHEDULERS, FitsPixels, SkyImage, Tile, load_image, map_tiles, owned,
                              plan_tiles, read_tile, register_scheduler, tile_grid)
 from astrofmtools.sources import core as sources_core
 from astrofmtools.sources import tiled as sources_tiled
@@ -111,7 +111,7 @@ def test_reader_memory_map_wcs_and_mask():
     wcs = make_wcs((300, 410))
     fits.PrimaryHDU(data, header=wcs.to_header()).writeto("big.fits")
     image = load_image("big.fits", memmap=True)
-    assert not image.data.dtype.isnative and image.mask is None
+    assert isinstance(image.data, FitsPixels) and image.mask is None
     tile = plan_tiles(image.shape, 128, 24)[4]
     read = read_tile(image, tile)
     assert read.index == tile.index and read.slices == tile.slices
@@ -191,8 +191,9 @@ def test_scheduler_registry_and_errors():
         assert made == [2]
     finally:
         SCHEDULERS.remove("test-pool")
-    with pytest.raises(InputError, match="Unknown scheduler 'dask'; choose one of serial, threads"):
-        map_tiles(_core_sum, data, tiles, scheduler="dask")
+    with pytest.raises(InputError, match="Unknown scheduler 'banana'; choose one of serial, "
+                                         "threads, dask"):
+        map_tiles(_core_sum, data, tiles, scheduler="banana")
     with pytest.raises(InputError, match="submit method"):
         map_tiles(_core_sum, data, tiles, scheduler=3)
     with pytest.raises(InputError, match="workers"):
@@ -233,7 +234,7 @@ class ReverseExecutor:
     def _run(self, future):
         for f, fn, args in reversed(self.tasks):
             if not f.done():
-                self.order.append(args[0].index)
+                self.order.append(args[2][0].index)  # _run(func, source, tiles, ...)
                 f.set_result(fn(*args))
         return concurrent.futures.Future.result(future)
 
@@ -383,14 +384,15 @@ def test_size_not_array_type_decides_tiling(monkeypatch):
                                 seed=5)
     fits.PrimaryHDU(image.data.astype(">f4"), header=image.header).writeto("strip.fits")
     mapped = load_image("strip.fits", memmap=True)
-    assert mapped.mask is None and not mapped.data.dtype.isnative
+    assert mapped.mask is None and isinstance(mapped.data, FitsPixels)
     whole = find_sources(mapped)
     assert whole.meta["tile_size"] == 0 and len(whole) > 30
-    monkeypatch.setattr(sources_core, "TILE_ABOVE", 4000 * 120)  # now it counts as large
+    monkeypatch.setattr(sources_core, "MEMORY_BUDGET", 4000 * 120 * 40)  # now it is large
     tiled = find_sources(mapped)
-    assert tiled.meta["tile_size"] == 4096
+    assert tiled.meta["tile_size"] == 1024
     d = np.hypot(np.asarray(tiled["x"])[:, None] - np.asarray(whole["x"]),
                  np.asarray(tiled["y"])[:, None] - np.asarray(whole["y"]))
-    assert len(tiled) == len(whole) and np.median(d.min(axis=0)) < 0.05
+    # each tile estimates its own background maps: a source at the threshold may flip
+    assert abs(len(tiled) - len(whole)) <= 1 and np.median(d.min(axis=0)) < 0.05
     with pytest.raises(InputError, match="tile_size"):
         find_sources(image, tile_size=-3)
