@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..exceptions import InputError
 from .inputs import check_outputs, given, load_image_arg
-from .options import add_common, add_image_options, add_strategy_options, key_values
+from .options import (add_common, add_image_options, add_strategy_options, key_values,
+                      scheduler_of)
 
 __all__ = ["add_parsers"]
 
@@ -55,7 +56,7 @@ def add_parsers(add):
     add_common(p, "detections table (.ecsv, .fits or .vot)",
                model={"default": None, "required": True,
                       "help": "detector folder written by 'astrofm train-detector'"},
-               device=True, batch_size=True)
+               device=True, batch_size=True, workers=True)
 
 
 def _detector_boxes(boxes, files):
@@ -117,11 +118,13 @@ def cmd_detect(args):
 
     check_outputs(args, "regions")
     det = Detector.load(args.model, device=args.device)
+    scheduler, workers = scheduler_of(args)
     image = load_image_arg(args)
     t0 = time.perf_counter()
     table = det.predict(image, tile=args.tile, overlap=args.overlap,
                         score_threshold=args.score_threshold,
-                        iou_threshold=args.iou_threshold, **given(batch_size=args.batch_size))
+                        iou_threshold=args.iou_threshold, **given(batch_size=args.batch_size),
+                        scheduler=scheduler, workers=workers)
     log.info("%d detections in %s (%d tiles) in %.1f s", len(table), image.source,
              table.meta.get("n_tiles", 1), time.perf_counter() - t0)
     write_table(table, args.output, overwrite=args.overwrite)

@@ -6,7 +6,7 @@ import time
 
 from ..exceptions import InputError
 from .inputs import check_outputs, given, load_image_arg
-from .options import add_common, add_image_options
+from .options import add_common, add_image_options, scheduler_of
 
 __all__ = ["add_parsers", "describe_image"]
 
@@ -42,7 +42,7 @@ def add_parsers(add):
                    help="shape of the regions (default: ellipse)")
     p.add_argument("--background-map", default=None,
                    help="also write the background and RMS maps to this FITS file")
-    add_common(p, "catalogue (.ecsv, .fits or .vot)")
+    add_common(p, "catalogue (.ecsv, .fits or .vot)", workers=True)
 
     p = add("cutouts", "cut stamps around the sources of a table out of a FITS image",
             cmd_cutouts)
@@ -60,7 +60,7 @@ def add_parsers(add):
     p.add_argument("--band-method", default="interp", choices=["interp", "exact", "adaptive"],
                    help="reprojection of --band images (default: interp; exact conserves "
                         "flux)")
-    add_common(p, "multi-extension FITS file of the cutouts")
+    add_common(p, "multi-extension FITS file of the cutouts", workers=True)
 
 
 def cmd_demo(args):
@@ -164,13 +164,16 @@ def cmd_sources(args):
     from ..sources import find_sources
 
     check_outputs(args, "regions", "background_map")
+    scheduler, workers = scheduler_of(args)
     image = load_image_arg(args)
     t0 = time.perf_counter()
-    # a memory-mapped mosaic gets its background tile by tile inside find_sources
-    in_memory = image.mask is not None
-    background = estimate_background(image) if in_memory or args.background_map else None
+    # without --background-map, find_sources estimates the maps itself (tile by tile on a
+    # mosaic)
+    background = estimate_background(image, scheduler=scheduler, workers=workers) \
+        if args.background_map else None
     table = find_sources(image, snr=args.snr, psf_fwhm=args.psf_fwhm,
-                         deblend=not args.no_deblend, background=background)
+                         deblend=not args.no_deblend, background=background,
+                         scheduler=scheduler, workers=workers)
     log.info("%d sources found in %s in %.1f s", len(table), image.source,
              time.perf_counter() - t0)
     write_table(table, args.output, overwrite=args.overwrite)
@@ -204,7 +207,9 @@ def cmd_cutouts(args):
         from ..io import load_bands
         image = load_bands([image] + list(args.band), reference=0, method=args.band_method)
     table = read_table(args.table)
-    stack = make_cutouts(image, table, size=size, output_size=output_size)
+    scheduler, workers = scheduler_of(args)
+    stack = make_cutouts(image, table, size=size, output_size=output_size,
+                         scheduler=scheduler, workers=workers)
     stack.write(args.output, overwrite=args.overwrite)
     log.info("%d cutouts of %s%s written to %s", len(stack), "x".join(
         str(n) for n in stack.data.shape[-2:]),

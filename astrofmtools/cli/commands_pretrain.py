@@ -5,7 +5,7 @@ import logging
 import time
 
 from .inputs import given
-from .options import RegistryChoices, add_common, key_values
+from .options import RegistryChoices, add_common, key_values, scheduler_of
 
 __all__ = ["add_parsers"]
 
@@ -72,10 +72,8 @@ def add_parsers(add):
                    help="epochs between k-NN measurements (default: %(default)s)")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
                    help="write a checkpoint there after every epoch; a rerun resumes")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="threads that read and cut the inputs (default: one)")
     add_common(p, "backbone folder to write (give it to --model of any command)",
-               model=True, weights=True, device=True, batch_size=True, seed=True)
+               model=True, weights=True, device=True, batch_size=True, workers=True, seed=True)
 
 
 def cmd_pretrain(args):
@@ -97,11 +95,11 @@ def cmd_pretrain(args):
         method_options=key_values(args.method_option, "--method-option"),
         monitor_every=args.monitor_every, device=args.device, seed=args.seed,
         checkpoint_dir=args.checkpoint_dir)
+    scheduler, workers = scheduler_of(args)
     t0 = time.perf_counter()
     pool = build_pool(args.inputs, size=args.size, snr=args.snr,
                       max_per_image=args.max_per_image,
-                      scheduler="threads" if args.workers and args.workers > 1 else None,
-                      workers=args.workers)
+                      scheduler=scheduler, workers=workers)
     log.info("pool: %d cutouts of %d x %d pixels from %d input(s) in %.1f s", len(pool),
              args.size, args.size, len(args.inputs), time.perf_counter() - t0)
     monitor = None

@@ -5,11 +5,12 @@ The options that several ``astrofm`` subcommands share, each defined once.
 Every subcommand that has one of these options spells it, types it and
 documents it the same way, in its "common options" group and in the same
 order: ``-o/--output``, ``--overwrite``, ``--model``, ``--weights``,
-``--device``, ``--batch-size``, ``--seed``, ``-v/--verbose``, ``-q/--quiet``.
+``--device``, ``--batch-size``, ``--workers``, ``--scheduler``, ``--seed``,
+``-v/--verbose``, ``-q/--quiet``.
 """
 
 __all__ = ["COMMON", "add_common", "add_image_options", "RegistryChoices", "add_strategy_options",
-           "add_labelled_cutouts", "key_values"]
+           "add_labelled_cutouts", "key_values", "scheduler_of"]
 
 #: The shared definition of each common option: its flags and `argparse` keywords.
 #: ``%(default)s`` in a help text shows the subcommand's default.
@@ -36,6 +37,15 @@ COMMON = {
         "type": int, "default": None, "metavar": "N",
         "help": "images per batch through the model (cutouts, tiles or training crops); "
                 "lower it if memory runs out (default: the library's for the command)"}),
+    "workers": (("--workers",), {
+        "type": int, "default": None, "metavar": "N",
+        "help": "run the independent pieces (tiles, inputs) on a local Dask cluster of N "
+                "worker processes (default: serially, in this process)"}),
+    "scheduler": (("--scheduler",), {
+        "default": None, "metavar": "ADDRESS",
+        "help": "run on a running Dask cluster: its scheduler's address (tcp://host:8786) or "
+                "scheduler file (.json); or a scheduler's name: serial, threads, dask "
+                "(default: dask with --workers, else serial)"}),
     "seed": (("--seed",), {
         "type": int, "default": 0, "metavar": "N",
         "help": "random seed: the same seed gives the same result (default: %(default)s)"}),
@@ -45,7 +55,8 @@ COMMON = {
         "action": "store_true", "help": "print nothing but errors; no progress bars"}),
 }
 
-_ORDER = ("output", "overwrite", "model", "weights", "device", "batch_size", "seed")
+_ORDER = ("output", "overwrite", "model", "weights", "device", "batch_size", "workers",
+          "scheduler", "seed")
 
 
 def _add(group, name, override):
@@ -59,7 +70,7 @@ def _add(group, name, override):
 
 
 def add_common(parser, output=None, *, model=None, weights=None, device=False,
-               batch_size=False, seed=False):
+               batch_size=False, workers=False, seed=False):
     """
     Add the common options of a subcommand, in their fixed order.
 
@@ -79,6 +90,9 @@ def add_common(parser, output=None, *, model=None, weights=None, device=False,
     model, weights, device, batch_size, seed : bool, str or dict, optional
         Whether to add ``--model``, ``--weights``, ``--device``,
         ``--batch-size`` and ``--seed``, and how they differ here.
+    workers : bool, optional
+        Whether to add ``--workers`` and ``--scheduler`` (read them with
+        `scheduler_of`).
 
     Returns
     -------
@@ -97,7 +111,8 @@ def add_common(parser, output=None, *, model=None, weights=None, device=False,
     group = parser.add_argument_group(
         "common options", "spelt and meant the same in every subcommand that has them")
     chosen = {"output": output, "overwrite": bool(output), "model": model, "weights": weights,
-              "device": device, "batch_size": batch_size, "seed": seed}
+              "device": device, "batch_size": batch_size, "workers": workers,
+              "scheduler": workers, "seed": seed}
     for name in _ORDER:
         if chosen[name] is not None and chosen[name] is not False:
             _add(group, name, chosen[name])
@@ -105,6 +120,44 @@ def add_common(parser, output=None, *, model=None, weights=None, device=False,
     _add(verbosity, "verbose", True)
     _add(verbosity, "quiet", True)
     return group
+
+
+def scheduler_of(args):
+    """
+    The ``scheduler`` and ``workers`` of the library from ``--scheduler`` and ``--workers``.
+
+    Parameters
+    ----------
+    args : `argparse.Namespace`
+        Parsed arguments of a subcommand with ``--workers`` and ``--scheduler``.
+
+    Returns
+    -------
+    scheduler, workers : str or None, int or None
+        ``--scheduler`` when given; else ``"dask"`` (a local cluster) when
+        ``--workers`` is more than 1; else None (serial).
+
+    Raises
+    ------
+    astrofmtools.InputError
+        For ``--workers`` below 1.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from astrofmtools.cli.options import scheduler_of
+    >>> scheduler_of(argparse.Namespace(workers=4, scheduler=None))
+    ('dask', 4)
+    >>> scheduler_of(argparse.Namespace(workers=None, scheduler="tcp://10.0.0.1:8786"))
+    ('tcp://10.0.0.1:8786', None)
+    """
+    from ..exceptions import InputError
+    workers, scheduler = getattr(args, "workers", None), getattr(args, "scheduler", None)
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers must be at least 1, not {workers}.")
+    if scheduler is None and workers is not None and workers > 1:
+        scheduler = "dask"
+    return scheduler, workers
 
 
 def add_image_options(parser):

@@ -46,6 +46,21 @@ def _as_source(image):
     return _Source(image.data, image.wcs, image.mask, image.source)
 
 
+class _ImageInfo:
+    """What a tile needs of its mosaic besides pixels: unit, beam, header, name (picklable)."""
+
+    def __init__(self, image):
+        self.unit, self.beam, self.header, self.source = (image.unit, image.beam, image.header,
+                                                          image.source)
+
+
+def _tile_image(image, tile):
+    """A `SkyImage` of a read tile (its pixels, WCS and no-data mask)."""
+    from .image import SkyImage
+    return SkyImage(tile.data, wcs=tile.wcs, unit=image.unit, mask=tile.mask, beam=image.beam,
+                    header=image.header, source=f"{image.source} tile {tile.index}")
+
+
 def _read(source, tile, dtype=None):
     sl = (Ellipsis,) + tuple(tile.slices)
     block = np.asarray(source.data[sl])  # a memory map or lazy array is read here only

@@ -28,7 +28,12 @@ import numpy as np
 
 from ..exceptions import InputError
 
-__all__ = ["Tile", "plan_tiles", "tile_grid", "owned"]
+__all__ = ["Tile", "plan_tiles", "tile_grid", "owned", "auto_tile_size"]
+
+#: The working memory one image or tile of a stage may take; images that would
+#: need more are processed in tiles of about this size (or a quarter of the
+#: memory available, when that is less).
+MEMORY_BUDGET = 512 << 20
 
 
 class Tile(NamedTuple):
@@ -243,3 +248,40 @@ def _grown(core, span, margin):
     lo = max(core.start - margin, span.start) if core.start > span.start else core.start
     hi = min(core.stop + margin, span.stop) if core.stop < span.stop else core.stop
     return lo, hi
+
+
+def auto_tile_size(shape, bytes_per_pixel, budget=None):
+    """
+    The tile side that keeps a stage's working memory under a budget.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The image's ``(ny, nx)``.
+    bytes_per_pixel : float
+        The stage's working memory per pixel.
+    budget : int, optional
+        Bytes one image or tile may take (default: `MEMORY_BUDGET`, or a
+        quarter of the memory available when that is less).
+
+    Returns
+    -------
+    tile_size : int
+        0 when the whole image fits the budget; otherwise the tile side, a
+        multiple of 512 pixels (at least 1024).
+
+    Examples
+    --------
+    >>> from astrofmtools.io import auto_tile_size
+    >>> auto_tile_size((4096, 4096), 40, budget=1 << 30)
+    0
+    >>> auto_tile_size((16500, 16500), 40, budget=1 << 29)
+    3584
+    """
+    from .lazy import available_memory
+    if budget is None:
+        budget = min(MEMORY_BUDGET, available_memory() // 4)
+    if shape[-2] * shape[-1] * bytes_per_pixel <= budget:
+        return 0
+    side = int((budget / bytes_per_pixel) ** 0.5) // 512 * 512
+    return max(side, 1024)

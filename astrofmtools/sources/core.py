@@ -5,7 +5,7 @@ import numpy as np
 
 from ..background import BackgroundMaps
 from ..exceptions import InputError
-from ..io import load_image
+from ..io import auto_tile_size, load_image
 from ..utils import provenance
 from .detection import _find_whole
 from .filtering import cov_to_fwhm
@@ -18,46 +18,6 @@ __all__ = ["find_sources"]
 #: Working memory of the whole-image path per pixel, in bytes (measured with
 #: ``benchmarks/scaling.py``); sets when an image is tiled and how large a tile is.
 BYTES_PER_PIXEL = 40
-
-#: The working memory one image or tile may take; images that would need more
-#: are processed in tiles of about this size (or a quarter of the memory
-#: available, when that is less).
-MEMORY_BUDGET = 512 << 20
-
-
-def auto_tile_size(shape, bytes_per_pixel=BYTES_PER_PIXEL, budget=None):
-    """
-    The tile side that keeps the working memory of an image under a budget.
-
-    Parameters
-    ----------
-    shape : tuple of int
-        The image's ``(ny, nx)``.
-    bytes_per_pixel : float, optional
-        Working memory per pixel of the stage.
-    budget : int, optional
-        Bytes one image or tile may take (default: `MEMORY_BUDGET`, or a
-        quarter of the memory available when that is less).
-
-    Returns
-    -------
-    tile_size : int
-        0 when the whole image fits the budget; otherwise the tile side, a
-        multiple of 512 pixels (at least 1024).
-
-    Examples
-    --------
-    >>> from astrofmtools.sources.core import auto_tile_size
-    >>> auto_tile_size((4096, 4096), budget=1 << 30), auto_tile_size((16500, 16500), budget=1 << 29)
-    (0, 3584)
-    """
-    from ..io import available_memory
-    if budget is None:
-        budget = min(MEMORY_BUDGET, available_memory() // 4)
-    if shape[0] * shape[1] * bytes_per_pixel <= budget:
-        return 0
-    side = int((budget / bytes_per_pixel) ** 0.5) // 512 * 512
-    return max(side, 1024)
 
 
 def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, background=None,
@@ -93,8 +53,9 @@ def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, back
        image (photutils `~photutils.segmentation.SourceCatalog`).
 
     Images whose working memory (about `BYTES_PER_PIXEL` bytes a pixel)
-    would exceed `MEMORY_BUDGET` are processed in overlapping tiles
-    (`~astrofmtools.io.plan_tiles`, sized by `auto_tile_size`), whether the
+    would exceed `~astrofmtools.io.tiles.MEMORY_BUDGET` are processed in
+    overlapping tiles (`~astrofmtools.io.plan_tiles`, sized by
+    `~astrofmtools.io.auto_tile_size`), whether the
     pixels are in memory or read on demand from the file, so peak memory
     stays flat whatever the mosaic size. The matched filter and its noise are
     measured once, before any tile runs, on a window of at most 2048 x 2048
@@ -142,7 +103,7 @@ def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, back
         The box size for the background maps.
     tile_size : int, optional
         Process in tiles of this side (pixels); 0 never tiles. By default
-        decided by size and memory (`auto_tile_size`).
+        decided by size and memory (`~astrofmtools.io.auto_tile_size`).
     overlap : int, optional
         The overlap of the tiles; make it larger than the largest source.
     scheduler : str or executor, optional
@@ -219,7 +180,7 @@ def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, back
         raise InputError(f"mask has shape {np.shape(mask)}, but {image.source} has shape "
                          f"{shape}; give one boolean per pixel (True = ignore).")
     if tile_size is None:  # decided by size and memory, whatever the kind of array
-        tile_size = auto_tile_size(shape)
+        tile_size = auto_tile_size(shape, BYTES_PER_PIXEL)
     elif isinstance(tile_size, bool) or int(tile_size) != tile_size or tile_size < 0:
         raise InputError(f"tile_size must be a whole number of pixels (0: never tile), not "
                          f"{tile_size!r}.")

@@ -12,6 +12,7 @@ from ..background import BackgroundMaps
 from ..background.core import _image_arrays
 from ..exceptions import InputError
 from ..io import Tile, map_tiles, owned, plan_tiles, read_tile
+from ..io.tile_reader import _ImageInfo, _tile_image
 from .detection import _find_in_array, _maps_for
 from .filtering import _central
 from .plan import _make_plan
@@ -53,21 +54,6 @@ def _plan_window(image, mask):
     if best is None:
         raise InputError(f"{image.source} has no valid pixel: all are NaN, Inf or masked.")
     return best
-
-
-class _ImageInfo:
-    """What a tile needs of its mosaic besides pixels: unit, beam, header, name (picklable)."""
-
-    def __init__(self, image):
-        self.unit, self.beam, self.header, self.source = (image.unit, image.beam, image.header,
-                                                          image.source)
-
-
-def _tile_image(image, tile):
-    """A `SkyImage` of a read tile (its pixels, WCS and no-data mask)."""
-    from ..io import SkyImage
-    return SkyImage(tile.data, wcs=tile.wcs, unit=image.unit, mask=tile.mask, beam=image.beam,
-                    header=image.header, source=f"{image.source} tile {tile.index}")
 
 
 def _tile_maps(background, slices):
