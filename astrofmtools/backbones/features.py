@@ -1,6 +1,7 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Batched feature extraction with an on-disk cache, and feature files."""
 
+import contextlib
 import hashlib
 import io
 import json
@@ -138,7 +139,8 @@ def _device_batches(data, starts, batch_size, device):
 
 
 def extract_features(backbone, cutouts, pooling="cls", batch_size=64, device=None,
-                     preprocess=None, cache=True, cache_dir=None, tta=False, source_size=None):
+                     preprocess=None, cache=True, cache_dir=None, tta=False, source_size=None,
+                     scheduler=None, workers=None):
     """
     Feature vectors of cutouts from a pretrained backbone.
 
@@ -179,6 +181,16 @@ def extract_features(backbone, cutouts, pooling="cls", batch_size=64, device=Non
         (sky images have no preferred orientation).
     source_size : float or array, optional
         Source sizes for ``zoom='auto'`` (see `Preprocess.resolve_zoom`).
+    scheduler : str or executor, optional
+        Run chunks of cutouts (whole batches) as independent tasks (see
+        `~astrofmtools.io.map_tasks`): ``"threads"``, ``"dask"`` (a local
+        cluster of ``workers`` processes), a Dask scheduler's address or
+        client. Each task gets the backbone with it and runs it on
+        ``device`` as the worker sees it (give each worker one GPU, see
+        :doc:`/cluster`). The features are the same as serially. By default
+        every batch runs here.
+    workers : int, optional
+        The number of threads or local Dask workers.
 
     Returns
     -------
@@ -199,7 +211,6 @@ def extract_features(backbone, cutouts, pooling="cls", batch_size=64, device=Non
     >>> bool(np.array_equal(features, again))                  # read from the cache
     True
     """
-    import torch
     from .load import Backbone, default_device, load_backbone
     device = default_device(device)
     if not isinstance(backbone, Backbone):
@@ -243,14 +254,97 @@ def extract_features(backbone, cutouts, pooling="cls", batch_size=64, device=Non
             if features is not None and features.shape[0] == len(data):
                 return features
 
+    if scheduler is not None:
+        features = _features_in_tasks(backbone, data, scheduler, workers, pooling=pooling,
+                                      batch_size=batch_size, device=device,
+                                      preprocess=preprocess, zoom=zoom, tta=tta)
+    else:
+        features = _features_here(backbone, data, pooling, batch_size, device, preprocess,
+                                  zoom, tta)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path, overwrite=True) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, features, allow_pickle=False)
+        with atomic_output(path.with_suffix(".json"), overwrite=True) as tmp:
+            Path(tmp).write_text(json.dumps({**settings, "n": len(data)}, indent=1))
+    return features
+
+
+class _FeatureChunk:
+    """
+    The features of one chunk of cutouts (a task), from a backbone made ready once.
+
+    Tasks on threads share the caller's backbone, so nothing here changes its
+    state; a Dask worker gets its own copy, moved to the device if needed.
+    """
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def __call__(self, chunk, backbone):
+        import torch
+        s = self.settings
+        device = torch.device(s["device"])
+        first = next(backbone.parameters(), None)
+        if first is not None and first.device != device:
+            backbone.to(device)
+        return _run_batches(backbone, chunk, s["pooling"], s["batch_size"], device,
+                            s["preprocess"], s["zoom"], s["tta"], s["memory_format"])
+
+
+#: Cutouts per task when features are computed in tasks (rounded to whole batches).
+CHUNK = 2048
+
+
+def _features_in_tasks(backbone, data, scheduler, workers, **settings):
+    """Features of chunks of whole batches, as tasks; the batches are those of the serial run."""
+    from ..io import map_tasks
+    step = max(1, CHUNK // settings["batch_size"]) * settings["batch_size"]
+    chunks = [data[i:i + step] for i in range(0, len(data), step)]
+    with _ready(backbone, settings["device"]) as memory_format:
+        task = _FeatureChunk(dict(settings, device=str(settings["device"]),
+                                  memory_format=memory_format))
+        parts = map_tasks(task, chunks, scheduler, workers=workers, common=backbone,
+                          desc=f"features ({backbone.spec.name})")
+    return np.concatenate(parts) if parts else np.empty(
+        (0, backbone.feature_dim_for(settings["pooling"])), np.float32)
+
+
+@contextlib.contextmanager
+def _ready(backbone, device):
+    """
+    The backbone on the device, in eval mode and its family's memory layout; put back after.
+
+    CNNs run 1.5-2 times faster in channels-last layout (PyTorch CPU and GPU), as their
+    family says; the weights are put back in the usual layout afterwards (same Parameters).
+    Gives the memory format the inputs should take.
+    """
+    import torch
     was_training = backbone.training
     backbone.to(device).eval()
-    # CNNs run 1.5-2 times faster in channels-last layout (PyTorch CPU and GPU), as their
-    # family says; the weights are put back in the usual layout afterwards (same Parameters)
-    channels_last = family.channels_last
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    channels_last = backbone.family.channels_last
     if channels_last:
         backbone.to(memory_format=torch.channels_last)
+    try:
+        yield torch.channels_last if channels_last else torch.contiguous_format
+    finally:
+        if channels_last:
+            backbone.to(memory_format=torch.contiguous_format)
+        backbone.train(was_training)
+
+
+def _features_here(backbone, data, pooling, batch_size, device, preprocess, zoom, tta):
+    """Run every batch through the backbone in this process."""
+    with _ready(backbone, device) as memory_format:
+        return _run_batches(backbone, data, pooling, batch_size, device, preprocess, zoom, tta,
+                            memory_format)
+
+
+def _run_batches(backbone, data, pooling, batch_size, device, preprocess, zoom, tta,
+                 memory_format):
+    """The features of every batch from a backbone made ready (`_ready`)."""
+    import torch
     features = np.empty((len(data), backbone.feature_dim_for(pooling)), dtype=np.float32)
     amp_dtype = _precision(device)
     amp = amp_dtype != torch.float32
@@ -264,35 +358,22 @@ def extract_features(backbone, cutouts, pooling="cls", batch_size=64, device=Non
         else torch.from_numpy(features)
     batches = _device_batches(data, starts, batch_size, device) if on_device \
         else ((start, data[start:start + batch_size]) for start in starts)
-    try:
-        with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
-            for start, raw in progress(batches, total=len(starts),
-                                       desc=f"features ({backbone.spec.name})", unit="batch"):
-                if on_device:
-                    x = preprocess.to_tensor(raw, zoom=zoom)
-                else:
-                    x = preprocess(raw, zoom=zoom).to(device)
-                x = x.contiguous(memory_format=memory_format)
-                if tta:
-                    out = sum(backbone(t, pooling=pooling).float() for t in _dihedral(x)) / 8
-                else:
-                    out = backbone(x, pooling=pooling).float()
-                out_host[start:start + len(x)].copy_(out, non_blocking=cuda)
-        if cuda:
-            torch.cuda.synchronize(device)
-            features[:] = out_host.numpy()
-    finally:
-        if channels_last:
-            backbone.to(memory_format=torch.contiguous_format)
-        backbone.train(was_training)
-
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(path, overwrite=True) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, features, allow_pickle=False)
-        with atomic_output(path.with_suffix(".json"), overwrite=True) as tmp:
-            Path(tmp).write_text(json.dumps({**settings, "n": len(data)}, indent=1))
+    with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+        for start, raw in progress(batches, total=len(starts),
+                                   desc=f"features ({backbone.spec.name})", unit="batch"):
+            if on_device:
+                x = preprocess.to_tensor(raw, zoom=zoom)
+            else:
+                x = preprocess(raw, zoom=zoom).to(device)
+            x = x.contiguous(memory_format=memory_format)
+            if tta:
+                out = sum(backbone(t, pooling=pooling).float() for t in _dihedral(x)) / 8
+            else:
+                out = backbone(x, pooling=pooling).float()
+            out_host[start:start + len(x)].copy_(out, non_blocking=cuda)
+    if cuda:
+        torch.cuda.synchronize(device)
+        features[:] = out_host.numpy()
     return features
 
 

@@ -1,8 +1,6 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Make cutout stacks from an image and a table, or from survey cutout files."""
 
-import os
-
 import numpy as np
 import astropy.units as u
 from astropy.coordinates import SkyCoord

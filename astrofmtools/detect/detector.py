@@ -1,8 +1,6 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """The `Detector` estimator: train a Faster R-CNN on FITS images, detect on mosaics."""
 
-from pathlib import Path
-
 import numpy as np
 
 from ..exceptions import InputError

@@ -68,7 +68,8 @@ def load_image(source, hdu=None, plane=None, beam=None, memmap=None):
         ``data`` (2-D), ``wcs`` (2-D celestial WCS, or None when the header
         has no sky axes), ``unit`` (from ``BUNIT``), ``beam``, ``mask``
         (True where there is no data: NaN or ``BLANK`` pixels; None for an
-        image read on demand, whose tiles carry NaN there), ``header`` and ``source`` (file and HDU).
+        image read on demand, whose tiles carry NaN there), ``header`` and
+        ``source`` (file and HDU).
 
     Raises
     ------

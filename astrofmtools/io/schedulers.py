@@ -58,6 +58,10 @@ class _DaskExecutor:
     def submit(self, fn, *args, **kwargs):
         return self.client.submit(fn, *args, pure=False, **kwargs)
 
+    def share(self, obj):
+        """Send ``obj`` to every worker once; tasks given the returned future get ``obj``."""
+        return self.client.scatter(obj, broadcast=True, hash=False)
+
     @property
     def _max_workers(self):
         return max(1, sum(self.client.nthreads().values()))

@@ -15,7 +15,7 @@ from .schedulers import _executor
 from .tile_reader import _as_source, _read
 from .tiles import Tile
 
-__all__ = ["map_tiles"]
+__all__ = ["map_tiles", "map_tasks"]
 
 
 def _run(func, source, batch, dtype, batched):
@@ -129,12 +129,7 @@ def map_tiles(func, image, tiles, scheduler=None, *, workers=None, batch_size=No
     """
     if not callable(func):
         raise InputError(f"map_tiles needs a function of a tile, not a {type(func).__name__}.")
-    if workers is not None and (not isinstance(workers, numbers.Integral)
-                                or isinstance(workers, bool) or workers < 1):
-        raise InputError(f"workers must be a positive integer, not {workers!r}.")
-    if batch_size is not None and (not isinstance(batch_size, numbers.Integral)
-                                   or isinstance(batch_size, bool) or batch_size < 1):
-        raise InputError(f"batch_size must be a positive integer, not {batch_size!r}.")
+    _check_positive(workers=workers, batch_size=batch_size)
     tiles = list(tiles)
     if not all(isinstance(t, Tile) for t in tiles):
         raise InputError("map_tiles needs a list of Tile (from plan_tiles).")
@@ -144,15 +139,84 @@ def map_tiles(func, image, tiles, scheduler=None, *, workers=None, batch_size=No
     remote = isinstance(source.data, FitsPixels)
     size = batch_size or 1
     batches = [tiles[i:i + size] for i in range(0, len(tiles), size)]
+
+    def calls():
+        for batch in batches:
+            read = batch if remote else [_read(source, t, dtype) for t in batch]
+            yield (func, source if remote else None, read, dtype, bool(batch_size)), len(batch)
+
+    results = _map_calls(_run, calls(), len(tiles), scheduler, workers, ignore_warnings, desc,
+                         "tile")
+    return [r for part in results for r in part] if batch_size else results
+
+
+def map_tasks(func, items, scheduler=None, *, workers=None, common=None, desc="tasks"):
+    """
+    Map a function over independent items (chunks of cutouts, input files); results in order.
+
+    The counterpart of `map_tiles` for work that is not cut from one
+    image: each item is one task, run where ``scheduler`` says, and the
+    results come back in the order of ``items`` whatever the scheduler.
+
+    Parameters
+    ----------
+    func : callable
+        ``func(item) -> result``; picklable to run on a Dask cluster.
+    items : sequence
+        The items; each is sent with its task.
+    scheduler : str or executor, optional
+        As for `map_tiles`: ``None``/``"serial"``, ``"threads"``,
+        ``"dask"``, a Dask scheduler's address, or an executor.
+    workers : int, optional
+        Threads or local Dask workers.
+    common : object, optional
+        Something every task needs, such as a model: ``func`` is then called
+        as ``func(item, common)``, and on a Dask cluster ``common`` is sent
+        to each worker once (scattered) instead of with every task.
+    desc : str, optional
+        Text of the progress bar.
+
+    Returns
+    -------
+    results : list
+
+    Examples
+    --------
+    >>> from astrofmtools.io import map_tasks
+    >>> map_tasks(sum, [[1, 2], [3, 4], [5]], scheduler="threads", workers=2)
+    [3, 7, 5]
+    """
+    if not callable(func):
+        raise InputError(f"map_tasks needs a function, not a {type(func).__name__}.")
+    _check_positive(workers=workers)
+    items = list(items)
+    extra = () if common is None else (common,)
+    return _map_calls(func, (((item,) + extra, 1) for item in items), len(items), scheduler,
+                      workers, (), desc, "task", shared=bool(extra))
+
+
+def _check_positive(**values):
+    for name, value in values.items():
+        if value is not None and (not isinstance(value, numbers.Integral)
+                                  or isinstance(value, bool) or value < 1):
+            raise InputError(f"{name} must be a positive integer, not {value!r}.")
+
+
+def _map_calls(fn, calls, total, scheduler, workers, ignore_warnings, desc, unit, shared=False):
+    """
+    Submit ``fn(*args)`` for each ``(args, count)`` of ``calls``, a few at a time; in order.
+
+    With ``shared``, the last argument is the same object in every call: an
+    executor that can share it (a Dask client) sends it once.
+    """
     context, in_flight = _executor(scheduler, workers)
     results = []
     pending = collections.deque()
-    bar = progress(total=len(tiles), desc=desc, unit="tile")
+    bar = progress(total=total, desc=desc, unit=unit)
 
     def collect():
         future, n = pending.popleft()
-        out = future.result()
-        results.extend(out if batch_size else [out])
+        results.append(future.result())
         bar.update(n)
 
     try:
@@ -160,15 +224,13 @@ def map_tiles(func, image, tiles, scheduler=None, *, workers=None, batch_size=No
             for category in ignore_warnings:
                 warnings.simplefilter("ignore", category)
             try:
-                for batch in batches:
-                    if remote:
-                        future = executor.submit(_run, func, source, batch, dtype,
-                                                 bool(batch_size))
-                    else:
-                        read = [_read(source, t, dtype) for t in batch]
-                        future = executor.submit(_run, func, None, read, dtype,
-                                                 bool(batch_size))
-                    pending.append((future, len(batch)))
+                common = None
+                for args, n in calls:
+                    if shared:
+                        if common is None:
+                            common = getattr(executor, "share", lambda obj: obj)(args[-1])
+                        args = args[:-1] + (common,)
+                    pending.append((executor.submit(fn, *args), n))
                     while len(pending) >= in_flight:
                         collect()
                 while pending:

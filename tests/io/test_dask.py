@@ -77,3 +77,19 @@ def test_unknown_address_is_a_clear_error(monkeypatch):
     with pytest.raises(InputError, match="Cannot reach the Dask scheduler"):
         map_tiles(len, np.ones((10, 10)), plan_tiles((10, 10), 8, 2),
                   scheduler="tcp://127.0.0.1:1")
+
+
+def test_features_in_tasks_equal_serial(client, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from astrofmtools.backbones import extract_features, load_backbone
+    from astrofmtools.backbones import features as features_module
+    torch.manual_seed(0)
+    backbone = load_backbone("efficientnet_lite0", device="cpu")
+    cutouts = np.random.default_rng(3).normal(size=(40, 24, 24)).astype(np.float32)
+    pre = backbone.default_preprocess(input_size=32)
+    serial = extract_features(backbone, cutouts, preprocess=pre, batch_size=8, cache=False)
+    monkeypatch.setattr(features_module, "CHUNK", 16)  # 3 tasks of 2 batches (the last 1)
+    for scheduler in ("threads", client):
+        chunked = extract_features(backbone, cutouts, preprocess=pre, batch_size=8,
+                                   cache=False, scheduler=scheduler, workers=2)
+        np.testing.assert_array_equal(chunked, serial)
