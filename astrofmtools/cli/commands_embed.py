@@ -7,7 +7,7 @@ import numpy as np
 
 from ..exceptions import InputError
 from .inputs import check_outputs, given, parse_rows, read_stack
-from .options import add_common
+from .options import add_common, scheduler_of
 
 __all__ = ["add_parsers"]
 
@@ -24,7 +24,7 @@ def add_parsers(add):
                    help="average features over the 8 flips and 90-degree rotations")
     p.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
     add_common(p, "features file (FITS: features + the cutouts' table)", model=True,
-               weights=True, device=True, batch_size=True)
+               weights=True, device=True, batch_size=True, workers=True)
 
     p = add("map", "map sources by their features (PCA then UMAP) as a PNG and a table",
             cmd_map)
@@ -106,9 +106,10 @@ def cmd_embed(args):
     check_outputs(args)
     stack = read_stack(args.cutouts)
     backbone = load_backbone(args.model, weights=args.weights, device=args.device)
+    scheduler, workers = scheduler_of(args)
     embedding = embed(stack, model=backbone, pooling=args.pooling, device=args.device,
-                      cache=not args.no_cache, tta=args.tta,
-                      **given(batch_size=args.batch_size))
+                      cache=not args.no_cache, tta=args.tta, scheduler=scheduler,
+                      workers=workers, **given(batch_size=args.batch_size))
     embedding.meta["cutouts"] = str(args.cutouts)
     embedding.write(args.output, overwrite=args.overwrite)
     log.info("%d x %d features from %s written to %s", *embedding.features.shape,

@@ -176,7 +176,8 @@ def as_embedding(obj):
 
 
 def embed(cutouts, model="efficientnet_lite0", weights=None, pooling=None, batch_size=64,
-          device=None, preprocess=None, tta=False, cache=True, in_chans=None):
+          device=None, preprocess=None, tta=False, cache=True, in_chans=None, scheduler=None,
+          workers=None):
     """
     Feature vectors of cutouts from a foundation model, with their table.
 
@@ -189,7 +190,7 @@ def embed(cutouts, model="efficientnet_lite0", weights=None, pooling=None, batch
         A registry name or a loaded backbone.
     weights : str, optional
         Weights file (or ``'random'``) when ``model`` is a name.
-    pooling, batch_size, device, preprocess, tta, cache
+    pooling, batch_size, device, preprocess, tta, cache, scheduler, workers
         As in `~astrofmtools.backbones.extract_features`.
     in_chans : int, optional
         Input channels of the backbone (default: what the preprocessing
@@ -234,7 +235,8 @@ def embed(cutouts, model="efficientnet_lite0", weights=None, pooling=None, batch
         # preprocessed exactly as these cutouts were
         preprocess = preprocess.replace(zoom=preprocess.resolve_zoom(cutouts))
     features = extract_features(backbone, cutouts, pooling=pooling, batch_size=batch_size,
-                                device=device, preprocess=preprocess, cache=cache, tta=tta)
+                                device=device, preprocess=preprocess, cache=cache, tta=tta,
+                                scheduler=scheduler, workers=workers)
     meta = {"backbone": backbone.spec.name, "weights": backbone.weights,
             "pooling": pooling or backbone.pooling, "tta": bool(tta),
             "in_chans": backbone.in_chans, "preprocess": preprocess.to_dict()}

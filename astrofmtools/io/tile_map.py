@@ -150,7 +150,8 @@ def map_tiles(func, image, tiles, scheduler=None, *, workers=None, batch_size=No
     return [r for part in results for r in part] if batch_size else results
 
 
-def map_tasks(func, items, scheduler=None, *, workers=None, common=None, desc="tasks"):
+def map_tasks(func, items, scheduler=None, *, workers=None, common=None, ignore_warnings=(),
+              desc="tasks"):
     """
     Map a function over independent items (chunks of cutouts, input files); results in order.
 
@@ -173,6 +174,8 @@ def map_tasks(func, items, scheduler=None, *, workers=None, common=None, desc="t
         Something every task needs, such as a model: ``func`` is then called
         as ``func(item, common)``, and on a Dask cluster ``common`` is sent
         to each worker once (scattered) instead of with every task.
+    ignore_warnings : tuple of type, optional
+        Warning categories to ignore around the whole map (see `map_tiles`).
     desc : str, optional
         Text of the progress bar.
 
@@ -192,7 +195,7 @@ def map_tasks(func, items, scheduler=None, *, workers=None, common=None, desc="t
     items = list(items)
     extra = () if common is None else (common,)
     return _map_calls(func, (((item,) + extra, 1) for item in items), len(items), scheduler,
-                      workers, (), desc, "task", shared=bool(extra))
+                      workers, ignore_warnings, desc, "task", shared=bool(extra))
 
 
 def _check_positive(**values):

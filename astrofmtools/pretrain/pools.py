@@ -26,7 +26,7 @@ from photutils.utils import NoDetectionsWarning
 from ..cutouts import CUTOUT_COLUMNS, CutoutStack, make_cutouts, parse_cutouts
 from ..cutouts.stack_fits import _FILE_TYPE as _STACK_FILE_TYPE
 from ..exceptions import InputError
-from ..io import fits_files, load_image, map_tiles, plan_tiles
+from ..io import fits_files, load_image, map_tasks
 from ..sources import find_sources
 from ..stretch import resize
 from ..utils import provenance
@@ -155,12 +155,13 @@ def build_pool(inputs, size=64, *, kind="auto", stamps="crop", snr=5.0, min_size
         More settings of `~astrofmtools.sources.find_sources` (``psf_fwhm``,
         ``deblend``, ``island_snr``...).
     scheduler : str or executor, optional
-        Where each input is read and cut (see `~astrofmtools.io.map_tiles`):
-        serially (default), ``"threads"``, or an executor such as a
-        ``dask.distributed.Client`` (give files: in-memory inputs would be
-        sent to every worker). The pool is the same whichever runs them.
+        Where each input is read and cut (see `~astrofmtools.io.map_tasks`):
+        serially (default), ``"threads"``, ``"dask"`` (a local cluster), a
+        Dask scheduler's address, or an executor such as a
+        ``dask.distributed.Client`` (give files: in-memory inputs are sent
+        with their task). The pool is the same whichever runs them.
     workers : int, optional
-        The number of threads of the ``"threads"`` scheduler.
+        The number of threads or local Dask workers.
 
     Returns
     -------
@@ -234,13 +235,9 @@ def build_pool(inputs, size=64, *, kind="auto", stamps="crop", snr=5.0, min_size
     settings = _settings(size, kind, stamps, snr, min_size, max_size, dedupe, max_per_image,
                          keep_edge, hdu, plane, find_options)
     items = _items(inputs)
-    # one task per input: a one-row plan of one-pixel "tiles" indexes the inputs, so that
-    # every scheduler of map_tiles (serial, threads, an executor) runs them alike
-    tiles = plan_tiles((1, len(items)), tile_size=1, overlap=0)
-    results = map_tiles(functools.partial(_pool_task, items, settings),
-                        np.zeros((1, len(items)), dtype=np.float32), tiles,
-                        scheduler=scheduler, workers=workers, ignore_warnings=_POOL_WARNINGS,
-                        desc="pool inputs")
+    # one task per input, on any scheduler (serial, threads, Dask, an executor)
+    results = map_tasks(functools.partial(_pool_task, settings), items, scheduler=scheduler,
+                        workers=workers, ignore_warnings=_POOL_WARNINGS, desc="pool inputs")
     return _join(results, settings)
 
 
@@ -301,9 +298,9 @@ def _is_image_tuple(value):
 
 
 # ---------------------------------------------------------------------- one input
-def _pool_task(items, settings, tile):
-    """The cutouts of one input (``items[tile.index]``): ``(stack, label, kind, n_found)``."""
-    label, item = items[tile.index]
+def _pool_task(settings, labelled):
+    """The cutouts of one ``(label, input)``: ``(stack, label, kind, n_found)``."""
+    label, item = labelled
     try:
         stack, kind, n_found = _cutouts_of(item, label, settings)
     except InputError as exc:
