@@ -1,5 +1,8 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""Background and RMS maps (photutils Background2D) and global noise statistics."""
+"""
+Background and RMS maps (the box statistics of photutils Background2D, computed
+on sorted boxes) and global noise statistics.
+"""
 
 import warnings
 from typing import NamedTuple
@@ -10,7 +13,7 @@ from astropy.io import fits
 from astropy.stats import SigmaClip
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS, FITSFixedWarning
-from photutils.background import Background2D
+from photutils.utils import ShepardIDWInterpolator
 
 from ..exceptions import InputError
 from ..io import load_image
@@ -194,8 +197,6 @@ def _global_stats(values, sigma=3.0, maxiters=10):
 
 def _nanmedian_last(values):
     """The NaN-ignoring median along the last axis, vectorised (NaN where all are NaN)."""
-    if values.shape[-1] == 0:  # photutils hands empty boxes when a whole edge is no-data
-        return np.full(values.shape[:-1], np.nan)
     ordered = np.sort(values, axis=-1)  # NaNs sort last
     n = np.count_nonzero(~np.isnan(ordered), axis=-1)
     lo = np.take_along_axis(ordered, np.maximum((n - 1) // 2, 0)[..., None], -1)[..., 0]
@@ -204,35 +205,194 @@ def _nanmedian_last(values):
     return np.where(n > 0, med, np.nan)
 
 
-class _SExtractorMode:
+def _box_chunks(data, bad, box, max_values=1 << 22):
     """
-    SourceExtractor's background estimate (photutils
-    `~photutils.background.SExtractorBackground` without clipping),
-    vectorised: ``2.5 median - 1.5 mean``, or the median where
-    ``|mean - median| / std >= 0.3``, or the mean where ``std == 0``.
-    Photutils computes the NaN-median box by box; this sorts all boxes at
-    once, four times faster on large images.
+    The pixels of the boxes, a few rows of boxes at a time: ``(rows, boxes)`` pairs.
+
+    ``boxes`` holds one box per row (a float copy, NaN at ``bad`` pixels
+    and beyond the image in a partial box at the right edge), for the rows
+    of boxes ``rows`` (a slice) in raster order; a chunk holds about
+    ``max_values`` pixels, and a partial row of boxes at the bottom comes
+    alone.
+    """
+    by, bx = box
+    ny, nx = data.shape
+    nbx = -(-nx // bx)
+    full = ny // by
+    step = max(1, max_values // (by * nbx * bx))
+    starts = list(range(0, full, step)) + ([full] if full * by < ny else [])
+    for r0 in starts:
+        r1 = min(r0 + step, full) if r0 < full else r0 + 1
+        y0, y1 = r0 * by, min(r1 * by, ny)
+        h = min(by, y1 - y0)
+        if bad is None and nbx * bx == nx:
+            chunk = data[y0:y1]  # copied once, into boxes
+        else:
+            chunk = np.full((y1 - y0, nbx * bx), np.nan, dtype=data.dtype)
+            chunk[:, :nx] = data[y0:y1]
+            if bad is not None:
+                chunk[:, :nx][bad[y0:y1]] = np.nan
+        boxes = np.empty(((r1 - r0) * nbx, h * bx), data.dtype)
+        boxes.reshape(r1 - r0, nbx, h, bx)[...] = \
+            chunk.reshape(r1 - r0, h, nbx, bx).transpose(0, 2, 1, 3)
+        yield slice(r0, r1), boxes
+
+
+def _rows_search(ordered, low, high, n):
+    """
+    For every row i of ``ordered`` (sorted in its first ``n[i]`` values):
+    the index of the first value at or above ``low[i]`` and of the first
+    above ``high[i]`` (`numpy.searchsorted`, left and right), by a
+    binary search of all rows at once.
+    """
+    rows = np.tile(np.arange(ordered.shape[0]), 2)
+    values = np.concatenate([low, high])
+    upper = np.arange(rows.size) >= ordered.shape[0]
+    lo, hi = np.zeros(rows.size, np.intp), np.tile(n, 2).astype(np.intp)
+    while True:
+        active = lo < hi
+        if not active.any():
+            return lo[:ordered.shape[0]], lo[ordered.shape[0]:]
+        mid = (lo + hi) // 2
+        v = ordered[rows, np.minimum(mid, ordered.shape[1] - 1)]
+        right = active & ((v < values) | (upper & (v == values)))
+        lo = np.where(right, mid + 1, lo)
+        hi = np.where(active & ~right, mid, hi)
+
+
+class _RowSums:
+    """
+    Sums of ``x - shift`` and its square over the first ``k[i]`` values of each row i.
+
+    Built from block sums, so that a query reads one block per row instead
+    of cumulating every row. Only ``k[i]`` up to the number of values
+    (the NaN sort last) may be asked for: sums over NaN are never read.
     """
 
-    def __call__(self, data, axis=None, masked=False):
-        data = np.asarray(data)
-        if axis is None:
-            flat = data.reshape(1, -1)
-        else:
-            axes = tuple(a % data.ndim for a in np.atleast_1d(axis))
-            rest = [a for a in range(data.ndim) if a not in axes]
-            flat = np.transpose(data, rest + list(axes))
-            flat = flat.reshape(flat.shape[:len(rest)] + (-1,))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            median = _nanmedian_last(flat)
-            mean = np.nanmean(flat, axis=-1)
-            std = np.nanstd(flat, axis=-1)
-            result = 2.5 * median - 1.5 * mean
-            use_median = (np.abs(mean - median) / std) >= 0.3
-        result = np.where(use_median, median, result)
-        result = np.where(std == 0, mean, result)
-        return result[0] if axis is None else result
+    block = 16
+
+    def __init__(self, ordered, shift):
+        rows, length = ordered.shape
+        width = -(-length // self.block) * self.block
+        self.values = np.empty((rows, width))
+        self.values[:, length:] = np.nan
+        np.subtract(ordered, shift[:, None], out=self.values[:, :length])
+        blocks = self.values.reshape(rows, -1, self.block)
+        self.sums = np.zeros((rows, blocks.shape[1] + 1))
+        self.sums2 = np.zeros_like(self.sums)
+        np.cumsum(blocks.sum(axis=2), axis=1, out=self.sums[:, 1:])
+        np.cumsum(np.einsum("ijk,ijk->ij", blocks, blocks), axis=1, out=self.sums2[:, 1:])
+        self.rows = np.arange(rows)[:, None]
+        self.offsets = np.arange(self.block)
+
+    def __call__(self, k):
+        """The sums of the values and of their squares over ``[:k[i]]`` of each row."""
+        start = k // self.block
+        index = np.minimum(start[:, None] * self.block + self.offsets, self.values.shape[1] - 1)
+        part = np.where(self.offsets < (k - start * self.block)[:, None],
+                        self.values[self.rows, index], 0.0)
+        rows = self.rows[:, 0]
+        return (self.sums[rows, start] + part.sum(axis=1),
+                self.sums2[rows, start] + np.einsum("ij,ij->i", part, part))
+
+
+def _range_stats(ordered, row_sums, shift, lo, hi):
+    """Median, mean and standard deviation of ``ordered[i, lo[i]:hi[i]]`` for every row i."""
+    rows = np.arange(ordered.shape[0])
+    n = hi - lo
+    (s_lo, s2_lo), (s_hi, s2_hi) = row_sums(lo), row_sums(hi)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low = ordered[rows, np.clip(lo + (n - 1) // 2, 0, ordered.shape[1] - 1)]
+        high = ordered[rows, np.clip(lo + n // 2, 0, ordered.shape[1] - 1)]
+        median = 0.5 * (low.astype(np.float64) + high)
+        mean = (s_hi - s_lo) / n
+        var = (s2_hi - s2_lo) / n - mean * mean
+        empty = n <= 0
+        median[empty] = mean[empty] = var[empty] = np.nan
+    return median, mean + shift, np.sqrt(np.maximum(var, 0.0))
+
+
+def _clipped_box_stats(ordered, sigma, maxiters):
+    """
+    Sigma-clipped median, mean, standard deviation and count of each row of boxes.
+
+    ``ordered`` holds one box per row, sorted (NaN last). The clipping is
+    astropy's `~astropy.stats.SigmaClip` (median centre, standard
+    deviation, bounds inclusive): each iteration keeps the values of the
+    last one within ``median +- sigma * std``, until none is dropped or
+    after ``maxiters`` iterations; the result is every value within the
+    last bounds. On sorted rows the values kept are a range of indices,
+    and block sums give each range's mean and deviation.
+    """
+    n_valid = np.count_nonzero(~np.isnan(ordered), axis=1)
+    rows = np.arange(ordered.shape[0])
+    shift = ordered[rows, np.maximum(n_valid - 1, 0) // 2].astype(np.float64)
+    shift[n_valid == 0] = 0.0  # values are summed less their median, for precision
+    row_sums = _RowSums(ordered, shift)
+    lo, hi = np.zeros_like(n_valid), n_valid.copy()
+    low = high = np.full(ordered.shape[0], np.nan)
+    active = n_valid > 0
+    for _ in range(maxiters):
+        median, _, std = _range_stats(ordered, row_sums, shift, lo, hi)
+        low = np.where(active, median - sigma * std, low)
+        high = np.where(active, median + sigma * std, high)
+        new_lo, new_hi = _rows_search(ordered, low, high, n_valid)
+        new_lo, new_hi = np.maximum(lo, new_lo), np.minimum(hi, new_hi)
+        active &= (new_hi - new_lo != hi - lo) & (new_hi > new_lo)
+        lo, hi = np.where(active, new_lo, lo), np.where(active, new_hi, hi)
+        if not active.any():
+            break
+    lo, hi = _rows_search(ordered, low, high, n_valid)
+    median, mean, std = _range_stats(ordered, row_sums, shift, lo, hi)
+    return median, mean, std, hi - lo
+
+
+def _sextractor_mode(median, mean, std):
+    """
+    SourceExtractor's background estimate from a box's clipped statistics.
+
+    ``2.5 median - 1.5 mean``, or the median where ``|mean - median| / std
+    >= 0.3``, or the mean where ``std == 0`` (photutils
+    `~photutils.background.SExtractorBackground`).
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        use_median = (np.abs(mean - median) / std) >= 0.3
+    mode = np.where(use_median, median, 2.5 * median - 1.5 * mean)
+    return np.where(std == 0, mean, mode)
+
+
+def _box_meshes(data, bad, box, sigma, maxiters, min_good):
+    """
+    The background and RMS of each box (2-D meshes; NaN for boxes with too few pixels).
+
+    The statistics of photutils `~photutils.background.Background2D` with
+    `~astropy.stats.SigmaClip`, SourceExtractor's mode and the standard
+    deviation, computed on the sorted pixels of each row of boxes. A box
+    with ``min_good`` or fewer pixels left after clipping is NaN.
+    """
+    shape = (-(-data.shape[0] // box[0]), -(-data.shape[1] // box[1]))
+    bkg_mesh, rms_mesh = np.empty(shape), np.empty(shape)
+    for rows, boxes in _box_chunks(data, bad, box):
+        boxes.sort(axis=1)
+        median, mean, std, n_good = _clipped_box_stats(boxes, sigma, maxiters)
+        few = n_good <= min_good
+        bkg_mesh[rows] = np.where(few, np.nan, _sextractor_mode(median, mean, std)).reshape(
+            -1, shape[1])
+        rms_mesh[rows] = np.where(few, np.nan, std).reshape(-1, shape[1])
+    return bkg_mesh, rms_mesh
+
+
+def _fill_mesh(mesh):
+    """NaN boxes filled by inverse-distance weighting of the good ones (as photutils does)."""
+    holes = np.isnan(mesh)
+    if not holes.any():
+        return mesh
+    good = ~holes
+    interpolate = ShepardIDWInterpolator(np.column_stack(np.nonzero(good)), mesh[good])
+    filled = mesh.copy()
+    filled[holes] = interpolate(np.column_stack(np.nonzero(holes)), n_neighbors=10, power=1.0,
+                                eps=0.0)
+    return filled
 
 
 def _filter_mesh(mesh, size):
@@ -273,13 +433,46 @@ def _linear_weights(n_out, n_mesh, box):
     return weights
 
 
+def _expand_rows(rows, box, out):
+    """
+    Fill ``out`` (ny, nx) by linear interpolation along y between the box
+    centres of ``rows`` (n_mesh, nx), constant before the first and after
+    the last.
+
+    Every whole segment between two centres is ``box`` rows high and has
+    the same weights, so they are all filled by one broadcast operation
+    over whole image rows.
+    """
+    ny, n_mesh = out.shape[0], rows.shape[0]
+    start = box // 2  # the first row at or after the first centre
+    if n_mesh == 1 or start >= ny:
+        out[:] = rows[:1]
+        return
+    frac = ((start + np.arange(box) - (box - 1) / 2) / box).astype(out.dtype)[:, None]
+    n_seg = min(n_mesh - 1, (ny - start) // box)
+    stop = start + n_seg * box
+    out[:start] = rows[:1]
+    segments = out[start:stop].reshape(n_seg, box, out.shape[1])
+    np.multiply((rows[1:n_seg + 1] - rows[:n_seg])[:, None], frac, out=segments)
+    segments += rows[:n_seg, None]
+    if n_seg < n_mesh - 1:  # a segment cut by the bottom edge (a partial last box)
+        out[stop:] = rows[n_seg] + (rows[n_seg + 1] - rows[n_seg]) * frac[:ny - stop]
+    else:
+        out[stop:] = rows[-1:]
+
+
 def _expand_mesh(mesh, box_size, shape, dtype):
-    """Bilinear expansion of a box mesh to a full-size map (two matrix products)."""
-    wy = _linear_weights(shape[0], mesh.shape[0], box_size[0])
-    wx = _linear_weights(shape[1], mesh.shape[1], box_size[1])
+    """
+    Bilinear expansion of a box mesh to a full-size map.
+
+    Along x by a (small) matrix product with `_linear_weights`, then along
+    y segment by segment (`_expand_rows`).
+    """
     work = np.float64 if dtype == np.float64 else np.float32
-    wy, wx, mesh = wy.astype(work), wx.astype(work), np.asarray(mesh, dtype=work)
-    return ((wy @ mesh) @ wx.T).astype(dtype, copy=False)
+    rows = np.asarray(mesh, float) @ _linear_weights(shape[1], mesh.shape[1], box_size[1]).T
+    out = np.empty(shape, work)
+    _expand_rows(rows.astype(work), box_size[0], out)
+    return out.astype(dtype, copy=False)
 
 
 class BackgroundMaps:
@@ -459,7 +652,7 @@ def _box_tuple(box_size):
 
 
 def estimate_background(image, box_size=64, filter_size=3, sigma=3.0, mask=None,
-                        exclude_percentile=10.0):
+                        exclude_percentile=10.0, tile_size=None, scheduler=None, workers=None):
     """
     Background and RMS maps of an image.
 
@@ -467,8 +660,10 @@ def estimate_background(image, box_size=64, filter_size=3, sigma=3.0, mask=None,
     mode estimate) and the noise (standard deviation) are measured after
     sigma clipping (the standard deviation corrected for the clipping with
     `clipped_std_correction`), the box values are median-filtered and then
-    interpolated bilinearly between box centres into full-size maps
-    (photutils `~photutils.background.Background2D`). Images with fewer
+    interpolated bilinearly between box centres into full-size maps. The
+    box values are those of photutils `~photutils.background.Background2D`
+    (with `~astropy.stats.SigmaClip`), computed here on the sorted pixels
+    of each row of boxes, several times faster. Images with fewer
     than two boxes along a side, and images whose boxes are nearly all
     masked, get constant maps from global sigma-clipped statistics
     (`global_noise`) instead.
@@ -494,6 +689,18 @@ def estimate_background(image, box_size=64, filter_size=3, sigma=3.0, mask=None,
     exclude_percentile : float, optional
         Boxes with more than this percentage of ignored or no-data pixels
         get their values from their neighbours.
+    tile_size : int, optional
+        Estimate the maps in overlapping tiles of this side (pixels), each
+        from its own boxes, kept over the tile's core; 0 never tiles. By
+        default decided by size and memory (`~astrofmtools.io.auto_tile_size`),
+        so that a mosaic read on demand is never read whole. The maps are
+        then float32; ``meta['tile_size']`` records the tiling.
+    scheduler : str or executor, optional
+        Where the tiles run (see `~astrofmtools.io.map_tiles`): serially
+        (default), ``"threads"``, ``"dask"`` or a Dask scheduler's address
+        or client; the maps are the same whichever runs them.
+    workers : int, optional
+        The number of threads or local Dask workers.
 
     Returns
     -------
@@ -526,45 +733,68 @@ def estimate_background(image, box_size=64, filter_size=3, sigma=3.0, mask=None,
     >>> small.method
     'global'
     """
-    image, data, nodata, ignore = _image_arrays(image, mask, "estimate_background")
     box = _box_tuple(box_size)
     filt = _box_tuple(filter_size)
     if not np.isfinite(sigma) or sigma <= 0:
         raise InputError(f"sigma must be a positive number, not {sigma!r}.")
+    if not 0 <= exclude_percentile <= 100:
+        raise InputError(f"exclude_percentile must be between 0 and 100, not "
+                         f"{exclude_percentile!r}.")
+    image = load_image(image).require_2d("estimate_background")
+    tiled = _tiled_maps(image, mask, tile_size, box, filt, scheduler, workers,
+                        dict(sigma=sigma, exclude_percentile=exclude_percentile))
+    if tiled is not None:
+        return tiled
+    image, data, nodata, ignore = _image_arrays(image, mask, "estimate_background")
     meta = provenance(stage="background", image=image.source, box_size=list(box),
                       filter_size=list(filt), sigma=float(sigma))
-    dtype = data.dtype
+    bad = nodata if ignore is None else nodata | ignore
     if data.shape[0] >= MIN_BOXES * box[0] and data.shape[1] >= MIN_BOXES * box[1]:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", AstropyUserWarning)
-                bkg2d = Background2D(
-                    data, box, mask=ignore, coverage_mask=nodata if nodata.any() else None,
-                    fill_value=np.nan, exclude_percentile=exclude_percentile,
-                    filter_size=(1, 1), sigma_clip=SigmaClip(sigma=sigma, maxiters=10),
-                    bkg_estimator=_SExtractorMode())
-                # photutils' mesh (NaN boxes filled), median-filtered here, vectorised
-                bkg_mesh = _filter_mesh(np.asarray(bkg2d.background_mesh), filt)
-                rms_mesh = _filter_mesh(np.asarray(bkg2d.background_rms_mesh), filt)
-                rms_mesh = rms_mesh * clipped_std_correction(sigma)
-        except ValueError as exc:
-            if "All boxes contain" not in str(exc) and "box" not in str(exc):
-                raise InputError(f"Cannot estimate the background of {image.source}: "
-                                 f"{exc}") from None
-            meta["note"] = f"too few good boxes for a 2-D background ({exc}); global statistics"
+        min_good = (1.0 - exclude_percentile / 100.0) * box[0] * box[1]
+        bkg_mesh, rms_mesh = _box_meshes(data, bad if bad.any() else None, box, sigma, 10,
+                                         min_good)
+        if np.isnan(bkg_mesh).all():
+            meta["note"] = (f"too few good boxes for a 2-D background (all boxes have <= "
+                            f"{min_good:g} good pixels); global statistics")
         else:
-            background = _expand_mesh(bkg_mesh, box, data.shape, dtype)
-            rms = _expand_mesh(rms_mesh, box, data.shape, dtype)
+            bkg_mesh = _filter_mesh(_fill_mesh(bkg_mesh), filt)
+            rms_mesh = _filter_mesh(_fill_mesh(rms_mesh), filt) * clipped_std_correction(sigma)
+            background = _expand_mesh(bkg_mesh, box, data.shape, data.dtype)
+            rms = _expand_mesh(rms_mesh, box, data.shape, data.dtype)
             if nodata.any():
                 background[nodata] = np.nan
                 rms[nodata] = np.nan
             return BackgroundMaps(background, rms, method="Background2D", box_size=box,
                                   unit=image.unit, wcs=image.wcs, meta=meta)
-    bad = nodata if ignore is None else nodata | ignore
     stats = _global_stats(data[~bad], sigma)
-    background = np.full(data.shape, stats.median, dtype=dtype)
-    rms = np.full(data.shape, stats.rms, dtype=dtype)
+    background = np.full(data.shape, stats.median, dtype=data.dtype)
+    rms = np.full(data.shape, stats.rms, dtype=data.dtype)
     background[nodata] = np.nan
     rms[nodata] = np.nan
     return BackgroundMaps(background, rms, method="global", box_size=None, unit=image.unit,
                           wcs=image.wcs, meta=meta)
+
+
+def _tiled_maps(image, mask, tile_size, box, filt, scheduler, workers, settings):
+    """The maps of an image too large to estimate whole, from tiles; None to estimate it whole."""
+    from ..io import auto_tile_size
+    from .tiled import BYTES_PER_PIXEL, _estimate_tiled
+    shape = tuple(image.shape)
+    if tile_size is None:
+        tile_size = auto_tile_size(shape, BYTES_PER_PIXEL)
+    elif isinstance(tile_size, bool) or int(tile_size) != tile_size or tile_size < 0:
+        raise InputError(f"tile_size must be a whole number of pixels (0: never tile), not "
+                         f"{tile_size!r}.")
+    if not tile_size or (shape[0] <= tile_size and shape[1] <= tile_size):
+        return None
+    if mask is not None and np.shape(mask) != shape:
+        raise InputError(f"mask has shape {np.shape(mask)}, but {image.source} has shape "
+                         f"{shape}; give one boolean per pixel (True = ignore).")
+    background, rms, methods, overlap = _estimate_tiled(image, mask, int(tile_size), box, filt,
+                                                        settings, scheduler, workers)
+    meta = provenance(stage="background", image=image.source, box_size=list(box),
+                      filter_size=list(filt), sigma=float(settings["sigma"]),
+                      tile_size=int(tile_size), overlap=overlap)
+    method = "global" if methods == {"global"} else "Background2D"
+    return BackgroundMaps(background, rms, method=method, box_size=box if method != "global"
+                          else None, unit=image.unit, wcs=image.wcs, meta=meta)

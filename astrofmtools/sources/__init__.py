@@ -1,7 +1,8 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """
 Find sources in sky images: matched filtering, segmentation, deblending and
-measurement (photutils), with a detection threshold that means what it says.
+measurement (photutils' definitions, computed on pixel lists), with a
+detection threshold that means what it says.
 
 `find_sources` thresholds the image filtered with the beam (or PSF) in units
 of the *filtered* image's own noise, so ``snr=5`` finds true 5-sigma

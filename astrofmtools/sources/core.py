@@ -17,7 +17,7 @@ __all__ = ["find_sources"]
 
 #: Working memory of the whole-image path per pixel, in bytes (measured with
 #: ``benchmarks/scaling.py``); sets when an image is tiled and how large a tile is.
-BYTES_PER_PIXEL = 40
+BYTES_PER_PIXEL = 24
 
 
 def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, background=None,
@@ -43,14 +43,16 @@ def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, back
        times the ratio of filtered to unfiltered noise that the measured noise
        correlation implies);
     3. islands: 8-connected regions of at least ``npixels`` pixels above
-       ``island_snr`` (photutils `~photutils.segmentation.detect_sources`),
-       kept if they reach ``snr``;
+       ``island_snr`` (the segmentation of photutils
+       `~photutils.segmentation.detect_sources`), kept if they reach ``snr``;
     4. peaks: local maxima above ``snr`` that rise at least
        ``peak_prominence`` sigma above the saddle joining them to a higher
        peak; islands with several are split between their peaks by a
        watershed (``deblend=True``);
     5. measurement of each segment on the unfiltered background-subtracted
-       image (photutils `~photutils.segmentation.SourceCatalog`).
+       image (the quantities of photutils
+       `~photutils.segmentation.SourceCatalog`, as vectorised sums over the
+       segments' pixels).
 
     Images whose working memory (about `BYTES_PER_PIXEL` bytes a pixel)
     would exceed `~astrofmtools.io.tiles.MEMORY_BUDGET` are processed in

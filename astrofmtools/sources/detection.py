@@ -16,27 +16,48 @@ from .segment import _segment
 __all__ = []
 
 
+def _excluded(nodata, ignore, rms):
+    """Pixels left out of detection: no data, ignored, or without a positive RMS."""
+    excluded = np.logical_not(rms > 0)  # NaN too
+    excluded |= nodata
+    if ignore is not None:
+        excluded |= ignore
+    return excluded
+
+
+def _significance(data, background, rms, excluded, plan):
+    """
+    The significance map (float32): the background-subtracted image,
+    matched-filtered, over the filtered noise; 0 where excluded.
+    """
+    snrmap = np.subtract(data, background, out=np.empty(data.shape, np.float32))
+    any_excluded = excluded.any()
+    if plan.filter_cov is not None:
+        if any_excluded:
+            snrmap[excluded] = 0.0
+        gaussian_filter_fft(snrmap, plan.filter_cov, out=snrmap)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.divide(snrmap, rms, out=snrmap)
+        if plan.filter_noise_ratio != 1.0:
+            snrmap /= np.float32(plan.filter_noise_ratio)
+    if any_excluded:
+        snrmap[excluded] = 0.0
+    return snrmap
+
+
 def _find_in_array(data, nodata, ignore, maps, plan):
     """Detect and measure in one array; a dict of columns, or None."""
-    excluded = nodata if ignore is None else nodata | ignore
     rms = np.asarray(maps.rms)
-    bad_rms = ~(rms > 0)
-    if bad_rms.any():
-        excluded = excluded | bad_rms
+    excluded = _excluded(nodata, ignore, rms)
     if excluded.all():  # e.g. a constant image: no noise, nothing to detect
         return None
-    sub = np.asarray(data - maps.background, dtype=np.float32)
-    sub[excluded] = 0.0
-    det = sub if plan.filter_cov is None else gaussian_filter_fft(sub, plan.filter_cov)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        snrmap = det / (plan.filter_noise_ratio * rms)
-    snrmap = snrmap.astype(np.float32, copy=False)
-    snrmap[excluded] = 0.0
-    found = _segment(snrmap, excluded, plan)
-    if found is None:
+    background = np.asarray(maps.background)
+    segments = _segment(_significance(data, background, rms, excluded, plan), plan)
+    if segments is None:
         return None
-    final, island_of, n_peaks = found
-    return _measure(sub, snrmap, rms, final, island_of, n_peaks)
+    ys, xs = segments.ys, segments.xs
+    sub = np.asarray(data[ys, xs] - background[ys, xs], dtype=np.float32)
+    return _measure(segments, sub, rms)
 
 
 def _maps_for(array_image, mask, background, box_size):

@@ -78,6 +78,20 @@ def _central(shape, size):
                  for n in shape)
 
 
+def _grow(mask, radius):
+    """A boolean image grown by ``radius`` pixels in x and y (a square maximum filter)."""
+    ny, nx = mask.shape
+    width = 2 * radius + 1
+    padded = np.pad(mask, radius)
+    rows = padded[:, :nx].copy()
+    for k in range(1, width):
+        rows |= padded[:, k:k + nx]
+    grown = rows[:ny].copy()
+    for k in range(1, width):
+        grown |= rows[k:k + ny]
+    return grown
+
+
 def noise_covariance(z, valid, size=1024, clip=3.5):
     """
     The covariance (pixels^2, in (x, y)) of the noise autocorrelation.
@@ -100,20 +114,21 @@ def noise_covariance(z, valid, size=1024, clip=3.5):
     zc = np.asarray(z[sl], dtype=np.float64)
     good = np.asarray(valid[sl]) & np.isfinite(zc)
     bright = ~good | (np.abs(np.where(good, zc, 0.0)) > clip)
-    good &= ndi.maximum_filter(bright.view(np.uint8), size=7) == 0
-    zc = np.where(good, zc, 0.0)
+    good &= ~_grow(bright, 3)
+    zc = np.where(good, zc, 0.0)  # so that sums over all pixels are sums over good ones
+    squares, weight = zc * zc, good.astype(np.float64)
     rows, rhs, rho = [], [], {}
     ny, nx = zc.shape
     for dy, dx in _LAGS:
-        b = zc[max(0, dy):ny + min(0, dy), max(0, dx):nx + min(0, dx)]
-        a = zc[max(0, -dy):ny - max(0, dy), max(0, -dx):nx - max(0, dx)]
-        ga = good[max(0, -dy):ny - max(0, dy), max(0, -dx):nx - max(0, dx)]
-        gb = good[max(0, dy):ny + min(0, dy), max(0, dx):nx + min(0, dx)]
-        both = ga & gb
-        if np.count_nonzero(both) < 100:
+        sa = slice(max(0, -dy), ny - max(0, dy)), slice(max(0, -dx), nx - max(0, dx))
+        sb = slice(max(0, dy), ny + min(0, dy)), slice(max(0, dx), nx + min(0, dx))
+        if np.count_nonzero(good[sa] & good[sb]) < 100:
             continue
-        av, bv = a[both], b[both]
-        r = float(np.sum(av * bv) / np.sqrt(np.sum(av * av) * np.sum(bv * bv)))
+        # sums over the pairs where both pixels are good
+        ab = np.einsum("ij,ij->", zc[sa], zc[sb])
+        aa = np.einsum("ij,ij->", squares[sa], weight[sb])
+        bb = np.einsum("ij,ij->", squares[sb], weight[sa])
+        r = float(ab / np.sqrt(aa * bb))
         rho[(dy, dx)] = r
         if 0.05 < r < 0.9999:
             rows.append([dx * dx, 2 * dx * dy, dy * dy])
@@ -192,24 +207,39 @@ def filtered_noise_ratio(filter_cov, noise_cov, size=256):
     return float(np.sqrt(np.sum(transfer ** 2 * power) / np.sum(power)))
 
 
-def gaussian_filter_fft(data, cov):
+def _transfer(cov, ky, kx):
+    """The transfer function of a unit-sum Gaussian of covariance ``cov`` at (ky, kx)."""
+    return np.exp(-2.0 * np.pi ** 2 * (cov[0, 0] * kx ** 2 + 2 * cov[0, 1] * kx * ky
+                                       + cov[1, 1] * ky ** 2))
+
+
+def gaussian_filter_fft(data, cov, out=None, strip=256):
     """
     Convolve with a unit-sum Gaussian of covariance ``cov`` (x, y; pixels^2).
 
     Multiplies the Fourier transform by the Gaussian's transfer function
     (any orientation, no kernel array), with zero padding against
-    wrap-around.
+    wrap-around. The transform is taken along x a strip of ``strip`` rows
+    at a time, along y a strip of columns at a time, and back along x into
+    ``out`` (which may be ``data``): besides the output, it holds one
+    half-spectrum, about as many bytes as ``data``.
     """
     sig = np.sqrt(max(np.linalg.eigvalsh(cov)[-1], 0.0))
     pad = int(np.ceil(4 * sig)) + 1
     ny, nx = data.shape
-    fy = scipy.fft.next_fast_len(ny + pad, real=True)
+    fy = scipy.fft.next_fast_len(ny + pad, real=False)
     fx = scipy.fft.next_fast_len(nx + pad, real=True)
-    spec = scipy.fft.rfft2(data, s=(fy, fx), workers=-1)
+    spec = np.empty((ny, fx // 2 + 1), np.result_type(data.dtype, np.complex64))
+    for r in range(0, ny, strip):
+        spec[r:r + strip] = scipy.fft.rfft(data[r:r + strip], n=fx, axis=1, workers=-1)
     ky = scipy.fft.fftfreq(fy)[:, None]
     kx = scipy.fft.rfftfreq(fx)[None, :]
-    transfer = np.exp(-2.0 * np.pi ** 2 * (cov[0, 0] * kx ** 2 + 2 * cov[0, 1] * kx * ky
-                                           + cov[1, 1] * ky ** 2))
-    spec *= transfer.astype(spec.dtype, copy=False)
-    out = scipy.fft.irfft2(spec, s=(fy, fx), workers=-1)[:ny, :nx]
-    return out.astype(data.dtype, copy=False)
+    for c in range(0, spec.shape[1], strip):
+        cols = scipy.fft.fft(spec[:, c:c + strip], n=fy, axis=0, workers=-1)
+        cols *= _transfer(cov, ky, kx[:, c:c + strip]).astype(cols.real.dtype)
+        spec[:, c:c + strip] = scipy.fft.ifft(cols, axis=0, overwrite_x=True, workers=-1)[:ny]
+    if out is None:
+        out = np.empty(data.shape, data.dtype)
+    for r in range(0, ny, strip):
+        out[r:r + strip] = scipy.fft.irfft(spec[r:r + strip], n=fx, axis=1, workers=-1)[:, :nx]
+    return out

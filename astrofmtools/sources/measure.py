@@ -1,17 +1,16 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """
-Measurement of the segments (photutils) and the `find_sources` table built
-from it.
+Measurement of the segments (the quantities of photutils' SourceCatalog,
+from the segments' pixels) and the `find_sources` table built from it.
 """
 
 import numpy as np
 import astropy.units as u
 from astropy.table import QTable
-from photutils.segmentation import SegmentationImage, SourceCatalog
 
 from ..schema import BBOX_COLUMNS, add_sky_columns
 from .filtering import beam_area_pixels, pixel_angle_to_sky_pa
-from .segment import _labelled_max
+from .segment import _group_max
 
 __all__ = ["SOURCE_COLUMNS"]
 
@@ -48,35 +47,80 @@ SOURCE_COLUMNS = {
 }
 
 
-def _measure(sub, snrmap, rms, final, island_of, n_peaks):
-    """Photometry and shapes (photutils SourceCatalog) of each segment."""
-    segm = SegmentationImage(final)
-    cat = SourceCatalog(sub, segm, progress_bar=False)
-    labels = segm.labels
-    out = {
-        "label": labels,
-        "island": island_of[labels],
-        "x": np.asarray(cat.x_centroid, float),
-        "y": np.asarray(cat.y_centroid, float),
-        "bbox_xmin": np.asarray(cat.bbox_xmin, np.int64),
-        "bbox_xmax": np.asarray(cat.bbox_xmax, np.int64),
-        "bbox_ymin": np.asarray(cat.bbox_ymin, np.int64),
-        "bbox_ymax": np.asarray(cat.bbox_ymax, np.int64),
-        "area": np.asarray(getattr(cat.area, "value", cat.area), float),
-        "peak": np.asarray(cat.max_value, float),
-        "sum": np.asarray(cat.segment_flux, float),
-        "semimajor": np.asarray(getattr(cat.semimajor_axis, "value", cat.semimajor_axis), float),
-        "semiminor": np.asarray(getattr(cat.semiminor_axis, "value", cat.semiminor_axis), float),
-        "orientation": np.asarray(getattr(cat.orientation, "value", cat.orientation),
-                                  float) % 180.0,
-    }
-    n = int(final.max())
-    _, where = _labelled_max(sub, final, n)
-    out["peak_y"], out["peak_x"] = np.unravel_index(where[labels], final.shape)
+def _shapes(cxx, cxy, cyy):
+    """
+    Semi-major and semi-minor axes and orientation (degrees, 0-180) of covariances.
+
+    As photutils `~photutils.segmentation.SourceCatalog`: a negative
+    determinant gives NaN, and the diagonal grows by 1/12 until the
+    determinant is at least 1/144 (SourceExtractor's thin sources).
+    """
+    with np.errstate(invalid="ignore"):
+        cxx, cyy = np.where(cxx * cyy - cxy * cxy < 0, np.nan, cxx), cyy.copy()
+        thin = np.flatnonzero(cxx * cyy - cxy * cxy < 1.0 / 144)
+        while thin.size:
+            cxx[thin] += 1.0 / 12
+            cyy[thin] += 1.0 / 12
+            thin = thin[cxx[thin] * cyy[thin] - cxy[thin] ** 2 < 1.0 / 144]
+        half_sum = 0.5 * (cxx + cyy)
+        root = np.sqrt(0.25 * (cxx - cyy) ** 2 + cxy * cxy)
+        major, minor = half_sum + root, half_sum - root
+        bad = ~((major >= 0) & (minor >= 0))
+        major[bad] = minor[bad] = np.nan
+        orientation = np.rad2deg(0.5 * np.arctan2(2.0 * cxy, cxx - cyy)) % 360.0 % 180.0
+    return np.sqrt(major), np.sqrt(minor), orientation
+
+
+def _moments(segments, weights, n):
+    """Centroids (x, y) and central second moments (xx, xy, yy) of the segments."""
+    groups, ys, xs = segments.label, segments.ys, segments.xs
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total = np.bincount(groups, weights, n)
+        x = np.bincount(groups, weights * xs, n) / total
+        y = np.bincount(groups, weights * ys, n) / total
+        dx, dy = xs - x[groups], ys - y[groups]
+        central = [np.bincount(groups, weights * a * b, n) / total
+                   for a, b in ((dx, dx), (dx, dy), (dy, dy))]
+    return x, y, central
+
+
+def _extent(values, groups, n):
+    """The smallest and largest of the (integer) values of each group 0..n-1."""
+    low, high = np.full(n, values.max(), np.int64), np.zeros(n, np.int64)
+    np.minimum.at(low, groups, values)
+    np.maximum.at(high, groups, values)
+    return low, high
+
+
+def _measure(segments, sub, rms):
+    """
+    Photometry and shapes of each segment, from its pixels.
+
+    The quantities of photutils `~photutils.segmentation.SourceCatalog`
+    on the background-subtracted image ``sub`` (the values at the
+    segments' pixels): centroids and second moments from the positive
+    pixels, the pixel sum, the bounding box and the peak; and the peak
+    over the ``rms`` map there.
+    """
+    groups, ys, xs = segments.label, segments.ys, segments.xs
+    n = int(groups.max()) + 1
+    labels = np.arange(1, n)
+    x, y, (cxx, cxy, cyy) = _moments(segments, np.where(sub > 0, sub, 0.0), n)
+    semimajor, semiminor, orientation = _shapes(cxx, cxy, cyy)
+    (xmin, xmax), (ymin, ymax) = _extent(xs, groups, n), _extent(ys, groups, n)
+    peak, where = _group_max(sub, groups, n)
+    out = {"label": labels, "island": segments.island_of[labels], "x": x[1:], "y": y[1:],
+           "bbox_xmin": xmin[1:], "bbox_xmax": xmax[1:], "bbox_ymin": ymin[1:],
+           "bbox_ymax": ymax[1:],
+           "area": np.bincount(groups, minlength=n)[1:].astype(float),
+           "peak": peak[1:].astype(float),
+           "sum": np.bincount(groups, sub, n)[1:],
+           "semimajor": semimajor[1:], "semiminor": semiminor[1:],
+           "orientation": orientation[1:],
+           "peak_y": ys[where[1:]], "peak_x": xs[where[1:]]}
     out["snr"] = out["peak"] / rms[out["peak_y"], out["peak_x"]]
-    top, _ = _labelled_max(snrmap, final, n)
-    out["detection_snr"] = top[labels].astype(float)
-    out["n_peaks"] = n_peaks[out["island"]]
+    out["detection_snr"] = _group_max(segments.snr, groups, n)[0][1:].astype(float)
+    out["n_peaks"] = segments.n_peaks[out["island"]]
     return out
 
 

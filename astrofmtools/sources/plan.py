@@ -61,21 +61,30 @@ def _psf_covariance(image, psf_fwhm):
     return None, None
 
 
-def _make_plan(image, data, nodata, ignore, maps, snr, island_snr, npixels, prominence,
-               deblend, psf_fwhm, matched_filter, box_size):
-    """Measure the noise correlation and PSF, and choose the detection filter."""
-    # the estimates use the central region (at most 2048 x 2048)
-    sl = _central(data.shape, 2048)
+def _standardised(data, nodata, ignore, maps, size):
+    """
+    The central window (at most ``size`` square) of the background-subtracted
+    image, the same over the RMS map, and the pixels valid there.
+    """
+    sl = _central(data.shape, size)
     excluded = nodata[sl] if ignore is None else nodata[sl] | ignore[sl]
     rms = np.asarray(maps.rms[sl])
     with np.errstate(invalid="ignore", divide="ignore"):
         sub = data[sl] - maps.background[sl]
         z = sub / rms
-    valid = ~excluded & np.isfinite(z) & (rms > 0)
+    return sub, z, ~excluded & np.isfinite(z) & (rms > 0)
+
+
+def _make_plan(image, data, nodata, ignore, maps, snr, island_snr, npixels, prominence,
+               deblend, psf_fwhm, matched_filter, box_size):
+    """Measure the noise correlation and PSF, and choose the detection filter."""
+    # the noise correlation is measured on the central 1024 x 1024 pixels, and the
+    # PSF, when neither given nor in the header, on the central 2048 x 2048
+    _, z, valid = _standardised(data, nodata, ignore, maps, 1024)
     noise_cov = noise_covariance(z, valid)
     psf_cov, psf_source = _psf_covariance(image, psf_fwhm)
     if psf_cov is None:
-        fwhm, n_used = estimate_psf_fwhm(sub, z, valid)
+        fwhm, n_used = estimate_psf_fwhm(*_standardised(data, nodata, ignore, maps, 2048))
         if fwhm is not None:
             psf_cov, psf_source = gaussian_cov(fwhm, fwhm, 0.0), \
                 f"estimated from {n_used} bright sources"
