@@ -198,15 +198,7 @@ def crossmatch(table, reference, max_sep=5 * u.arcsec, mode="best", keep_unmatch
         reference, ref_sky, ref_frame, ref_name, "ref_sky")
     n_table, n_ref = len(table), len(reference)
     names = _output_names(table, reference, ref_columns, suffix, ref_name)
-    taken = set(table.colnames) | set(names.values())
-    extra = {}
-    for base in ("separation", "n_matches", "ref_index"):
-        new = base if base not in taken else base + suffix
-        if new in taken:
-            raise InputError(f"Cannot add the column {base!r}: {base!r} and {new!r} are both "
-                             f"taken in the matched table; pass another suffix= than "
-                             f"{suffix!r}.")
-        extra[base] = new
+    extra = _extra_names(set(table.colnames) | set(names.values()), suffix)
 
     # pairs (row of table, row of reference, separation in arcsec) and matches per row
     rows, refs, seps, counts = _match(coords, ref_coords, max_sep, mode_name)
@@ -359,15 +351,20 @@ def _match(coords, ref_coords, max_sep, mode):
     inside = sep <= max_sep.to_value(u.arcsec)
     rows, refs, sep = rows[inside].astype(np.int64), refs[inside].astype(np.int64), sep[inside]
     counts = np.bincount(rows, minlength=len(coords)).astype(np.int64)
+    return (*_select_pairs(rows, refs, sep, mode), counts)
+
+
+def _select_pairs(rows, refs, sep, mode):
+    """The pairs (rows, refs, sep) that ``mode`` keeps out of all the pairs within max_sep."""
     if mode == "nearest":  # each row's closest pair (ties: the lower reference index)
         order = np.lexsort((refs, sep, rows))
         sorted_rows = rows[order]
         first = order[np.r_[True, sorted_rows[1:] != sorted_rows[:-1]]] if rows.size else order
-        rows, refs, sep = rows[first], refs[first], sep[first]
-    elif mode == "best":
+        return rows[first], refs[first], sep[first]
+    if mode == "best":
         keep = _one_to_one(rows, refs, sep)
-        rows, refs, sep = rows[keep], refs[keep], sep[keep]
-    return rows, refs, sep, counts
+        return rows[keep], refs[keep], sep[keep]
+    return rows, refs, sep
 
 
 def _first_of_each(values):
@@ -443,6 +440,19 @@ def _output_names(table, reference, ref_columns, suffix, ref_name):
         owner[new] = name
         out[name] = new
     return out
+
+
+def _extra_names(taken, suffix, bases=("separation", "n_matches", "ref_index")):
+    """Names of the ``separation``, ``n_matches`` and ``ref_index`` columns (suffixed if taken)."""
+    extra = {}
+    for base in bases:
+        new = base if base not in taken else base + suffix
+        if new in taken:
+            raise InputError(f"Cannot add the column {base!r}: {base!r} and {new!r} are both "
+                             f"taken in the matched table; pass another suffix= than "
+                             f"{suffix!r}.")
+        extra[base] = new
+    return extra
 
 
 def _take(col, index, missing):

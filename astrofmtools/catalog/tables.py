@@ -49,6 +49,7 @@ TABLE_FORMATS = {
     "fits": ("fits", (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")),
     "votable": ("votable", (".vot", ".xml", ".votable")),
     "csv": ("ascii.csv", (".csv",)),
+    "hats": (None, (".hats",)),  # a folder, through lsdb: astrofmtools.catalog.hats
 }
 
 _RA_UCD = "pos.eq.ra;meta.main"
@@ -64,7 +65,9 @@ def table_format(path, format=None):
     path : str or `~pathlib.Path`
         The file.
     format : str, optional
-        ``'ecsv'``, ``'fits'``, ``'votable'`` or ``'csv'``.
+        ``'ecsv'``, ``'fits'``, ``'votable'``, ``'csv'`` or ``'hats'``
+        (a folder ending in ``.hats``, or any folder holding a HATS
+        catalogue).
 
     Returns
     -------
@@ -94,6 +97,9 @@ def table_format(path, format=None):
     for key, (_, extensions) in TABLE_FORMATS.items():
         if any(name.endswith(ext) for ext in extensions):
             return key
+    from .hats import is_hats
+    if is_hats(path):
+        return "hats"
     raise InputError(f"Cannot tell the table format of {str(path)!r} from its extension; "
                      f"pass format= or use one of: {known}.")
 
@@ -109,7 +115,9 @@ def write_table(table, path, format=None, overwrite=False, portable=True):
     table's own when it has them), from which `read_table` rebuilds it. Any other
     ``SkyCoord`` column ``c`` is then written as ``c_ra`` and ``c_dec``.
     CSV keeps values only (no units, no metadata). FITS, VOTable, CSV and
-    portable ECSV files open in TOPCAT and STILTS as well as astropy.
+    portable ECSV files open in TOPCAT and STILTS as well as astropy. A
+    ``.hats`` path (or ``format='hats'``) writes a HATS catalogue folder
+    with `~astrofmtools.catalog.write_hats` (needs lsdb).
 
     Parameters
     ----------
@@ -117,10 +125,10 @@ def write_table(table, path, format=None, overwrite=False, portable=True):
         The table. It is not modified.
     path : str or `~pathlib.Path`
         The output file.
-    format : {'ecsv', 'fits', 'votable', 'csv'}, optional
+    format : {'ecsv', 'fits', 'votable', 'csv', 'hats'}, optional
         By default from the extension: ``.ecsv``; ``.fits``, ``.fit``,
         ``.fts`` (optionally ``.gz``); ``.vot``, ``.xml``, ``.votable``;
-        ``.csv``.
+        ``.csv``; ``.hats``.
     overwrite : bool, optional
         Replace an existing file.
     portable : bool, optional
@@ -155,6 +163,9 @@ def write_table(table, path, format=None, overwrite=False, portable=True):
     """
     fmt = table_format(path, format)
     astropy_format = TABLE_FORMATS[fmt][0]
+    if fmt == "hats":
+        from .hats import write_hats
+        return write_hats(table, path, overwrite=overwrite)
     if not isinstance(table, Table):
         raise InputError(f"write_table needs an astropy Table; got {type(table).__name__}.")
     out = QTable(table, copy=False)
@@ -191,16 +202,19 @@ def write_table(table, path, format=None, overwrite=False, portable=True):
 
 def read_table(path, format=None, **kwargs):
     """
-    Read a table (ECSV, FITS, VOTable or CSV) into a `~astropy.table.QTable`.
+    Read a table (ECSV, FITS, VOTable, CSV or HATS) into a `~astropy.table.QTable`.
 
     Parameters
     ----------
     path : str or `~pathlib.Path`
-        The file.
-    format : {'ecsv', 'fits', 'votable', 'csv'}, optional
-        By default from the extension (see `write_table`).
+        The file, or a HATS catalogue folder (read by
+        `~astrofmtools.catalog.read_hats`).
+    format : {'ecsv', 'fits', 'votable', 'csv', 'hats'}, optional
+        By default from the extension (see `write_table`), or ``'hats'``
+        for a folder holding a HATS catalogue.
     **kwargs
-        Passed to astropy's reader (``hdu=`` for FITS, for instance).
+        Passed to astropy's reader (``hdu=`` for FITS, for instance), or to
+        `~astrofmtools.catalog.read_hats` (``columns=``).
 
     Returns
     -------
@@ -235,6 +249,9 @@ def read_table(path, format=None, **kwargs):
     if not path.exists():
         raise MissingFileError(f"Table file {str(path)!r} does not exist.")
     fmt = table_format(path, format)
+    if fmt == "hats":
+        from .hats import read_hats
+        return read_hats(path, **kwargs)
     try:
         if fmt == "votable":
             table = _read_votable(path, **kwargs)

@@ -16,8 +16,10 @@ def add_parsers(add):
     """Declare the subcommands of this module (``add`` as in `~astrofmtools.cli.build_parser`)."""
     p = add("crossmatch", "match the rows of a table with the sources of a reference catalogue "
                           "on the sky", cmd_crossmatch)
-    p.add_argument("table", help="table to match (.ecsv, .fits, .vot or .csv) with sky positions")
-    p.add_argument("reference", help="reference catalogue (.ecsv, .fits, .vot or .csv)")
+    p.add_argument("table", help="table to match (.ecsv, .fits, .vot, .csv or a HATS folder) "
+                                 "with sky positions")
+    p.add_argument("reference", help="reference catalogue (.ecsv, .fits, .vot, .csv or a HATS "
+                                     "folder: then matched partition by partition with lsdb)")
     p.add_argument("--max-sep", default="5arcsec",
                    help="largest separation of a match: 5arcsec, 5\", 0.5arcmin, or a number "
                         "of arcsec (default: 5arcsec)")
@@ -42,29 +44,44 @@ def add_parsers(add):
     p.add_argument("--ref-frame", default=None, help="frame of the --ref-sky columns, as --frame")
     p.add_argument("--ref-columns", default=None,
                    help="comma-separated reference columns to copy (default: all)")
-    add_common(p, "matched table (.ecsv, .fits, .vot or .csv)")
+    add_common(p, "matched table (.ecsv, .fits, .vot, .csv, or .hats: a HATS folder)")
 
 
 def cmd_crossmatch(args):
-    from ..catalog import crossmatch, write_table
+    from ..catalog import crossmatch, crossmatch_hats, write_table
 
-    check_outputs(args)
+    check_outputs(args, kind="folder" if _is_hats(args.output) else "file")
     columns = None
     if args.ref_columns is not None:
         columns = [name.strip() for name in args.ref_columns.split(",") if name.strip()]
     t0 = time.perf_counter()
-    matched = crossmatch(args.table, args.reference, max_sep=args.max_sep, mode=args.mode,
-                         keep_unmatched=args.keep_unmatched, suffix=args.suffix, sky=args.sky,
-                         ref_sky=args.ref_sky, ref_columns=columns, frame=args.frame,
-                         ref_frame=args.ref_frame)
-    info = [v for k, v in matched.meta.items() if str(k).startswith("crossmatch")][-1]
+    hats_in = any(_is_hats(path) for path in (args.table, args.reference))
+    hats_out = hats_in and _is_hats(args.output)
+    settings = dict(max_sep=args.max_sep, mode=args.mode, keep_unmatched=args.keep_unmatched,
+                    suffix=args.suffix, sky=args.sky, ref_sky=args.ref_sky, ref_columns=columns,
+                    frame=args.frame, ref_frame=args.ref_frame)
+    if hats_in:  # partition by partition (lsdb), written as it goes for a .hats output
+        matched = crossmatch_hats(args.table, args.reference, **settings,
+                                  output=args.output if hats_out else None,
+                                  overwrite=args.overwrite)
+    else:
+        matched = crossmatch(args.table, args.reference, **settings)
+    meta = matched if hats_out else matched.meta
+    info = [v for k, v in meta.items() if str(k).startswith("crossmatch")][-1]
     log.info("positions: %s of %s, %s of %s", _where(info["sky"], info["sky_frame"]),
              args.table, _where(info["ref_sky"], info["ref_frame"]), args.reference)
-    write_table(matched, args.output, overwrite=args.overwrite)
+    if not hats_out:
+        write_table(matched, args.output, overwrite=args.overwrite)
     log.info("%d of %d rows of %s matched to %s within %g arcsec (%s mode, %d pairs) in %.1f s;"
              " written to %s", info["n_matched_rows"], info["n_table"], args.table,
              args.reference, info["max_sep_arcsec"], info["mode"], info["n_pairs"],
              time.perf_counter() - t0, args.output)
+
+
+def _is_hats(path):
+    """Whether a path is (or, by its name, is to be) a HATS catalogue folder."""
+    from ..catalog import is_hats
+    return is_hats(path) or str(path).rstrip("/\\").lower().endswith(".hats")
 
 
 def _where(columns, frame):

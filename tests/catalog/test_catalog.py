@@ -497,4 +497,4 @@ def test_table_bad_input():
     Path("junk.vot").write_text("<xml>nothing</xml>")
     with pytest.raises(InputError, match="junk.vot"):
         read_table("junk.vot")
-    assert sorted(TABLE_FORMATS) == ["csv", "ecsv", "fits", "votable"]
+    assert sorted(TABLE_FORMATS) == ["csv", "ecsv", "fits", "hats", "votable"]
