@@ -13,6 +13,7 @@ from astrofmtools.datasets import make_radio_field, make_wcs
 from astrofmtools.io import (SCHEDULERS, FitsPixels, SkyImage, Tile, load_image, map_tiles, owned,
                              plan_tiles, read_tile, register_scheduler, tile_grid)
 from astrofmtools.io import tiles as io_tiles
+from astrofmtools.sources import core as sources_core
 from astrofmtools.sources import tiled as sources_tiled
 from astrofmtools.sources import find_sources
 
@@ -387,7 +388,8 @@ def test_size_not_array_type_decides_tiling(monkeypatch):
     assert mapped.mask is None and isinstance(mapped.data, FitsPixels)
     whole = find_sources(mapped)
     assert whole.meta["tile_size"] == 0 and len(whole) > 30
-    monkeypatch.setattr(io_tiles, "MEMORY_BUDGET", 4000 * 120 * 40)  # now it is large
+    # now it is large
+    monkeypatch.setattr(io_tiles, "MEMORY_BUDGET", 4000 * 120 * sources_core.BYTES_PER_PIXEL)
     tiled = find_sources(mapped)
     assert tiled.meta["tile_size"] == 1024
     d = np.hypot(np.asarray(tiled["x"])[:, None] - np.asarray(whole["x"]),
