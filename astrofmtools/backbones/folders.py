@@ -91,9 +91,9 @@ def register_backbone_folder(folder, name=None, overwrite=True):
     if config.get("format_version", 0) > version:
         raise InputError(f"{str(folder)!r} was saved by a newer astrofmtools (format "
                          f"{config['format_version']}); upgrade to load it.")
-    try:
-        spec = BackboneSpec.from_dict({**config["spec"], "local_file": str(weights),
-                                       **({"name": name} if name else {})})
-    except (KeyError, TypeError) as exc:
-        raise InputError(f"{str(config_path)!r} holds no valid backbone entry: {exc}") from None
+    entry = config.get("spec")
+    if not isinstance(entry, dict):
+        raise InputError(f"{str(config_path)!r} holds no valid backbone entry ('spec').")
+    spec = BackboneSpec.from_saved({**entry, "local_file": str(weights),
+                                    **({"name": name} if name else {})}, config_path)
     return register_backbone(spec, overwrite=overwrite)

@@ -16,7 +16,7 @@ from .loaders import LOADERS
 
 __all__ = ["BackboneSpec", "register_backbone", "get_backbone_spec", "list_backbones",
            "FAMILIES", "IMAGENET_MEAN", "IMAGENET_STD", "CLIP_MEAN", "CLIP_STD",
-           "HALF_MEAN", "HALF_STD"]
+           "HALF_MEAN", "HALF_STD", "SAVED_TIMM_KWARGS"]
 
 #: ImageNet normalisation (torchvision, DINO, DINOv2, MAE, MSN, ResNets).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -27,6 +27,22 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 #: Inception-style normalisation to [-1, 1] (SigLIP, TF EfficientNet-Lite).
 HALF_MEAN = (0.5, 0.5, 0.5)
 HALF_STD = (0.5, 0.5, 0.5)
+
+#: The `timm.create_model` arguments that a saved model's config (a backbone folder's
+#: ``backbone.json``, a classifier's or detector's ``config.json``) may set in its backbone's
+#: ``timm_kwargs``: the architecture's shape and regularisation only. Anything else
+#: (``checkpoint_path``, ``pretrained_cfg``, ``pretrained_cfg_overlay``...) could make timm
+#: read a file that the config names, so `BackboneSpec.from_saved` refuses it.
+SAVED_TIMM_KWARGS = frozenset({
+    "img_size", "patch_size", "depth", "depths", "embed_dim", "embed_dims", "dims",
+    "num_heads", "mlp_ratio", "qkv_bias", "qk_norm", "in_chans", "num_classes",
+    "global_pool", "class_token", "no_embed_class", "reg_tokens", "pos_embed",
+    "dynamic_img_size", "dynamic_img_pad", "init_values", "fc_norm", "window_size",
+    "drop_rate", "drop_path_rate", "attn_drop_rate", "proj_drop_rate", "pos_drop_rate",
+    "patch_drop_rate", "layers", "channels", "widths", "base_width", "stem_width",
+    "stem_type", "cardinality", "output_stride", "channel_multiplier", "depth_multiplier",
+    "ls_init_value", "head_hidden_size",
+})
 
 #: How each family of models was pretrained (``BackboneSpec.family``; the architecture
 #: family is ``BackboneSpec.kind``, see `KINDS`).
@@ -175,6 +191,50 @@ class BackboneSpec:
     def from_dict(cls, d):
         """Rebuild a spec from `to_dict` output."""
         return cls(**d)
+
+    @classmethod
+    def from_saved(cls, d, source):
+        """
+        Rebuild the spec that a saved model's config file holds, checked.
+
+        Parameters
+        ----------
+        d : dict
+            The entry (`to_dict` output) read from the file.
+        source : str or `~pathlib.Path`
+            The file, named in error messages.
+
+        Raises
+        ------
+        astrofmtools.InputError
+            If the entry is not a spec, or its ``timm_kwargs`` set an argument
+            of `timm.create_model` outside `SAVED_TIMM_KWARGS` (such as
+            ``checkpoint_path``, which would make timm read another file) or a
+            value that is not a number, a string, a bool or a list of them.
+        """
+        if not isinstance(d, dict):
+            raise InputError(f"{str(source)!r} holds no backbone entry (got "
+                             f"{type(d).__name__}).")
+        kwargs = d.get("timm_kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise InputError(f"{str(source)!r}: the backbone's timm_kwargs must be a mapping, "
+                             f"not {type(kwargs).__name__}.")
+        for key, value in kwargs.items():
+            if key not in SAVED_TIMM_KWARGS:
+                raise InputError(f"{str(source)!r} sets timm_kwargs[{key!r}], which a saved "
+                                 "model may not set: only architecture arguments are read "
+                                 f"from a file ({', '.join(sorted(SAVED_TIMM_KWARGS))}).")
+            items = value if isinstance(value, (list, tuple)) else [value]
+            if not all(v is None or isinstance(v, (bool, int, float, str)) for v in items):
+                raise InputError(f"{str(source)!r} sets timm_kwargs[{key!r}] to {value!r}; "
+                                 "a saved model's architecture arguments are numbers, strings, "
+                                 "bools or lists of them.")
+        try:
+            return cls.from_dict(d)
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, InputError):
+                raise InputError(f"{str(source)!r}: {exc}") from None
+            raise InputError(f"{str(source)!r} holds no valid backbone entry: {exc}") from None
 
 
 _REGISTRY = Registry("backbone")

@@ -361,14 +361,45 @@ class BackgroundMaps:
                        unit=header.get("BUNIT"), wcs=wcs)
 
 
-def _box_tuple(box_size):
-    box = np.atleast_1d(np.asarray(box_size))
-    if box.size == 1:
-        box = np.repeat(box, 2)
-    if box.size != 2 or not np.all(np.isfinite(box)) or np.any(box < 1) or np.any(box % 1):
-        raise InputError(f"box_size must be a positive integer or a (y, x) pair of them, "
-                         f"not {box_size!r}.")
-    return int(box[0]), int(box[1])
+def _number(value, name, accepts, ok=np.isfinite, integer=False, none=False):
+    """
+    ``value`` as a float (an int with ``integer``), or an InputError naming the argument
+    and what it ``accepts``: strings, bools, Quantities with a unit, arrays, NaN (unless
+    ``ok`` allows it) and values ``ok`` refuses are refused. None passes with ``none``.
+    """
+    if value is None and none:
+        return None
+    number = None
+    if isinstance(value, u.Quantity) and value.unit == u.dimensionless_unscaled:
+        value = value.value
+    if not isinstance(value, (bool, np.bool_, str, bytes, u.Quantity)) and np.ndim(value) == 0:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = None
+        if number is not None and np.iscomplexobj(value):
+            number = None
+    if number is None or not ok(number) or (integer and not (np.isfinite(number)
+                                                             and number.is_integer())):
+        raise InputError(f"{name} must be {accepts}, not {value!r}"
+                         f"{f' ({type(value).__name__})' if isinstance(value, str) else ''}.")
+    return int(number) if integer else number
+
+
+def _box_tuple(box_size, name="box_size"):
+    sides = box_size
+    if isinstance(box_size, (tuple, list, np.ndarray)) and np.ndim(box_size) == 1:
+        sides = tuple(box_size) * (2 if len(box_size) == 1 else 1)
+        if len(sides) != 2:
+            sides = None
+    else:
+        sides = (box_size, box_size)
+    if sides is None:
+        raise InputError(f"{name} must be a positive integer or a (y, x) pair of them, not "
+                         f"{box_size!r}.")
+    box = tuple(_number(v, name, "a positive integer or a (y, x) pair of them",
+                        lambda v: v >= 1, integer=True) for v in sides)
+    return box
 
 
 def estimate_background(image, box_size=64, filter_size=3, sigma=3.0, mask=None,
@@ -454,12 +485,13 @@ def estimate_background(image, box_size=64, filter_size=3, sigma=3.0, mask=None,
     'global'
     """
     box = _box_tuple(box_size)
-    filt = _box_tuple(filter_size)
-    if not np.isfinite(sigma) or sigma <= 0:
-        raise InputError(f"sigma must be a positive number, not {sigma!r}.")
-    if not 0 <= exclude_percentile <= 100:
-        raise InputError(f"exclude_percentile must be between 0 and 100, not "
-                         f"{exclude_percentile!r}.")
+    filt = _box_tuple(filter_size, "filter_size")
+    sigma = _number(sigma, "sigma", "a positive number (standard deviations)", lambda v: v > 0
+                    and np.isfinite(v))
+    exclude_percentile = _number(exclude_percentile, "exclude_percentile",
+                                 "a percentage between 0 and 100", lambda v: 0 <= v <= 100)
+    _number(workers, "workers", "None or a positive integer", lambda v: v >= 1, integer=True,
+            none=True)
     image = load_image(image).require_2d("estimate_background")
     tiled = _tiled_maps(image, mask, tile_size, box, filt, scheduler, workers,
                         dict(sigma=sigma, exclude_percentile=exclude_percentile))
@@ -502,9 +534,9 @@ def _tiled_maps(image, mask, tile_size, box, filt, scheduler, workers, settings)
     shape = tuple(image.shape)
     if tile_size is None:
         tile_size = auto_tile_size(shape, BYTES_PER_PIXEL)
-    elif isinstance(tile_size, bool) or int(tile_size) != tile_size or tile_size < 0:
-        raise InputError(f"tile_size must be a whole number of pixels (0: never tile), not "
-                         f"{tile_size!r}.")
+    else:
+        tile_size = _number(tile_size, "tile_size", "a whole number of pixels (0: never tile)",
+                            lambda v: v >= 0, integer=True)
     if not tile_size or (shape[0] <= tile_size and shape[1] <= tile_size):
         return None
     if mask is not None and np.shape(mask) != shape:

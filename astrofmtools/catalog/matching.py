@@ -98,9 +98,11 @@ def crossmatch(table, reference, max_sep=5 * u.arcsec, mode="best", keep_unmatch
     frame, ref_frame : str or `~astropy.coordinates.BaseCoordinateFrame`, optional
         The frame of the longitude/latitude columns of ``table`` and
         ``reference``. By default the one their names imply: ``l``/``b``
-        and ``GLON``/``GLAT`` (named or found) are Galactic, right
-        ascension/declination (``RAJ2000`` included) and other names are
-        ICRS. A ``SkyCoord`` column has its own.
+        and ``GLON``/``GLAT`` (named or found) are Galactic, ``ELON``/``ELAT``
+        ecliptic, right ascension/declination (``RAJ2000`` included) and
+        other names are ICRS, or in the frame the table's meta declares
+        (``RADESYS``, ``EQUINOX``). ``sky="l,b:galactic"`` names a frame
+        with the columns. A ``SkyCoord`` column has its own.
     ref_columns : list of str, optional
         The reference columns to copy into the output (default: all).
     reference_name : str, optional

@@ -20,11 +20,30 @@ _DEFAULT_COLOR = "green"  # DS9's own default
 
 
 _UNSAFE = re.compile(r"[{}\[\]'\",#;]")
+#: Control characters (line breaks, tabs, escapes, C1) and Unicode line separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _safe_text(value):
-    """Text that DS9 braces and CRTF quotes both hold."""
-    return _UNSAFE.sub(" ", str(value)).strip()
+    r"""
+    Text that DS9 braces and CRTF quotes both hold, on one line: control
+    characters and line breaks, and the delimiters of both formats
+    (``{ } [ ] ' " , # ;``), become spaces. Every text, class tag and
+    colour a region file gets passes through here.
+
+    Examples
+    --------
+    >>> from astrofmtools.catalog.region_style import _safe_text
+    >>> _safe_text('a}\n# evil\ncircle(1,1,1')
+    'a    evil circle(1 1 1'
+    """
+    return _UNSAFE.sub(" ", _CONTROL.sub(" ", str(value))).strip()
+
+
+def _safe_color(value):
+    """A colour name or ``#rrggbb``: its leading letters and digits (after one '#'), only."""
+    found = re.match(r"\s*(#?[0-9A-Za-z]+)", str(value))
+    return found.group(1) if found else _DEFAULT_COLOR
 
 
 def _strings(table, name):
@@ -72,13 +91,14 @@ def _texts(table, text_col, label_col, score_col, auto):
 
 def _colors(labels, color, n):
     if isinstance(color, str):
-        return [color] * n
+        return [_safe_color(color)] * n
     if labels is None:
         return [_DEFAULT_COLOR] * n
     classes = sorted(set(labels))
     palette = {c: _PALETTE[i % len(_PALETTE)] for i, c in enumerate(classes)}
     if isinstance(color, dict):
-        palette.update({str(k): v for k, v in color.items()})
+        palette.update({_safe_text(_format_number(k)): _safe_color(v)
+                        for k, v in color.items()})
     elif color is not None:
         raise InputError(f"color must be a colour name or a dict class -> colour; "
                          f"got {type(color).__name__}.")

@@ -245,6 +245,9 @@ def read_table(path, format=None, **kwargs):
     >>> t["sky_centroid"].to_string("hmsdms", precision=0)
     ['10h00m00s +02d00m00s']
     """
+    if not isinstance(path, str) and not hasattr(path, "__fspath__"):
+        raise InputError(f"read_table takes a file name (str or Path) or a HATS folder, not "
+                         f"{type(path).__name__}; a table already in memory needs no reading.")
     path = Path(path)
     if not path.exists():
         raise MissingFileError(f"Table file {str(path)!r} does not exist.")
@@ -406,10 +409,22 @@ def _restore_sky(table):
             dec = dec.to_value(u.deg) if isinstance(dec, u.Quantity) else np.asarray(dec, float)
         except (u.UnitsError, TypeError, ValueError):
             continue  # ra/dec that are not angles: leave them alone
-        sky = SkyCoord(np.ma.filled(np.ma.asarray(ra), np.nan),
-                       np.ma.filled(np.ma.asarray(dec), np.nan), unit="deg", frame="icrs")
+        dec = np.ma.filled(np.ma.asarray(dec), np.nan)
+        if np.any(np.abs(dec) > 90) or (sky_name == "sky_centroid" and _other_frame(table)):
+            continue  # parse_positions reads them (its frame) or names the bad rows
+        sky = SkyCoord(np.ma.filled(np.ma.asarray(ra), np.nan), dec, unit="deg", frame="icrs")
         table.add_column(sky, name=sky_name, index=names.index(ra_name))
         if sky_name != "sky_centroid":  # the pair was written for it; ra/dec are kept
             del table[ra_name], table[dec_name]
         table[sky_name].info.description = f"sky position (ICRS), from {ra_name} and {dec_name}"
     return table
+
+
+def _other_frame(table):
+    """Whether the table's meta declares ra/dec in a frame other than ICRS (RADESYS...)."""
+    from ..schema.frames import _meta_frame
+    try:
+        frame = _meta_frame(table.meta)
+    except InputError:
+        return True  # parse_positions says what is wrong when the positions are used
+    return frame is not None and frame.name != "icrs"

@@ -260,7 +260,7 @@ def fit_classifier(clf, cutouts, labels, validation=None):
     import time
     import torch
     from .config import in_chans, load_backbone_for, make_preprocess, resolve_tta
-    from .inputs import _as_inputs, _as_labels
+    from .inputs import _as_inputs, _as_labels, _check_not_blank
     from .predicting import features_of
     from .trust import fit_trust, split_calibration
     from .train import label_fraction_indices, train_val_split
@@ -268,6 +268,7 @@ def fit_classifier(clf, cutouts, labels, validation=None):
     t_start = time.perf_counter()
     clf.tta_ = resolve_tta(clf._tta, clf._device())  # 'auto': on this fit's device
     inputs, table = _as_inputs(cutouts)
+    _check_not_blank(inputs, "training cutouts")
     y_all = _as_labels(labels, table, len(table))
     classes = np.unique(y_all)
     if len(classes) < 2:
@@ -283,6 +284,7 @@ def fit_classifier(clf, cutouts, labels, validation=None):
         except (TypeError, ValueError):
             raise InputError("validation must be a (cutouts, labels) pair.") from None
         val_inputs, val_table = _as_inputs(val_cutouts, "validation cutouts")
+        _check_not_blank(val_inputs, "validation cutouts")
         y_val_raw = _as_labels(val_labels, val_table, len(val_table))
         unknown = np.setdiff1d(y_val_raw, classes)
         if len(unknown):

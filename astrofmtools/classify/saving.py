@@ -88,9 +88,8 @@ def _params_v1(config):
 
 def load_classifier(cls, path, device=None):
     """Read a folder written by `save_classifier` (`Classifier.load`)."""
-    from safetensors.torch import load_file
     from ..backbones import BackboneSpec, Preprocess, load_backbone
-    from ..utils import read_saved_config
+    from ..utils import read_saved_config, read_saved_tensors
     from .augment import SkyAugment
     from .fitting import history_table
     from .heads import head_from_config
@@ -102,10 +101,10 @@ def load_classifier(cls, path, device=None):
     augment = params.pop("augment")
     if isinstance(augment, dict):
         augment = SkyAugment(**augment)
-    spec = BackboneSpec.from_dict(config["backbone_spec"])
+    spec = BackboneSpec.from_saved(config.get("backbone_spec"), path / CONFIG)
     clf = cls(backbone=spec, weights=config["weights"], device=device, augment=augment,
               **params)
-    tensors = load_file(str(path / WEIGHTS), device="cpu")
+    tensors = read_saved_tensors(path / WEIGHTS)  # a damaged file: an InputError naming it
     head_tensors = {k[5:]: v for k, v in tensors.items() if k.startswith("head.")}
     bb_tensors = {k[9:]: v for k, v in tensors.items() if k.startswith("backbone.")}
     ood_tensors = {k: v for k, v in tensors.items() if k.startswith("ood.")}
@@ -129,7 +128,10 @@ def load_classifier(cls, path, device=None):
         backbone.load_state_dict(bb_tensors, strict=whole)
     dev = clf._device()
     backbone = backbone.to(dev).eval()
-    head = head_from_config(config["head_config"])
+    try:
+        head = head_from_config(config["head_config"])
+    except (KeyError, TypeError) as exc:  # a setting the head class does not take
+        raise InputError(f"{str(path / CONFIG)!r} holds no valid head_config: {exc}") from None
     _check_keys(head.state_dict(), head_tensors, "head weights")
     head.load_state_dict(head_tensors, strict=True)
     clf.backbone_, clf.spec_ = backbone, spec

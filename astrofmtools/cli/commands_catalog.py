@@ -34,13 +34,15 @@ def add_parsers(add):
                         "(default: _ref)")
     p.add_argument("--sky", default=None,
                    help="positions in TABLE: a SkyCoord column or LON,LAT column names, e.g. "
-                        "RAJ2000,DEJ2000 or l,b (default: sky_centroid, ra/dec, "
-                        "RAJ2000/DEJ2000, ..., GLON/GLAT, l/b found by name)")
+                        "RAJ2000,DEJ2000, l,b or lon,lat:galactic (default: sky_centroid, "
+                        "ra/dec, RAJ2000/DEJ2000, ..., GLON/GLAT, l/b, ELON/ELAT found by "
+                        "name)")
     p.add_argument("--ref-sky", default=None, help="positions in REFERENCE, as --sky")
     p.add_argument("--frame", default=None,
-                   help="frame of the --sky columns: icrs, fk5, galactic, ... (default: from "
-                        "their names: l/b and GLON/GLAT are galactic, RA/Dec names and "
-                        "others icrs)")
+                   help="frame of the --sky columns: icrs, fk5, galactic, ecliptic, ... "
+                        "(default: from their names: l/b and GLON/GLAT are galactic, ELON/ELAT "
+                        "ecliptic, RA/Dec names and others icrs, or the RADESYS/EQUINOX of "
+                        "the table's meta)")
     p.add_argument("--ref-frame", default=None, help="frame of the --ref-sky columns, as --frame")
     p.add_argument("--ref-columns", default=None,
                    help="comma-separated reference columns to copy (default: all)")

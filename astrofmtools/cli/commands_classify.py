@@ -9,7 +9,8 @@ import numpy as np
 
 from ..exceptions import InputError
 from .inputs import check_outputs, given, read_stack
-from .options import add_common, add_labelled_cutouts, key_values
+from .options import (add_common, add_labelled_cutouts, fraction, key_values, non_negative_int,
+                      number_in, positive_float, positive_int)
 
 __all__ = ["add_parsers"]
 
@@ -26,11 +27,11 @@ def add_parsers(add):
     """Declare the subcommands of this module (``add`` as in `~astrofmtools.cli.build_parser`)."""
     p = add("train", "train a classifier of cutouts on a foundation-model backbone", cmd_train)
     add_labelled_cutouts(p)
-    p.add_argument("--epochs", type=int, default=None, help="training epochs")
-    p.add_argument("--lr", type=float, default=None, help="learning rate")
-    p.add_argument("--label-fraction", type=float, default=1.0,
-                   help="use this fraction of the labels (per class, seeded)")
-    p.add_argument("--calibration-fraction", type=float, default=0.0,
+    p.add_argument("--epochs", type=positive_int, default=None, help="training epochs")
+    p.add_argument("--lr", type=positive_float, default=None, help="learning rate")
+    p.add_argument("--label-fraction", type=fraction, default=1.0,
+                   help="use this fraction of the labels, in (0, 1] (per class, seeded)")
+    p.add_argument("--calibration-fraction", type=number_in(0, 1, high_open=True), default=0.0,
                    help="hold out this fraction of each class (never trained on) to calibrate "
                         "conformal prediction sets for 'astrofm classify --conformal' "
                         "(default: 0, none)")
@@ -51,11 +52,12 @@ def add_parsers(add):
     p.add_argument("cutouts", help="cutout stack written by 'astrofm cutouts'")
     p.add_argument("--regions", default=None,
                    help="also write regions coloured by class (.reg or .crtf)")
-    p.add_argument("--conformal", type=float, default=None, metavar="ALPHA",
+    p.add_argument("--conformal", type=number_in(0, 1, low_open=True, high_open=True),
+                   default=None, metavar="ALPHA",
                    help="add conformal prediction sets that hold the true class with "
                         "probability >= 1 - ALPHA (e.g. 0.1; the model must have been trained "
                         "with --calibration-fraction)")
-    p.add_argument("--mc-dropout", type=int, default=0, metavar="N",
+    p.add_argument("--mc-dropout", type=non_negative_int, default=0, metavar="N",
                    help="add the entropy and mutual information of N passes with dropout on "
                         "(models with an mlp head)")
     _add_tta(p, "default: as the model was trained; for a frozen backbone, the features "
@@ -67,30 +69,86 @@ def add_parsers(add):
 
 
 def _labels_for(stack, args):
-    """The label of every cutout, from the stack's table or a separate table."""
+    """
+    The cutouts and the label of each, from the stack's table or a separate table.
+
+    Blank or masked labels are an error that names the table, the column and
+    the rows; with ``args.drop_unlabelled`` (``--drop-unlabelled``) those
+    cutouts are left out instead, and their number is logged.
+
+    Returns
+    -------
+    stack : `~astrofmtools.cutouts.CutoutStack`
+        The labelled cutouts.
+    labels : `~astropy.table.Column`
+        Their labels, row-aligned with ``stack``.
+    """
     from ..catalog import read_table
+    from ..classify.inputs import _unlabelled
     column = args.label_column
+    rows = None  # the rows of the labels table of each cutout, when joined on 'id'
     if args.labels is None:
-        if column not in stack.table.colnames:
+        source, table = f"the cutouts' table of {args.cutouts}", stack.table
+        if column not in table.colnames:
             raise InputError(f"The cutouts' table of {args.cutouts} has no column {column!r} "
-                             f"(its columns: {', '.join(stack.table.colnames)}); name it with "
+                             f"(its columns: {', '.join(table.colnames)}); name it with "
                              "--label-column or give --labels.")
-        return stack.table[column]
-    labels = read_table(args.labels)
-    if column not in labels.colnames:
-        raise InputError(f"{args.labels} has no column {column!r}; its columns: "
-                         f"{', '.join(labels.colnames)}.")
-    if "id" in labels.colnames and "id" in stack.table.colnames:
-        lookup = {int(i): v for i, v in zip(labels["id"], labels[column])}
-        missing = [int(i) for i in stack.table["id"] if int(i) not in lookup]
-        if missing:
-            raise InputError(f"{args.labels} has no label for id(s) {missing[:10]} of "
-                             f"{args.cutouts}.")
-        return [lookup[int(i)] for i in stack.table["id"]]
-    if len(labels) != len(stack):
-        raise InputError(f"{args.labels} has {len(labels)} rows and {args.cutouts} {len(stack)} "
-                         "cutouts; give both an 'id' column or keep them row-aligned.")
-    return labels[column]
+        values = table[column]
+    else:
+        source, table = args.labels, read_table(args.labels)
+        if column not in table.colnames:
+            raise InputError(f"{args.labels} has no column {column!r}; its columns: "
+                             f"{', '.join(table.colnames)}.")
+        if "id" in table.colnames and "id" in stack.table.colnames:
+            index = {int(i): k for k, i in enumerate(table["id"])}
+            missing = [int(i) for i in stack.table["id"] if int(i) not in index]
+            if missing:
+                raise InputError(f"{args.labels} has no label for id(s) {missing[:10]} of "
+                                 f"{args.cutouts}.")
+            rows = np.array([index[int(i)] for i in stack.table["id"]], dtype=np.int64)
+            values = table[column][rows]
+        elif len(table) != len(stack):
+            raise InputError(f"{args.labels} has {len(table)} rows and {args.cutouts} "
+                             f"{len(stack)} cutouts; give both an 'id' column or keep them "
+                             "row-aligned.")
+        else:
+            values = table[column]
+    unlabelled = _unlabelled(values)
+    if not unlabelled.any():
+        return stack, values
+    bad = np.flatnonzero(unlabelled)
+    drop = getattr(args, "drop_unlabelled", None)
+    if not drop:
+        where = bad if rows is None else np.unique(rows[bad])
+        shown = ", ".join(str(r) for r in where[:10]) + (" ..." if len(where) > 10 else "")
+        ids = ""
+        if "id" in table.colnames:
+            ids = f"; ids {', '.join(str(table['id'][r]) for r in where[:10])}"
+            ids += " ..." if len(where) > 10 else ""
+        hint = ", or pass --drop-unlabelled to leave them out" if drop is not None else ""
+        raise InputError(f"{source}: column {column!r} is blank or missing in {len(where)} "
+                         f"row(s) (0-based rows {shown}{ids}); label them{hint}.")
+    keep = np.flatnonzero(~unlabelled)
+    if not len(keep):
+        raise InputError(f"{source}: column {column!r} is blank or missing in every row; "
+                         "there is nothing to train on.")
+    log.warning("%d of %d cutouts of %s left out: column %r of %s is blank or missing for "
+                "them", len(bad), len(stack), args.cutouts, column, source)
+    return stack[keep], values[keep]
+
+
+def _check_regions(stack, name, fmt, path):
+    """Refuse --regions the cutouts cannot give: no positions, or CRTF without a WCS."""
+    from ..schema import parse_positions
+    positions = parse_positions(stack.table, kind="any", required=False)
+    if positions is None:
+        raise InputError(f"--regions {path}: the cutouts' table of {name} has no source "
+                         "positions (x and y, sky_centroid, or ra and dec; its columns: "
+                         f"{', '.join(stack.table.colnames)}).")
+    if fmt == "crtf" and stack.image_wcs is None:
+        raise InputError(f"--regions {path}: CRTF regions are in sky coordinates and the "
+                         f"cutouts of {name} do not come from one image with a WCS; write "
+                         ".reg (DS9) instead.")
 
 
 def cmd_train(args):
@@ -105,8 +163,7 @@ def cmd_train(args):
                      ood=args.ood, tta="auto" if args.tta is None else args.tta,
                      **key_values(args.strategy_option, "--strategy-option"),
                      **given(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size))
-    stack = read_stack(args.cutouts)
-    labels = _labels_for(stack, args)
+    stack, labels = _labels_for(read_stack(args.cutouts), args)
     t0 = time.perf_counter()
     clf.fit(stack, labels)
     log.info("trained %s/%s on %s (%d of %d parameters trainable) in %.1f s", args.strategy,
@@ -126,16 +183,21 @@ def cmd_classify(args):
     from ..catalog import write_regions, write_table
     from ..classify import Classifier
 
-    check_outputs(args, "regions")
+    formats = check_outputs(args, kind="table", regions="regions")
+    stack = read_stack(args.cutouts)
+    if args.regions is not None:  # before any work: the regions need positions
+        _check_regions(stack, args.cutouts, formats["regions"], args.regions)
     clf = Classifier.load(args.model, device=args.device)
     if args.tta is not None:
         clf.tta = args.tta
     if args.conformal is not None and getattr(clf, "conformal_", None) is None:
         raise InputError(f"The model {args.model} has no conformal calibration: train it with "
                          "--calibration-fraction (e.g. 0.2) to use --conformal.")
-    stack = read_stack(args.cutouts)
     table = clf.predict(stack, conformal=args.conformal, mc_dropout=args.mc_dropout,
                         **given(batch_size=args.batch_size))
+    if args.regions is not None:  # first: written atomically, it fails before the table
+        write_regions(table, args.regions, format=formats["regions"], wcs=stack.image_wcs,
+                      overwrite=args.overwrite)
     write_table(table, args.output, overwrite=args.overwrite)
     counts = dict(zip(*np.unique(np.asarray(table["label"]).astype(str), return_counts=True)))
     log.info("%d cutouts classified (%s); written to %s", len(table),
@@ -148,5 +210,4 @@ def cmd_classify(args):
         log.info("%d cutouts flagged as unlike the training set (ood_flag)",
                  int(np.sum(table["ood_flag"])))
     if args.regions is not None:
-        write_regions(table, args.regions, wcs=stack.image_wcs, overwrite=args.overwrite)
         log.info("regions written to %s", args.regions)

@@ -7,7 +7,8 @@ import time
 
 from ..exceptions import InputError
 from .inputs import check_outputs, given, read_stack
-from .options import add_common, add_labelled_cutouts, key_values
+from .options import (add_common, add_labelled_cutouts, fraction, key_values, number_in,
+                      positive_float, positive_int)
 
 __all__ = ["add_parsers"]
 
@@ -31,18 +32,18 @@ def add_parsers(add):
     p.add_argument("--fractions", default="0.1,0.3,1", type=_fractions,
                    help="label fractions, comma-separated, each in (0, 1] "
                         "(default: %(default)s)")
-    p.add_argument("--seeds", type=int, default=3, metavar="N",
+    p.add_argument("--seeds", type=positive_int, default=3, metavar="N",
                    help="seeds 0 .. N-1 of each fraction (default: %(default)s)")
-    p.add_argument("--folds", type=int, default=5, metavar="K",
-                   help="stratified cross-validation folds, without --test "
+    p.add_argument("--folds", type=number_in(2, integer=True), default=5, metavar="K",
+                   help="stratified cross-validation folds (at least 2), without --test "
                         "(default: %(default)s)")
     p.add_argument("--test", default=None, metavar="CUTOUTS",
                    help="score on this labelled stack instead of cross-validating")
     p.add_argument("--test-labels", default=None, metavar="TABLE",
                    help="labels of --test (default: its own table's label column)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs")
-    p.add_argument("--lr", type=float, default=None, help="learning rate")
-    p.add_argument("--input-size", type=int, default=None, metavar="PIX",
+    p.add_argument("--epochs", type=positive_int, default=None, help="training epochs")
+    p.add_argument("--lr", type=positive_float, default=None, help="learning rate")
+    p.add_argument("--input-size", type=positive_int, default=None, metavar="PIX",
                    help="model input size (default: the backbone's; smaller is faster)")
     p.add_argument("--no-tta", action="store_true",
                    help="no test-time augmentation (8 times fewer forward passes)")
@@ -59,11 +60,15 @@ def add_parsers(add):
 
 
 def _fractions(text):
+    """``--fractions``: label fractions in (0, 1], separated by commas."""
+    values = [v.strip() for v in text.split(",") if v.strip()]
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
+        if not values:
+            raise argparse.ArgumentTypeError("")
+        return [fraction(v) for v in values]
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
-            f"--fractions must be numbers separated by commas, not {text!r}") from None
+            f"must be fractions in (0, 1] separated by commas, not {text!r}") from None
 
 
 def _models(args):
@@ -90,17 +95,16 @@ def cmd_label_curve(args):
     from ..classify import label_efficiency, label_efficiency_summary, plot_label_curve
     from .commands_classify import _labels_for
 
-    check_outputs(args, "png", "summary")
+    check_outputs(args, kind="table", png="png", summary="table")
     models = _models(args)
     if args.test_labels is not None and args.test is None:
         raise InputError("--test-labels needs --test.")
-    stack = read_stack(args.cutouts)
-    labels = _labels_for(stack, args)
+    stack, labels = _labels_for(read_stack(args.cutouts), args)
     test = None
     if args.test is not None:
-        test_stack = read_stack(args.test)
-        test = (test_stack, _labels_for(test_stack, argparse.Namespace(
-            labels=args.test_labels, label_column=args.label_column, cutouts=args.test)))
+        test = _labels_for(read_stack(args.test), argparse.Namespace(
+            labels=args.test_labels, label_column=args.label_column, cutouts=args.test,
+            drop_unlabelled=args.drop_unlabelled))
     t0 = time.perf_counter()
     runs = label_efficiency(stack, labels, fractions=args.fractions, seeds=args.seeds,
                             models=models, test=test, folds=args.folds)

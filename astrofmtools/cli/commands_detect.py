@@ -8,7 +8,8 @@ from pathlib import Path
 from ..exceptions import InputError
 from .inputs import check_outputs, given, load_image_arg
 from .options import (add_common, add_image_options, add_strategy_options, key_values,
-                      scheduler_of)
+                      non_negative_int, number_in, number_or, positive_float, positive_int,
+                      probability, scheduler_of)
 
 __all__ = ["add_parsers"]
 
@@ -31,12 +32,13 @@ def add_parsers(add):
                    help="column (or region tag 'label') holding the classes (default: one "
                         "class, 'source')")
     add_strategy_options(p, "finetune")
-    p.add_argument("--epochs", type=int, default=20, help="passes over the images (default: 20)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate")
-    p.add_argument("--zoom", default="auto",
+    p.add_argument("--epochs", type=positive_int, default=20,
+                   help="passes over the images (default: 20)")
+    p.add_argument("--lr", type=positive_float, default=None, help="learning rate")
+    p.add_argument("--zoom", default="auto", type=number_or("auto", positive_float),
                    help="model pixels per image pixel, or 'auto' (default): the median box "
                         "covers a ViT patch or 16 pixels")
-    p.add_argument("--crop-size", type=int, default=256,
+    p.add_argument("--crop-size", type=positive_int, default=256,
                    help="side of the training crops in model pixels (default: 256)")
     add_common(p, "detector folder (config.json + model.safetensors)", model=True,
                weights=True, device=True, batch_size=True, seed=True)
@@ -44,13 +46,14 @@ def add_parsers(add):
     p = add("detect", "detect sources in a FITS image or mosaic of any size with a trained "
                       "detector", cmd_detect)
     add_image_options(p)
-    p.add_argument("--tile", type=int, default=512, help="tile side in pixels (default: 512)")
-    p.add_argument("--overlap", type=int, default=64,
+    p.add_argument("--tile", type=positive_int, default=512,
+                   help="tile side in pixels (default: 512)")
+    p.add_argument("--overlap", type=non_negative_int, default=64,
                    help="pixels shared by neighbouring tiles; more than the largest source "
                         "(default: 64)")
-    p.add_argument("--score-threshold", type=float, default=0.5,
+    p.add_argument("--score-threshold", type=probability, default=0.5,
                    help="keep detections scoring at least this (default: 0.5)")
-    p.add_argument("--iou-threshold", type=float, default=0.3,
+    p.add_argument("--iou-threshold", type=number_in(0, 1, low_open=True), default=0.3,
                    help="overlap above which boxes are duplicates (default: 0.3)")
     p.add_argument("--regions", default=None, help="also write box regions (.reg or .crtf)")
     add_common(p, "detections table (.ecsv, .fits or .vot)",
@@ -94,13 +97,7 @@ def cmd_train_detector(args):
     from ..io import fits_files
     files = fits_files(args.images)
     boxes = _detector_boxes(args.boxes, files)
-    zoom = args.zoom
-    if zoom != "auto":
-        try:
-            zoom = float(zoom)
-        except ValueError:
-            raise InputError(f"--zoom must be a number or 'auto', not {zoom!r}.") from None
-    det = Detector(args.model, strategy=args.strategy, weights=args.weights, zoom=zoom,
+    det = Detector(args.model, strategy=args.strategy, weights=args.weights, zoom=args.zoom,
                    strategy_options=key_values(args.strategy_option, "--strategy-option"),
                    epochs=args.epochs, crop_size=args.crop_size, device=args.device,
                    seed=args.seed, **given(lr=args.lr, batch_size=args.batch_size))
@@ -116,10 +113,15 @@ def cmd_detect(args):
     from ..catalog import write_regions, write_table
     from ..detect import Detector
 
-    check_outputs(args, "regions")
-    det = Detector.load(args.model, device=args.device)
+    formats = check_outputs(args, kind="table", regions="regions")
+    if args.overlap >= args.tile:
+        raise InputError(f"--overlap ({args.overlap}) must be less than --tile ({args.tile}).")
     scheduler, workers = scheduler_of(args)
     image = load_image_arg(args)
+    if formats.get("regions") == "crtf" and image.wcs is None:
+        raise InputError(f"--regions {args.regions}: CRTF regions are in sky coordinates and "
+                         f"{image.source} has no WCS; write .reg (DS9, pixel coordinates).")
+    det = Detector.load(args.model, device=args.device)
     t0 = time.perf_counter()
     table = det.predict(image, tile=args.tile, overlap=args.overlap,
                         score_threshold=args.score_threshold,
@@ -127,8 +129,9 @@ def cmd_detect(args):
                         scheduler=scheduler, workers=workers)
     log.info("%d detections in %s (%d tiles) in %.1f s", len(table), image.source,
              table.meta.get("n_tiles", 1), time.perf_counter() - t0)
+    if args.regions is not None:  # first: written atomically, it fails before the table
+        write_regions(table, args.regions, format=formats["regions"], shape="box",
+                      wcs=image.wcs, overwrite=args.overwrite)
+        log.info("regions written to %s", args.regions)
     write_table(table, args.output, overwrite=args.overwrite)
     log.info("detections written to %s", args.output)
-    if args.regions is not None:
-        write_regions(table, args.regions, shape="box", wcs=image.wcs, overwrite=args.overwrite)
-        log.info("regions written to %s", args.regions)

@@ -7,7 +7,8 @@ import numpy as np
 
 from ..exceptions import InputError
 from .inputs import check_outputs, given, parse_rows, read_stack
-from .options import add_common, scheduler_of
+from .options import (RegistryChoices, add_common, non_negative_float, number_in, number_or,
+                      positive_int, scheduler_of)
 
 __all__ = ["add_parsers"]
 
@@ -38,15 +39,21 @@ def add_parsers(add):
     p.add_argument("--fit-on", default=None, metavar="FEATURES",
                    help="fit the map on these features (e.g. a whole survey) and place "
                         "FEATURES in it")
-    p.add_argument("--n-components", default="10",
+    p.add_argument("--n-components", default="10", type=_n_components,
                    help="PCA components before UMAP: a number, a variance fraction in (0, 1), "
                         "or 'none' (default: 10)")
-    p.add_argument("--neighbors", type=int, default=15, help="UMAP n_neighbors (default: 15)")
-    p.add_argument("--min-dist", type=float, default=0.1, help="UMAP min_dist (default: 0.1)")
-    p.add_argument("--metric", default="euclidean", help="UMAP metric (default: euclidean)")
+    p.add_argument("--neighbors", type=number_in(2, integer=True), default=15,
+                   help="UMAP n_neighbors, at least 2 (default: 15)")
+    p.add_argument("--min-dist", type=non_negative_float, default=0.1,
+                   help="UMAP min_dist (default: 0.1)")
+    p.add_argument("--metric", default="euclidean", metavar="NAME",
+                   choices=RegistryChoices("astrofmtools.embed.feature_map", "METRICS"),
+                   help="UMAP metric: euclidean, cosine, correlation, manhattan, ... (any of "
+                        "astrofmtools.embed.feature_map.METRICS; default: euclidean)")
     p.add_argument("--normalize", default="l2", choices=["l2", "standard", "none"],
                    help="scaling before PCA (default: l2, every vector to unit length)")
-    p.add_argument("--balance", nargs="?", type=int, const=True, default=False, metavar="N",
+    p.add_argument("--balance", nargs="?", type=positive_int, const=True, default=False,
+                   metavar="N",
                    help="fit on an equal number of each class of --color (the smallest "
                         "class size, or N), then place all sources")
     p.add_argument("--color-as", default="auto", choices=["auto", "classes", "values"],
@@ -66,11 +73,14 @@ def add_parsers(add):
     group.add_argument("--position", default=None, metavar="'RA DEC'",
                        help="a sky position (ICRS; degrees, or sexagesimal as '10:00:24 "
                             "+02:12:00'): the nearest source is the query")
-    group.add_argument("--ra", type=float, default=None, help="with --dec: a position in degrees")
-    group.add_argument("--dec", type=float, default=None, help="with --ra: a position in degrees")
+    group.add_argument("--ra", type=number_in(), default=None,
+                       help="with --dec: a position in degrees")
+    group.add_argument("--dec", type=number_in(-90, 90), default=None,
+                       help="with --ra: a position in degrees")
     group.add_argument("--image", default=None, metavar="FITS",
                        help="a new cutout (FITS image), embedded as the features were")
-    p.add_argument("-k", type=int, default=8, help="neighbours per query (default: 8)")
+    p.add_argument("-k", type=positive_int, default=8,
+                   help="neighbours per query (default: 8)")
     p.add_argument("--max-sep", default=None,
                    help="for a position: refuse a nearest source further than this (e.g. "
                         "5arcsec; a number is arcsec)")
@@ -90,7 +100,7 @@ def add_parsers(add):
     p.add_argument("--rows", default="0:8",
                    help="the cutouts to draw: 0-based rows as start:stop or a comma-separated "
                         "list (default: 0:8)")
-    p.add_argument("--crop", action="append", default=None,
+    p.add_argument("--crop", action="append", default=None, type=number_or("auto", number_in(1)),
                    help="zoom of the central crop (1: the whole cutout; 'auto': the median "
                         "source spans a patch); repeat to compare side by side (default: 1)")
     add_common(p, "PNG grid: per cutout the image, the mean and each head's map",
@@ -99,11 +109,29 @@ def add_parsers(add):
                weights=True, device=True, batch_size=True)
 
 
+def _n_components(text):
+    """``--n-components``: a number of components, a variance fraction in (0, 1), or 'none'."""
+    import argparse
+    text = text.strip().lower()
+    if text == "none":
+        return None
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        pass
+    try:
+        return number_in(0, 1, low_open=True, high_open=True)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of components (>= 1), a variance fraction in (0, 1) or "
+            f"'none', not {text!r}") from None
+
+
 def cmd_embed(args):
     from ..backbones import load_backbone
     from ..embed import embed
 
-    check_outputs(args)
+    check_outputs(args, kind="fits")
     stack = read_stack(args.cutouts)
     backbone = load_backbone(args.model, weights=args.weights, device=args.device)
     scheduler, workers = scheduler_of(args)
@@ -119,14 +147,9 @@ def cmd_embed(args):
 def cmd_map(args):
     from ..embed import umap_map
 
-    text = args.n_components.strip().lower()
-    try:
-        n_components = None if text == "none" else float(text) if "." in text else int(text)
-    except ValueError:
-        raise InputError(f"--n-components must be a number, a fraction in (0, 1) or 'none', "
-                         f"not {args.n_components!r}.") from None
+    check_outputs(args, kind="png", table="table")
     table = umap_map(args.features, color=args.color, fit_on=args.fit_on, labels=args.labels,
-                     label_column=args.label_column, n_components=n_components,
+                     label_column=args.label_column, n_components=args.n_components,
                      n_neighbors=args.neighbors, min_dist=args.min_dist, metric=args.metric,
                      normalize=None if args.normalize == "none" else args.normalize,
                      balance=args.balance, seed=args.seed, path=args.output,
@@ -181,7 +204,7 @@ def cmd_similar(args):
     from ..catalog import write_table
     from ..embed import Embedding, similar
 
-    check_outputs(args, "table")
+    check_outputs(args, kind="png", table="table")
     emb = Embedding.read(args.features)
     query = _similar_query(args, emb)
     max_sep = None
@@ -192,6 +215,8 @@ def cmd_similar(args):
         except (TypeError, ValueError, u.UnitsError):
             raise InputError(f"--max-sep must be an angle such as 5arcsec, not "
                              f"{args.max_sep!r}.") from None
+        if not max_sep.value > 0:
+            raise InputError(f"--max-sep must be a positive angle, not {args.max_sep!r}.")
     cutouts = args.cutouts
     if cutouts is None:
         cutouts = emb.meta.get("cutouts")
@@ -217,16 +242,10 @@ def cmd_similar(args):
 def cmd_attention(args):
     from ..embed import attention_maps
 
-    check_outputs(args)
+    check_outputs(args, kind="png")
     stack = read_stack(args.cutouts)
     rows = parse_rows(args.rows, len(stack))
-    crops = []
-    for value in args.crop or ["1"]:
-        try:
-            crops.append(value if value == "auto" else float(value))
-        except ValueError:
-            raise InputError(f"--crop must be a number >= 1 or 'auto', not {value!r}.") from None
-    attention_maps(stack[rows], model=args.model, weights=args.weights, crop=crops,
+    attention_maps(stack[rows], model=args.model, weights=args.weights, crop=args.crop or [1.0],
                    output=args.output, device=args.device, overwrite=args.overwrite,
                    **given(batch_size=args.batch_size))
     log.info("attention maps of %d cutouts from %s drawn in %s", len(rows), args.model,

@@ -3,10 +3,12 @@
 
 import logging
 import time
+import warnings
 
 from ..exceptions import InputError
 from .inputs import check_outputs, given, load_image_arg
-from .options import add_common, add_image_options, scheduler_of
+from .options import (add_common, add_image_options, number_or, positive_float, positive_int,
+                      scheduler_of)
 
 __all__ = ["add_parsers", "describe_image"]
 
@@ -31,10 +33,10 @@ def add_parsers(add):
     p = add("sources", "find sources in a FITS image and write a catalogue (and regions)",
             cmd_sources)
     add_image_options(p)
-    p.add_argument("--snr", type=float, default=5.0,
+    p.add_argument("--snr", type=positive_float, default=5.0,
                    help="detection threshold in units of the matched-filtered noise "
                         "(default: 5)")
-    p.add_argument("--psf-fwhm", type=float, default=None,
+    p.add_argument("--psf-fwhm", type=positive_float, default=None,
                    help="beam/PSF FWHM in pixels (default: from BMAJ/BMIN or the survey)")
     p.add_argument("--no-deblend", action="store_true", help="do not split blended islands")
     p.add_argument("--regions", default=None, help="also write a region file (.reg or .crtf)")
@@ -48,10 +50,10 @@ def add_parsers(add):
             cmd_cutouts)
     add_image_options(p)
     p.add_argument("table", help="source table with x/y (0-based pixels) or sky columns")
-    p.add_argument("--size", default="64",
+    p.add_argument("--size", default=64, type=number_or("bbox", positive_int),
                    help="cutout side in pixels, or 'bbox' for a close crop around each "
                         "source's bounding box (default: 64)")
-    p.add_argument("--output-size", type=int, default=None,
+    p.add_argument("--output-size", type=positive_int, default=None,
                    help="resize every cutout to this side (default: no resizing, or 64 "
                         "with --size bbox)")
     p.add_argument("--band", action="append", default=[], metavar="FITS",
@@ -66,6 +68,7 @@ def add_parsers(add):
 def cmd_demo(args):
     from ..datasets import example_image_path
     from ..pipeline import run_pipeline
+    check_outputs(args, kind="folder")
     result = run_pipeline(args.image or example_image_path(), args.output, model=args.model,
                           weights=args.weights, ml=False if args.no_ml else None, seed=args.seed,
                           device=args.device, overwrite=args.overwrite,
@@ -163,9 +166,12 @@ def cmd_sources(args):
     from ..catalog import write_regions, write_table
     from ..sources import find_sources
 
-    check_outputs(args, "regions", "background_map")
+    formats = check_outputs(args, kind="table", regions="regions", background_map="fits")
     scheduler, workers = scheduler_of(args)
     image = load_image_arg(args)
+    if formats.get("regions") == "crtf" and image.wcs is None:
+        raise InputError(f"--regions {args.regions}: CRTF regions are in sky coordinates and "
+                         f"{image.source} has no WCS; write .reg (DS9, pixel coordinates).")
     t0 = time.perf_counter()
     # without --background-map, find_sources estimates the maps itself (tile by tile on a
     # mosaic)
@@ -176,29 +182,23 @@ def cmd_sources(args):
                          scheduler=scheduler, workers=workers)
     log.info("%d sources found in %s in %.1f s", len(table), image.source,
              time.perf_counter() - t0)
+    if args.regions is not None:  # first: the output that depends most on the table
+        write_regions(table, args.regions, format=formats["regions"], shape=args.region_shape,
+                      wcs=image.wcs, overwrite=args.overwrite)
+        log.info("regions written to %s", args.regions)
     write_table(table, args.output, overwrite=args.overwrite)
     log.info("catalogue written to %s", args.output)
     if args.background_map is not None:
         background.write(args.background_map, overwrite=args.overwrite)
         log.info("background and RMS maps written to %s", args.background_map)
-    if args.regions is not None:
-        write_regions(table, args.regions, shape=args.region_shape, wcs=image.wcs,
-                      overwrite=args.overwrite)
-        log.info("regions written to %s", args.regions)
 
 
 def cmd_cutouts(args):
     from ..catalog import read_table
     from ..cutouts import make_cutouts
 
-    check_outputs(args)
+    check_outputs(args, kind="fits")
     size = args.size
-    if size != "bbox":
-        try:
-            size = int(size)
-        except ValueError:
-            raise InputError(f"--size must be a number of pixels or 'bbox', not {size!r}.") \
-                from None
     output_size = args.output_size
     if size == "bbox" and output_size is None:
         output_size = 64
@@ -208,8 +208,21 @@ def cmd_cutouts(args):
         image = load_bands([image] + list(args.band), reference=0, method=args.band_method)
     table = read_table(args.table)
     scheduler, workers = scheduler_of(args)
-    stack = make_cutouts(image, table, size=size, output_size=output_size,
-                         scheduler=scheduler, workers=workers)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stack = make_cutouts(image, table, size=size, output_size=output_size,
+                             scheduler=scheduler, workers=workers, warn_outside=True)
+    for record in caught:
+        n_outside = getattr(record.message, "n_outside", None)
+        if n_outside is None:  # not ours to judge: shown as it would have been
+            warnings.warn_explicit(record.message, record.category, record.filename,
+                                   record.lineno)
+        elif n_outside == len(stack):
+            raise InputError(f"No cutout overlaps the image: every position of {args.table} "
+                             f"({n_outside} rows) lies outside {image.source}. Are the "
+                             "table and the image of the same field?")
+        else:
+            log.warning("%s", record.message)
     stack.write(args.output, overwrite=args.overwrite)
     log.info("%d cutouts of %s%s written to %s", len(stack), "x".join(
         str(n) for n in stack.data.shape[-2:]),

@@ -5,7 +5,7 @@ import logging
 import time
 
 from .inputs import check_outputs, given, read_stack
-from .options import add_common
+from .options import add_common, positive_float
 
 __all__ = ["add_parsers"]
 
@@ -27,15 +27,15 @@ def add_parsers(add):
                    help="also draw the Gini-M20 diagram (Lotz et al. 2008 lines) to this PNG")
     p.add_argument("--band", default=None,
                    help="the band to measure in multi-band cutouts: a name or a 0-based index")
-    p.add_argument("--psf-fwhm", type=float, default=None, metavar="PIX",
+    p.add_argument("--psf-fwhm", type=positive_float, default=None, metavar="PIX",
                    help="FWHM in pixels of a Gaussian PSF for the Sersic fit (default: no PSF)")
-    p.add_argument("--gain", type=float, default=None,
+    p.add_argument("--gain", type=positive_float, default=None,
                    help="electrons per data unit: the weight map includes the sources' "
                         "Poisson noise (default: the background RMS in every pixel)")
-    p.add_argument("--snr", type=float, default=None,
+    p.add_argument("--snr", type=positive_float, default=None,
                    help="significance (smoothed cutout) a source's peak must reach "
                         "(default: 5)")
-    p.add_argument("--island-snr", type=float, default=None,
+    p.add_argument("--island-snr", type=positive_float, default=None,
                    help="significance down to which a source's segment extends (default: 2)")
     add_common(p, "morphology table (.ecsv, .fits or .vot)")
 
@@ -44,7 +44,7 @@ def cmd_morphology(args):
     from ..catalog import write_table
     from ..morphology import measure_morphology, plot_morphology
 
-    check_outputs(args, "png")
+    check_outputs(args, kind="table", png="png")
     stack = read_stack(args.cutouts)
     band = args.band
     if band is not None and band.lstrip("-").isdigit():

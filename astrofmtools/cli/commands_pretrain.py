@@ -4,8 +4,10 @@
 import logging
 import time
 
+from ..exceptions import InputError
 from .inputs import given
-from .options import RegistryChoices, add_common, key_values, scheduler_of
+from .options import (RegistryChoices, add_common, key_values, non_negative_int, number_in,
+                      number_or, positive_float, positive_int, probability, scheduler_of)
 
 __all__ = ["add_parsers"]
 
@@ -41,25 +43,26 @@ def add_parsers(add):
                    help="an option of the method, e.g. hidden_dim=1024 (repeatable)")
     p.add_argument("--name", default=None,
                    help="registry name of the result (default: the output folder's name)")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--epochs", type=positive_int, default=None,
                    help="passes over the pool (default: the method's, 100)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (AdamW)")
-    p.add_argument("--warmup-epochs", type=int, default=None,
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help="peak learning rate (AdamW)")
+    p.add_argument("--warmup-epochs", type=non_negative_int, default=None,
                    help="epochs of linear warm-up before the cosine decay")
-    p.add_argument("--input-size", type=int, default=None, metavar="PIX",
+    p.add_argument("--input-size", type=positive_int, default=None, metavar="PIX",
                    help="model input side (default: the backbone's; 64-96 suit a laptop)")
-    p.add_argument("--zoom", default=None,
+    p.add_argument("--zoom", default=None, type=number_or("auto", number_in(1)),
                    help="central crop before resizing: a number >= 1 or 'auto' (as for "
                         "'astrofm train'; default 1)")
-    p.add_argument("--size", type=int, default=64, metavar="PIX",
+    p.add_argument("--size", type=positive_int, default=64, metavar="PIX",
                    help="side of the cutouts taken from mosaics and stamps "
                         "(default: %(default)s)")
-    p.add_argument("--snr", type=float, default=5.0,
+    p.add_argument("--snr", type=positive_float, default=5.0,
                    help="significance of the sources cut out of mosaics (default: "
                         "%(default)s)")
-    p.add_argument("--max-per-image", type=int, default=None, metavar="N",
+    p.add_argument("--max-per-image", type=positive_int, default=None, metavar="N",
                    help="keep at most the N most significant sources of each mosaic")
-    p.add_argument("--blur", type=float, default=0.0, metavar="P",
+    p.add_argument("--blur", type=probability, default=0.0, metavar="P",
                    help="fraction of the views blurred (default: %(default)s)")
     p.add_argument("--monitor", default=None, metavar="CUTOUTS",
                    help="a small labelled stack whose k-NN error is printed during "
@@ -68,7 +71,7 @@ def add_parsers(add):
                    help="labels of --monitor (default: its own table)")
     p.add_argument("--label-column", default="label",
                    help="the label column of the monitor set (default: %(default)s)")
-    p.add_argument("--monitor-every", type=int, default=5, metavar="N",
+    p.add_argument("--monitor-every", type=positive_int, default=5, metavar="N",
                    help="epochs between k-NN measurements (default: %(default)s)")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
                    help="write a checkpoint there after every epoch; a rerun resumes")
@@ -84,17 +87,23 @@ def cmd_pretrain(args):
     main_process = int(os.environ.get("RANK", "0")) == 0
     if main_process:
         check_outputs(args, kind="folder")
-    zoom = args.zoom
-    if zoom is not None and zoom != "auto":
-        zoom = float(zoom)
+    if args.monitor_labels is not None and args.monitor is None:
+        raise InputError("--monitor-labels needs --monitor.")
     pretrainer = Pretrainer(
         args.model, method=args.method, weights=args.weights,
         **given(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                 warmup_epochs=args.warmup_epochs, input_size=args.input_size),
-        preprocess=given(zoom=zoom) or None, views={"blur_probability": args.blur},
+        preprocess=given(zoom=args.zoom) or None, views={"blur_probability": args.blur},
         method_options=key_values(args.method_option, "--method-option"),
         monitor_every=args.monitor_every, device=args.device, seed=args.seed,
         checkpoint_dir=args.checkpoint_dir)
+    monitor = None
+    if args.monitor is not None:  # read (and its labels checked) before the pool is built
+        import argparse
+        from .commands_classify import _labels_for
+        monitor = _labels_for(read_stack(args.monitor), argparse.Namespace(
+            labels=args.monitor_labels, label_column=args.label_column,
+            cutouts=args.monitor))
     scheduler, workers = scheduler_of(args)
     t0 = time.perf_counter()
     pool = build_pool(args.inputs, size=args.size, snr=args.snr,
@@ -102,14 +111,6 @@ def cmd_pretrain(args):
                       scheduler=scheduler, workers=workers)
     log.info("pool: %d cutouts of %d x %d pixels from %d input(s) in %.1f s", len(pool),
              args.size, args.size, len(args.inputs), time.perf_counter() - t0)
-    monitor = None
-    if args.monitor is not None:
-        import argparse
-        from .commands_classify import _labels_for
-        stack = read_stack(args.monitor)
-        monitor = (stack, _labels_for(stack, argparse.Namespace(
-            labels=args.monitor_labels, label_column=args.label_column,
-            cutouts=args.monitor)))
     pretrainer.fit(pool, monitor=monitor)
     history = pretrainer.history_
     if not main_process:

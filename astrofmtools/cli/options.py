@@ -9,8 +9,122 @@ order: ``-o/--output``, ``--overwrite``, ``--model``, ``--weights``,
 ``-v/--verbose``, ``-q/--quiet``.
 """
 
+import argparse
+import math
+
 __all__ = ["COMMON", "add_common", "add_image_options", "RegistryChoices", "add_strategy_options",
-           "add_labelled_cutouts", "key_values", "scheduler_of"]
+           "add_labelled_cutouts", "key_values", "scheduler_of", "number_in", "number_or",
+           "positive_int", "non_negative_int", "positive_float", "non_negative_float",
+           "fraction", "probability"]
+
+
+def _bound(value):
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def number_in(low=None, high=None, *, integer=False, low_open=False, high_open=False,
+              name=None):
+    """
+    An `argparse` type: a finite number (or an integer) within bounds.
+
+    A value out of bounds, not a number, NaN or infinite is refused while
+    the command line is parsed (exit code 2, before any work) with a
+    message that says what the option takes.
+
+    Parameters
+    ----------
+    low, high : float, optional
+        The bounds (None: unbounded on that side).
+    integer : bool, optional
+        Take integers only.
+    low_open, high_open : bool, optional
+        Exclude the bound itself.
+    name : str, optional
+        The type's name (as `argparse` shows it).
+
+    Returns
+    -------
+    parse : callable
+        The type: text to ``int`` or ``float``; its ``what`` attribute
+        describes the values it takes (``"an integer >= 1"``).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from astrofmtools.cli.options import number_in
+    >>> alpha = number_in(0, 1, low_open=True, high_open=True)
+    >>> alpha("0.1"), alpha.what
+    (0.1, 'a number in (0, 1)')
+    >>> parser = argparse.ArgumentParser(prog="astrofm", exit_on_error=False)
+    >>> _ = parser.add_argument("--alpha", type=alpha)
+    >>> parser.parse_args(["--alpha", "1.5"])
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentError: argument --alpha: must be a number in (0, 1), not '1.5'
+    """
+    noun = "an integer" if integer else "a number"
+    if low is not None and high is not None:
+        what = (f"{noun} in {'(' if low_open else '['}{_bound(low)}, {_bound(high)}"
+                f"{')' if high_open else ']'}")
+    elif low is not None:
+        what = f"{noun} {'>' if low_open else '>='} {_bound(low)}"
+    elif high is not None:
+        what = f"{noun} {'<' if high_open else '<='} {_bound(high)}"
+    else:
+        what = noun if integer else "a finite number"
+
+    def parse(text):
+        try:
+            value = int(text) if integer else float(text)
+        except (TypeError, ValueError):
+            value = None
+        if value is None or not math.isfinite(value) \
+                or (low is not None and (value <= low if low_open else value < low)) \
+                or (high is not None and (value >= high if high_open else value > high)):
+            raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}")
+        return value
+
+    parse.__name__ = parse.__qualname__ = name or "number"
+    parse.what = what
+    return parse
+
+
+def number_or(word, number):
+    """
+    An `argparse` type: a number (an `number_in` type) or one word.
+
+    Examples
+    --------
+    >>> from astrofmtools.cli.options import number_or, positive_int
+    >>> size = number_or("bbox", positive_int)
+    >>> size("64"), size("bbox"), size.what
+    (64, 'bbox', "an integer >= 1 or 'bbox'")
+    """
+    what = f"{number.what} or {word!r}"
+
+    def parse(text):
+        if text == word:
+            return text
+        try:
+            return number(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}") from None
+
+    parse.__name__ = parse.__qualname__ = f"{number.__name__}_or_{word}"
+    parse.what = what
+    return parse
+
+
+#: `argparse` types of the numeric options, used by every subcommand: an integer >= 1
+#: (epochs, sizes, batch sizes), an integer >= 0, a number > 0 (learning rates,
+#: thresholds in sigma, FWHMs), a number >= 0, a fraction in (0, 1] and a probability
+#: in [0, 1].
+positive_int = number_in(1, integer=True, name="positive_int")
+non_negative_int = number_in(0, integer=True, name="non_negative_int")
+positive_float = number_in(0, low_open=True, name="positive_float")
+non_negative_float = number_in(0, name="non_negative_float")
+fraction = number_in(0, 1, low_open=True, name="fraction")
+probability = number_in(0, 1, name="probability")
 
 #: The shared definition of each common option: its flags and `argparse` keywords.
 #: ``%(default)s`` in a help text shows the subcommand's default.
@@ -34,11 +148,11 @@ COMMON = {
         "help": "torch device, e.g. cpu, cuda or cuda:1 (default: $ASTROFM_DEVICE if set, "
                 "else cuda if available, else cpu)"}),
     "batch_size": (("--batch-size",), {
-        "type": int, "default": None, "metavar": "N",
+        "type": positive_int, "default": None, "metavar": "N",
         "help": "images per batch through the model (cutouts, tiles or training crops); "
                 "lower it if memory runs out (default: the library's for the command)"}),
     "workers": (("--workers",), {
-        "type": int, "default": None, "metavar": "N",
+        "type": positive_int, "default": None, "metavar": "N",
         "help": "run the independent pieces (tiles, inputs) on a local Dask cluster of N "
                 "worker processes (default: serially, in this process)"}),
     "scheduler": (("--scheduler",), {
@@ -47,7 +161,7 @@ COMMON = {
                 "scheduler file (.json); or a scheduler's name: serial, threads, dask "
                 "(default: dask with --workers, else serial)"}),
     "seed": (("--seed",), {
-        "type": int, "default": 0, "metavar": "N",
+        "type": non_negative_int, "default": 0, "metavar": "N",
         "help": "random seed: the same seed gives the same result (default: %(default)s)"}),
     "verbose": (("-v", "--verbose"), {
         "action": "store_true", "help": "say more; print the traceback of an error"}),
@@ -194,7 +308,8 @@ class RegistryChoices:
     module : str
         The module that holds the registry (``"astrofmtools.adapt"``).
     function : str
-        Its function that lists the names (``"list_strategies"``).
+        Its function that lists the names (``"list_strategies"``), or a
+        sequence of names it holds (``"METRICS"``).
 
     Examples
     --------
@@ -208,7 +323,8 @@ class RegistryChoices:
 
     def _names(self):
         import importlib
-        return list(getattr(importlib.import_module(self.module), self.function)())
+        names = getattr(importlib.import_module(self.module), self.function)
+        return list(names() if callable(names) else names)
 
     def __contains__(self, name):
         return name in self._names()
@@ -274,9 +390,20 @@ def add_labelled_cutouts(parser, cutouts_help="cutout stack written by 'astrofm 
     """
     Add what a training command reads: the cutouts, their labels, the strategy and the head.
 
-    ``cutouts`` (positional), ``--labels``, ``--label-column``, the strategy
-    options (`add_strategy_options`, default ``frozen``) and ``--head``,
-    spelled the same on ``astrofm train`` and ``astrofm label-curve``.
+    ``cutouts`` (positional), ``--labels``, ``--label-column``,
+    ``--drop-unlabelled``, the strategy options (`add_strategy_options`,
+    default ``frozen``) and ``--head``, spelled the same on ``astrofm
+    train`` and ``astrofm label-curve``.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from astrofmtools.cli.options import add_labelled_cutouts
+    >>> parser = argparse.ArgumentParser()
+    >>> add_labelled_cutouts(parser)
+    >>> args = parser.parse_args(["c.fits", "--label-column", "class", "--drop-unlabelled"])
+    >>> args.label_column, args.drop_unlabelled, args.head
+    ('class', True, 'linear')
     """
     parser.add_argument("cutouts", help=cutouts_help)
     parser.add_argument("--labels", default=None,
@@ -284,6 +411,9 @@ def add_labelled_cutouts(parser, cutouts_help="cutout stack written by 'astrofm 
                              "'id' column (default: the label column of the cutouts' own "
                              "table)")
     parser.add_argument("--label-column", default="label", help="column holding the classes")
+    parser.add_argument("--drop-unlabelled", action="store_true",
+                        help="leave out the cutouts whose label is blank or missing (and say "
+                             "how many); without it they are an error that names the rows")
     add_strategy_options(parser, "frozen")
     parser.add_argument("--head", default="linear",
                         choices=RegistryChoices("astrofmtools.classify", "list_heads"),

@@ -1,10 +1,13 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Make cutout stacks from an image and a table, or from survey cutout files."""
 
+import warnings
+
 import numpy as np
 import astropy.units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import QTable, Table
+from astropy.utils.exceptions import AstropyUserWarning
 
 from ..exceptions import InputError
 from ..schema import BBOX_COLUMNS as _BBOX
@@ -17,7 +20,8 @@ __all__ = ["make_cutouts", "cutouts_from_files"]
 
 
 def make_cutouts(image, table, size=64, *, output_size=None, pad=0.1, min_size=None,
-                 fill=np.nan, xy=None, sky=None, scheduler=None, workers=None):
+                 fill=np.nan, xy=None, sky=None, scheduler=None, workers=None,
+                 warn_outside=None):
     """
     Cut a stamp around every source of a table, all at once.
 
@@ -70,6 +74,10 @@ def make_cutouts(image, table, size=64, *, output_size=None, pad=0.1, min_size=N
         the same whichever runs them.
     workers : int, optional
         The number of threads or local Dask workers.
+    warn_outside : bool or None, optional
+        Warn when cutouts lie wholly outside the image (they hold only
+        ``fill``): None (default) when all of them do, True when any does,
+        False never.
 
     Returns
     -------
@@ -90,7 +98,17 @@ def make_cutouts(image, table, size=64, *, output_size=None, pad=0.1, min_size=N
     astrofmtools.InputError
         For a table without position (or bbox) columns (the message lists
         the columns looked for and those present), sky positions with an
-        image without WCS, non-finite positions, or a bad size.
+        image without WCS, non-finite positions, a bad size, or a stack
+        larger than the available memory (`~astrofmtools.io.available_memory`;
+        the message says how much it needs).
+
+    Warns
+    -----
+    astropy.utils.exceptions.AstropyUserWarning
+        When no cutout overlaps the image (a table of another field, or sky
+        positions in another frame), or with ``warn_outside=True`` when some
+        lie wholly outside it. The warning's ``n_outside`` and ``n``
+        attributes count those and all cutouts.
 
     Notes
     -----
@@ -139,7 +157,7 @@ def make_cutouts(image, table, size=64, *, output_size=None, pad=0.1, min_size=N
     same place:
 
     >>> from astrofmtools.io import SkyImage
-    >>> bands = SkyImage(np.zeros((3, 100, 100)), bands=["z", "r", "g"])
+    >>> bands = SkyImage(np.zeros((3, 200, 200)), bands=["z", "r", "g"])
     >>> make_cutouts(bands, table[:1], size=16)
     <CutoutStack: 1 cutout of 16x16 x 3 bands (z, r, g) from <array>>
 
@@ -158,6 +176,7 @@ def make_cutouts(image, table, size=64, *, output_size=None, pad=0.1, min_size=N
     n = len(table)
     mode, shape = _parse_size(size, image)
     out_shape = _parse_output_size(output_size, mode)
+    _check_numbers(fill, pad, min_size, workers)
 
     if mode == "bbox":
         missing = [c for c in _BBOX if c not in table.colnames]
@@ -166,7 +185,10 @@ def make_cutouts(image, table, size=64, *, output_size=None, pad=0.1, min_size=N
                              f"inclusive pixels); the table lacks {', '.join(missing)}. Its "
                              f"columns: {', '.join(table.colnames) or 'none'}.")
         x, y = _positions(image, table, xy, sky, required=False)
+        _check_memory(n, image, out_shape)
         data, x0, y0, scale, edge = _bbox_cutouts(image, table, out_shape, pad, min_size, fill)
+        side = np.rint(np.asarray(scale) * out_shape[0]).astype(np.int64)
+        _warn_outside(image, x0, y0, side, side, warn_outside)
         if x is None:  # no position columns: the bbox centre
             x = (np.asarray(table["bbox_xmin"], float) + np.asarray(table["bbox_xmax"])) / 2
             y = (np.asarray(table["bbox_ymin"], float) + np.asarray(table["bbox_ymax"])) / 2
@@ -175,6 +197,8 @@ def make_cutouts(image, table, size=64, *, output_size=None, pad=0.1, min_size=N
         ny, nx = shape
         x0 = np.floor(x + 0.5).astype(np.int64) - nx // 2
         y0 = np.floor(y + 0.5).astype(np.int64) - ny // 2
+        _check_memory(n, image, (ny, nx), out_shape)
+        _warn_outside(image, x0, y0, ny, nx, warn_outside)
         if isinstance(image.data, np.ndarray):
             data, edge = _gather(_image_arrays(image), x0, y0, ny, nx, fill)
         else:
@@ -327,6 +351,44 @@ def cutouts_from_files(paths, size=None, *, hdu=None, plane=None, fill=np.nan):
 
 
 # ---------------------------------------------------------------------- helpers
+def _bytes_text(nbytes):
+    """``2.18 TiB``: a number of bytes for people."""
+    for power, unit in ((40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")):
+        if nbytes >= 1 << power:
+            return f"{nbytes / (1 << power):.3g} {unit}"
+    return f"{int(nbytes)} bytes"
+
+
+def _check_memory(n, image, *shapes):
+    """Refuse, before allocating, float32 stacks of ``n`` cutouts of ``shapes`` that do not fit."""
+    from ..io import available_memory
+    bands = int(image.data.shape[0]) if image.data.ndim == 3 else 1
+    needed = sum(n * bands * int(np.prod(shape)) * 4 for shape in shapes if shape is not None)
+    available = available_memory()
+    if needed > available:
+        shape = next(s for s in shapes if s is not None)
+        raise InputError(
+            f"{n} cutouts of {shape[1]}x{shape[0]} pixels"
+            f"{f' in {bands} bands' if bands > 1 else ''} of {image.source} need "
+            f"{_bytes_text(needed)} of memory and {_bytes_text(available)} is available: "
+            "use a smaller size or fewer rows.")
+
+
+def _warn_outside(image, x0, y0, ny, nx, when):
+    """Warn when cutouts starting at (y0, x0), (ny, nx) pixels, lie wholly outside the image:
+    all of them (``when`` None), any (True) or never (False)."""
+    NY, NX = image.shape[-2:]
+    outside = (x0 + nx <= 0) | (x0 >= NX) | (y0 + ny <= 0) | (y0 >= NY)
+    if when is not False and outside.any() and (when or outside.all()):
+        k = int(outside.sum())
+        rows = ", ".join(str(r) for r in np.flatnonzero(outside)[:10]) + (" ..." * (k > 10))
+        warning = AstropyUserWarning(
+            f"{k} of {len(x0)} cutouts lie wholly outside {image.source} ({NX}x{NY} pixels) "
+            f"and hold only the fill value: rows {rows}.")
+        warning.n_outside, warning.n = k, len(x0)
+        warnings.warn(warning, stacklevel=3)
+
+
 def _as_table(table):
     if isinstance(table, SkyCoord):
         out = QTable()
@@ -357,12 +419,24 @@ def _parse_size(size, image):
         size = (size, size)
     try:
         ny, nx = (int(s) for s in size)
-        ok = all(float(s) == int(s) for s in size)
-    except (TypeError, ValueError):
+        ok = all(float(s) == int(s) and not isinstance(s, (bool, np.bool_)) for s in size)
+    except (TypeError, ValueError, OverflowError):
         ok = False
     if not ok or ny <= 0 or nx <= 0:
         raise InputError(f"size must be a positive int or (ny, nx) pair of them; got {size!r}.")
     return "fixed", (ny, nx)
+
+
+def _check_numbers(fill, pad, min_size, workers):
+    """InputErrors naming the argument for numbers of the wrong type or range."""
+    from ..background.core import _number
+    _number(fill, "fill", "a number (NaN by default)", lambda v: True)
+    _number(pad, "pad", "a non-negative int (pixels) or float (fraction of the bbox side)",
+            lambda v: 0 <= v < np.inf)
+    _number(min_size, "min_size", "None or a positive whole number of pixels",
+            lambda v: v >= 1, integer=True, none=True)
+    _number(workers, "workers", "None or a positive integer", lambda v: v >= 1, integer=True,
+            none=True)
 
 
 def _parse_output_size(output_size, mode):

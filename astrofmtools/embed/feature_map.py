@@ -19,11 +19,16 @@ import numpy as np
 from ..exceptions import InputError
 from .embedding import Embedding, as_embedding
 
-__all__ = ["FeatureMap"]
+__all__ = ["FeatureMap", "METRICS"]
 
 log = logging.getLogger("astrofmtools")
 
 _NORMALIZE = ("l2", "standard", None)
+
+#: The distances UMAP can use between (PCA-reduced) feature vectors, by name
+#: (umap-learn's names; a callable metric is also accepted).
+METRICS = ("euclidean", "cosine", "correlation", "manhattan", "chebyshev", "minkowski",
+           "canberra", "braycurtis", "seuclidean")
 
 # umap-learn and scikit-learn are optional dependencies (the ``ml`` extra)
 __doctest_requires__ = {("FeatureMap", "FeatureMap.*"): ["umap", "sklearn"]}
@@ -54,8 +59,9 @@ class FeatureMap:
     min_dist : float, optional
         UMAP's minimum distance between points in the map (default 0.1):
         smaller values pack clusters tighter.
-    metric : str, optional
-        UMAP's distance in PCA space (default ``'euclidean'``).
+    metric : str or callable, optional
+        UMAP's distance in PCA space (default ``'euclidean'``): one of
+        `METRICS`, or a numba-compiled function of two vectors.
     normalize : {'l2', 'standard', None}, optional
         Scaling before PCA. ``'l2'`` (default) scales every vector to unit
         length, so that the map follows the angle between vectors (cosine
@@ -110,6 +116,9 @@ class FeatureMap:
             raise InputError(f"min_dist must be >= 0, not {min_dist!r}.")
         if normalize not in _NORMALIZE:
             raise InputError(f"normalize must be one of {_NORMALIZE}, not {normalize!r}.")
+        if not callable(metric) and metric not in METRICS:
+            raise InputError(f"Unknown metric {metric!r}; known: {', '.join(METRICS)} (or a "
+                             "function of two vectors).")
         if isinstance(n_components, (float, np.floating)) and float(n_components).is_integer():
             n_components = int(n_components)
         self.n_components = n_components

@@ -9,7 +9,7 @@ import numpy as np
 import astropy.units as u
 from astropy.io import fits
 from astropy.nddata import NDData
-from astropy.wcs import WCS, FITSFixedWarning
+from astropy.wcs import WCS, FITSFixedWarning, SingularMatrixError
 from astropy.io.fits.verify import VerifyWarning
 
 from ..exceptions import InputError, MissingFileError
@@ -75,8 +75,10 @@ def load_image(source, hdu=None, plane=None, beam=None, memmap=None):
     ------
     astrofmtools.InputError
         For a missing, non-FITS or truncated file, a missing or non-image
-        HDU, a cube without ``plane``, or an empty or all-NaN image. The
-        message names the file and HDU.
+        HDU, a cube without ``plane``, an empty or all-NaN image, a WCS
+        whose CD/PC matrix is singular or not finite (pixels of no size),
+        or a WCS given with the array whose axes do not match it and are
+        not celestial. The message names the file and HDU.
 
     Examples
     --------
@@ -221,6 +223,8 @@ def _from_hdu(h, name, plane, beam, memmap, hdul=None):
             warnings.simplefilter("ignore", FITSFixedWarning)
             try:
                 wcs = WCS(header, fobj=hdul, relax=True)
+            except SingularMatrixError:
+                raise InputError(_singular(name)) from None
             except Exception as exc:  # astropy raises several types here
                 raise InputError(f"The WCS of {name} cannot be read ({exc}).") from None
     return _build(data, wcs, header, name=name, plane=plane, beam=beam, memmap=memmap)
@@ -295,10 +299,19 @@ def _build(data, wcs, header, name, plane=None, beam=None, unit=None, mask=None,
     if wcs is None and header is not None and _header_has_celestial(header):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
-            wcs = WCS(header, relax=True)
+            try:
+                wcs = WCS(header, relax=True)
+            except SingularMatrixError:
+                raise InputError(_singular(name)) from None
+    ndim = data.ndim
     data, wcs = _select_plane(data, wcs, name, plane)
     if wcs is not None:
         if not wcs.has_celestial:
+            if wcs.naxis != ndim:
+                raise InputError(f"The WCS given with {name} has {wcs.naxis} axes "
+                                 f"({', '.join(map(repr, wcs.wcs.ctype)) or 'no CTYPE'}), none "
+                                 f"of them celestial, but the array has {ndim}: its axes do "
+                                 "not match the array. Give the image's 2-D celestial WCS.")
             wcs = None
         elif wcs.naxis > 2 or wcs.wcs.lng != 0 or wcs.wcs.lat != 1:
             celestial = wcs.celestial
@@ -306,6 +319,8 @@ def _build(data, wcs, header, name, plane=None, beam=None, unit=None, mask=None,
                 raise InputError(f"The sky axes of {name} are not its first two axes; "
                                  "reorder the cube so that they are.")
             wcs = celestial
+    if wcs is not None:
+        _check_pixel_scale(wcs, header, name)
     if header is not None:
         if unit is None:
             unit = _parse_unit(header.get("BUNIT"))
@@ -325,6 +340,36 @@ def _build(data, wcs, header, name, plane=None, beam=None, unit=None, mask=None,
         mask = nodata if nodata.any() else np.zeros(data.shape, dtype=bool)
     return SkyImage(data, wcs=wcs, unit=unit, mask=mask, beam=beam, header=header,
                     source=name)
+
+
+def _singular(name, detail="singular"):
+    return (f"{name} cannot be placed on the sky: its WCS has a {detail} CD/PC matrix (the "
+            "CDi_j, or PCi_j times CDELTi, keywords of the celestial axes), so its pixels "
+            "have no size or direction. Fix the header's CD1_1..CD2_2 (or CDELT1/2 and "
+            "PC1_1..PC2_2).")
+
+
+def _check_pixel_scale(wcs, header, name):
+    """Refuse a celestial WCS whose pixel scale matrix is singular or not finite."""
+    try:
+        matrix = wcs.pixel_scale_matrix
+    except SingularMatrixError:
+        raise InputError(_singular(name)) from None
+    if not np.all(np.isfinite(matrix)):
+        raise InputError(_singular(name, "non-finite (NaN or Inf)"))
+    if np.linalg.det(matrix) == 0:
+        raise InputError(_singular(name))
+    if header is not None:
+        # wcslib takes an all-zero CD matrix for an absent one (1 deg pixels): read the
+        # header's own CDi_j of the celestial axes (FITS axes 1 and 2, checked above)
+        keys = [f"CD{i}_{j}" for i in (1, 2) for j in (1, 2)]
+        if any(k in header for k in keys):
+            try:
+                cd = np.array([float(header.get(k, 0.0)) for k in keys]).reshape(2, 2)
+            except (TypeError, ValueError):
+                return
+            if not np.all(np.isfinite(cd)) or np.linalg.det(cd) == 0:
+                raise InputError(_singular(name))
 
 
 def _native(data, header, name):

@@ -18,7 +18,11 @@ def _split_spec(columns, argument):
     if columns is None:
         return None
     if isinstance(columns, str):
-        spec = tuple(part.strip() for part in columns.split(","))
+        names, colon, frame = columns.rpartition(":")  # "l,b:galactic"
+        text = names if colon and "," in names and frame.strip() else columns
+        spec = tuple(part.strip() for part in text.split(","))
+        if text is names:
+            spec = spec + (frame.strip(),) if len(spec) == 2 else ()
     else:
         try:
             spec = tuple(columns)
@@ -145,7 +149,7 @@ def _nothing_found(table, kind, given, name, argument, hint):
                       if given is None or _family(frame) == _family(given))
     sky = (f"a SkyCoord column ('sky_centroid' first), longitude/latitude columns "
            f"({pairs or 'none of that frame'}; any case, but 'l'/'b' in lower case) and "
-           "pos.eq.ra/pos.eq.dec or pos.galactic.lon/pos.galactic.lat UCDs")
+           "pos.eq.ra/pos.eq.dec, pos.galactic.lon/lat or pos.ecliptic.lon/lat UCDs")
     looked = {"pixel": "columns 'x' and 'y' (0-based pixel)",
               "sky": sky,
               "any": f"columns 'x' and 'y' (0-based pixel), {sky}"}[kind]

@@ -15,6 +15,9 @@ Frames
   a luminosity), ``GLON``/``GLAT``, ``LII``/``BII`` and ``gal_l``/``gal_b``
   are Galactic, and so are columns whose UCDs are ``pos.galactic.lon`` and
   ``pos.galactic.lat``.
+- ``ELON``/``ELAT`` and ``ecl_lon``/``ecl_lat`` (Gaia), and columns whose
+  UCDs are ``pos.ecliptic.lon`` and ``pos.ecliptic.lat``, are ecliptic
+  (`~astropy.coordinates.BarycentricMeanEcliptic`, equinox J2000).
 - ``RAB1950``/``DEB1950`` are FK4 (B1950).
 - Every other right ascension/declination pair (``ra``/``dec``, ``RA``/``DEC``,
   ``RAJ2000``/``DEJ2000``, ``_RAJ2000``/``_DEJ2000``, ``RA_ICRS``/``DE_ICRS``,
@@ -23,10 +26,15 @@ Frames
   (VizieR's ``RAJ2000`` of Gaia-era catalogues, SExtractor's
   ``ALPHA_J2000`` from a WCS in ICRS), and FK5 (J2000) differs from ICRS
   by less than 0.03 arcsec, far below the separations a cross-match uses.
-  Pass ``frame="fk5"`` when the difference matters.
+  Pass ``frame="fk5"`` when the difference matters. A table whose meta
+  declares its system with the FITS keywords ``RADESYS`` and ``EQUINOX``
+  (as a FITS table's header does) has its right ascension/declination
+  columns read in that frame: ``RADESYS = 'FK5'`` is FK5 (J2000 unless
+  ``EQUINOX`` says otherwise), ``EQUINOX = 1950`` alone FK4 (B1950).
 - Columns named by the caller (``"l,b"``, ``("RAJ2000", "DEJ2000")``) take
   the frame their names imply, in any case (``l,b`` and ``L,B`` are
-  Galactic); other names are ICRS unless ``frame`` says otherwise.
+  Galactic); other names are ICRS unless ``frame`` says otherwise. A frame
+  may follow the names: ``"lon,lat:galactic"`` or ``"lon,lat,galactic"``.
 
 Values are in the column's unit, degrees when it has none; string columns
 are read as sexagesimal angles (hours for right ascension) or decimal
@@ -47,7 +55,7 @@ from astropy.table import Table
 
 from ..exceptions import InputError
 from .columns import COLUMNS
-from .frames import _family, _same_frame, parse_frame
+from .frames import _family, _meta_frame, _same_frame, parse_frame
 from .position_columns import _find, _named, _nothing_found, _split_spec
 from .position_values import _angle_values, _filled, _pixel_values
 
@@ -138,15 +146,18 @@ def parse_positions(table, columns=None, frame=None, *, kind="any", name="the ta
         The columns to read: one `~astropy.coordinates.SkyCoord` column,
         two columns (``"l,b"`` or ``("RAJ2000", "DEJ2000")``: longitude and
         latitude, or x and y for pixels), or longitude, latitude and a
-        frame name. Found in any case. By default the table's own, found by
-        name: ``x``/``y``; a SkyCoord column (``sky_centroid`` first); the
-        pairs of `SKY_COLUMN_PAIRS`; columns with ``pos.eq.ra``/``pos.eq.dec``
-        or ``pos.galactic.lon``/``pos.galactic.lat`` UCDs.
+        frame name (``"l,b,galactic"``, ``"l,b:galactic"``). Found in any
+        case. By default the table's own, found by name: ``x``/``y``; a
+        SkyCoord column (``sky_centroid`` first); the pairs of
+        `SKY_COLUMN_PAIRS`; columns with ``pos.eq.ra``/``pos.eq.dec``,
+        ``pos.galactic.lon``/``lat`` or ``pos.ecliptic.lon``/``lat`` UCDs.
     frame : str or `~astropy.coordinates.BaseCoordinateFrame`, optional
         The frame of longitude/latitude columns (``'icrs'``, ``'fk5'``,
         ``'galactic'``, an astropy frame). By default the one their names
         imply (see the module's notes: ``l``/``b``, ``GLON``/``GLAT`` are
-        Galactic, right ascension/declination are ICRS). With columns found
+        Galactic, ``ELON``/``ELAT`` ecliptic, right ascension/declination
+        ICRS, or the frame the table's meta declares with ``RADESYS`` and
+        ``EQUINOX``). With columns found
         by name, only pairs of that frame's kind are looked for (Galactic
         names for ``'galactic'``, right ascension/declination for
         equatorial frames). A SkyCoord column keeps its own frame.
@@ -221,6 +232,9 @@ def parse_positions(table, columns=None, frame=None, *, kind="any", name="the ta
     else:
         found = _named(table, spec, kind, given, name, argument)
     where, names, frame = found
+    if given is None and where == "sky" and len(names) == 2 and frame.name == "icrs":
+        declared = _meta_frame(table.meta, name)  # RADESYS/EQUINOX: FK5, FK4...
+        frame = frame if declared is None else declared
     if where == "pixel":
         x = _pixel_values(table, names[0], name)
         y = _pixel_values(table, names[1], name)

@@ -4,6 +4,7 @@
 import numpy as np
 
 from ..background import BackgroundMaps
+from ..background.core import _box_tuple, _number
 from ..exceptions import InputError
 from ..io import auto_tile_size, load_image
 from ..utils import provenance
@@ -159,13 +160,14 @@ def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, back
     'psf whitened by the noise: FWHM 3.5 x 3.5 pix'
     """
     image = load_image(image).require_2d("find_sources")
-    if not np.isfinite(snr) or snr <= 0:
-        raise InputError(f"snr must be a positive number, not {snr!r}.")
-    if island_snr <= 0 or peak_prominence < 0:
-        raise InputError(f"island_snr must be positive and peak_prominence non-negative; got "
-                         f"{island_snr!r} and {peak_prominence!r}.")
-    if npixels is not None and (int(npixels) != npixels or npixels < 1):
-        raise InputError(f"npixels must be a positive integer, not {npixels!r}.")
+    snr = _number(snr, "snr", "a positive number (the detection threshold, in sigma)",
+                  _positive)
+    island_snr = _number(island_snr, "island_snr", "a positive number (sigma)", _positive)
+    peak_prominence = _number(peak_prominence, "peak_prominence",
+                              "a non-negative number (sigma)", lambda v: 0 <= v < np.inf)
+    npixels = _number(npixels, "npixels", "None or a positive integer (pixels)",
+                      lambda v: v >= 1, integer=True, none=True)
+    _check_options(psf_fwhm, deblend, box_size, overlap, workers)
     if background is not None and not isinstance(background, BackgroundMaps):
         raise InputError(f"background must be BackgroundMaps (from estimate_background), not "
                          f"a {type(background).__name__}.")
@@ -183,9 +185,9 @@ def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, back
                          f"{shape}; give one boolean per pixel (True = ignore).")
     if tile_size is None:  # decided by size and memory, whatever the kind of array
         tile_size = auto_tile_size(shape, BYTES_PER_PIXEL)
-    elif isinstance(tile_size, bool) or int(tile_size) != tile_size or tile_size < 0:
-        raise InputError(f"tile_size must be a whole number of pixels (0: never tile), not "
-                         f"{tile_size!r}.")
+    else:
+        tile_size = _number(tile_size, "tile_size", "a whole number of pixels (0: never tile)",
+                            lambda v: v >= 0, integer=True)
     tiled = bool(tile_size) and (shape[0] > tile_size or shape[1] > tile_size)
     settings = dict(snr=snr, island_snr=island_snr, npixels=npixels,
                     prominence=peak_prominence, deblend=deblend, psf_fwhm=psf_fwhm,
@@ -206,3 +208,35 @@ def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, back
         box_size=box_size, tile_size=int(tile_size) if tiled else 0,
         sky_columns=image.wcs is not None, unit=str(image.unit) if image.unit else None)
     return _build_table(image, cols if cols is not None else _empty_columns(), plan, meta)
+
+
+def _positive(value):
+    return 0 < value < np.inf
+
+
+def _check_options(psf_fwhm, deblend, box_size, overlap, workers):
+    """InputErrors naming the argument for options of the wrong type, unit or range."""
+    import astropy.units as u
+    if psf_fwhm is not None:
+        accepts = ("a positive FWHM in pixels (a number), an angle (a Quantity), or "
+                   "(major, minor, theta_deg) in pixels and degrees")
+        if isinstance(psf_fwhm, u.Quantity):
+            if not (psf_fwhm.unit.physical_type == "angle"
+                    or psf_fwhm.unit.is_equivalent(u.pix)
+                    or psf_fwhm.unit == u.dimensionless_unscaled):
+                raise InputError(f"psf_fwhm must be {accepts}; {psf_fwhm} is neither pixels "
+                                 "nor an angle.")
+        elif isinstance(psf_fwhm, (tuple, list, np.ndarray)) and np.ndim(psf_fwhm) == 1:
+            if len(psf_fwhm) != 3:
+                raise InputError(f"psf_fwhm must be {accepts}, not {psf_fwhm!r}.")
+            for k, v in enumerate(psf_fwhm):
+                _number(v, "psf_fwhm", accepts, _positive if k < 2 else np.isfinite)
+        else:
+            _number(psf_fwhm, "psf_fwhm", accepts, _positive)
+    if not isinstance(deblend, (bool, np.bool_)):
+        raise InputError(f"deblend must be True or False, not {deblend!r}.")
+    _box_tuple(box_size)
+    _number(overlap, "overlap", "a non-negative whole number of pixels", lambda v: v >= 0,
+            integer=True)
+    _number(workers, "workers", "None or a positive integer", lambda v: v >= 1, integer=True,
+            none=True)
