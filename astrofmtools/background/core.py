@@ -17,6 +17,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 from ..exceptions import InputError
 from ..io import load_image
 from ..utils import atomic_output, provenance
+from ..utils.checks import check_number
 from .meshes import _box_meshes, _expand_mesh, _fill_mesh, _filter_mesh
 
 __all__ = ["BackgroundMaps", "GlobalNoise", "clipped_std_correction", "estimate_background",
@@ -361,31 +362,6 @@ class BackgroundMaps:
                        unit=header.get("BUNIT"), wcs=wcs)
 
 
-def _number(value, name, accepts, ok=np.isfinite, integer=False, none=False):
-    """
-    ``value`` as a float (an int with ``integer``), or an InputError naming the argument
-    and what it ``accepts``: strings, bools, Quantities with a unit, arrays, NaN (unless
-    ``ok`` allows it) and values ``ok`` refuses are refused. None passes with ``none``.
-    """
-    if value is None and none:
-        return None
-    number = None
-    if isinstance(value, u.Quantity) and value.unit == u.dimensionless_unscaled:
-        value = value.value
-    if not isinstance(value, (bool, np.bool_, str, bytes, u.Quantity)) and np.ndim(value) == 0:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = None
-        if number is not None and np.iscomplexobj(value):
-            number = None
-    if number is None or not ok(number) or (integer and not (np.isfinite(number)
-                                                             and number.is_integer())):
-        raise InputError(f"{name} must be {accepts}, not {value!r}"
-                         f"{f' ({type(value).__name__})' if isinstance(value, str) else ''}.")
-    return int(number) if integer else number
-
-
 def _box_tuple(box_size, name="box_size"):
     sides = box_size
     if isinstance(box_size, (tuple, list, np.ndarray)) and np.ndim(box_size) == 1:
@@ -397,8 +373,8 @@ def _box_tuple(box_size, name="box_size"):
     if sides is None:
         raise InputError(f"{name} must be a positive integer or a (y, x) pair of them, not "
                          f"{box_size!r}.")
-    box = tuple(_number(v, name, "a positive integer or a (y, x) pair of them",
-                        lambda v: v >= 1, integer=True) for v in sides)
+    box = tuple(check_number(v, name, "a positive integer or a (y, x) pair of them",
+                             lambda v: v >= 1, integer=True) for v in sides)
     return box
 
 
@@ -486,12 +462,12 @@ def estimate_background(image, box_size=64, filter_size=3, sigma=3.0, mask=None,
     """
     box = _box_tuple(box_size)
     filt = _box_tuple(filter_size, "filter_size")
-    sigma = _number(sigma, "sigma", "a positive number (standard deviations)", lambda v: v > 0
-                    and np.isfinite(v))
-    exclude_percentile = _number(exclude_percentile, "exclude_percentile",
-                                 "a percentage between 0 and 100", lambda v: 0 <= v <= 100)
-    _number(workers, "workers", "None or a positive integer", lambda v: v >= 1, integer=True,
-            none=True)
+    sigma = check_number(sigma, "sigma", "a positive number (standard deviations)", lambda v: v > 0
+                         and np.isfinite(v))
+    exclude_percentile = check_number(exclude_percentile, "exclude_percentile",
+                                      "a percentage between 0 and 100", lambda v: 0 <= v <= 100)
+    check_number(workers, "workers", "None or a positive integer", lambda v: v >= 1, integer=True,
+                 none=True)
     image = load_image(image).require_2d("estimate_background")
     tiled = _tiled_maps(image, mask, tile_size, box, filt, scheduler, workers,
                         dict(sigma=sigma, exclude_percentile=exclude_percentile))
@@ -535,8 +511,8 @@ def _tiled_maps(image, mask, tile_size, box, filt, scheduler, workers, settings)
     if tile_size is None:
         tile_size = auto_tile_size(shape, BYTES_PER_PIXEL)
     else:
-        tile_size = _number(tile_size, "tile_size", "a whole number of pixels (0: never tile)",
-                            lambda v: v >= 0, integer=True)
+        tile_size = check_number(tile_size, "tile_size", "a whole number of pixels (0: never tile)",
+                                 lambda v: v >= 0, integer=True)
     if not tile_size or (shape[0] <= tile_size and shape[1] <= tile_size):
         return None
     if mask is not None and np.shape(mask) != shape:

@@ -429,14 +429,14 @@ def _parse_size(size, image):
 
 def _check_numbers(fill, pad, min_size, workers):
     """InputErrors naming the argument for numbers of the wrong type or range."""
-    from ..background.core import _number
-    _number(fill, "fill", "a number (NaN by default)", lambda v: True)
-    _number(pad, "pad", "a non-negative int (pixels) or float (fraction of the bbox side)",
-            lambda v: 0 <= v < np.inf)
-    _number(min_size, "min_size", "None or a positive whole number of pixels",
-            lambda v: v >= 1, integer=True, none=True)
-    _number(workers, "workers", "None or a positive integer", lambda v: v >= 1, integer=True,
-            none=True)
+    from ..utils.checks import check_number
+    check_number(fill, "fill", "a number (NaN by default)", lambda v: True)
+    check_number(pad, "pad", "a non-negative int (pixels) or float (fraction of the bbox side)",
+                 lambda v: 0 <= v < np.inf)
+    check_number(min_size, "min_size", "None or a positive whole number of pixels",
+                 lambda v: v >= 1, integer=True, none=True)
+    check_number(workers, "workers", "None or a positive integer", lambda v: v >= 1, integer=True,
+                 none=True)
 
 
 def _parse_output_size(output_size, mode):

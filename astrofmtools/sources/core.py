@@ -4,7 +4,8 @@
 import numpy as np
 
 from ..background import BackgroundMaps
-from ..background.core import _box_tuple, _number
+from ..background.core import _box_tuple
+from ..utils.checks import check_number
 from ..exceptions import InputError
 from ..io import auto_tile_size, load_image
 from ..utils import provenance
@@ -160,13 +161,13 @@ def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, back
     'psf whitened by the noise: FWHM 3.5 x 3.5 pix'
     """
     image = load_image(image).require_2d("find_sources")
-    snr = _number(snr, "snr", "a positive number (the detection threshold, in sigma)",
-                  _positive)
-    island_snr = _number(island_snr, "island_snr", "a positive number (sigma)", _positive)
-    peak_prominence = _number(peak_prominence, "peak_prominence",
-                              "a non-negative number (sigma)", lambda v: 0 <= v < np.inf)
-    npixels = _number(npixels, "npixels", "None or a positive integer (pixels)",
-                      lambda v: v >= 1, integer=True, none=True)
+    snr = check_number(snr, "snr", "a positive number (the detection threshold, in sigma)",
+                       _positive)
+    island_snr = check_number(island_snr, "island_snr", "a positive number (sigma)", _positive)
+    peak_prominence = check_number(peak_prominence, "peak_prominence",
+                                   "a non-negative number (sigma)", lambda v: 0 <= v < np.inf)
+    npixels = check_number(npixels, "npixels", "None or a positive integer (pixels)",
+                           lambda v: v >= 1, integer=True, none=True)
     _check_options(psf_fwhm, deblend, box_size, overlap, workers)
     if background is not None and not isinstance(background, BackgroundMaps):
         raise InputError(f"background must be BackgroundMaps (from estimate_background), not "
@@ -186,8 +187,8 @@ def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, back
     if tile_size is None:  # decided by size and memory, whatever the kind of array
         tile_size = auto_tile_size(shape, BYTES_PER_PIXEL)
     else:
-        tile_size = _number(tile_size, "tile_size", "a whole number of pixels (0: never tile)",
-                            lambda v: v >= 0, integer=True)
+        tile_size = check_number(tile_size, "tile_size", "a whole number of pixels (0: never tile)",
+                                 lambda v: v >= 0, integer=True)
     tiled = bool(tile_size) and (shape[0] > tile_size or shape[1] > tile_size)
     settings = dict(snr=snr, island_snr=island_snr, npixels=npixels,
                     prominence=peak_prominence, deblend=deblend, psf_fwhm=psf_fwhm,
@@ -230,13 +231,13 @@ def _check_options(psf_fwhm, deblend, box_size, overlap, workers):
             if len(psf_fwhm) != 3:
                 raise InputError(f"psf_fwhm must be {accepts}, not {psf_fwhm!r}.")
             for k, v in enumerate(psf_fwhm):
-                _number(v, "psf_fwhm", accepts, _positive if k < 2 else np.isfinite)
+                check_number(v, "psf_fwhm", accepts, _positive if k < 2 else np.isfinite)
         else:
-            _number(psf_fwhm, "psf_fwhm", accepts, _positive)
+            check_number(psf_fwhm, "psf_fwhm", accepts, _positive)
     if not isinstance(deblend, (bool, np.bool_)):
         raise InputError(f"deblend must be True or False, not {deblend!r}.")
     _box_tuple(box_size)
-    _number(overlap, "overlap", "a non-negative whole number of pixels", lambda v: v >= 0,
-            integer=True)
-    _number(workers, "workers", "None or a positive integer", lambda v: v >= 1, integer=True,
-            none=True)
+    check_number(overlap, "overlap", "a non-negative whole number of pixels", lambda v: v >= 0,
+                 integer=True)
+    check_number(workers, "workers", "None or a positive integer", lambda v: v >= 1, integer=True,
+                 none=True)
