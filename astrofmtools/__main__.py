@@ -3,7 +3,10 @@
 
 import sys
 
-from .cli import main
-
 if __name__ == "__main__":
+    try:
+        from .cli import main
+    except KeyboardInterrupt:  # Ctrl-C at the very start: one line, no traceback
+        print("astrofm: interrupted", file=sys.stderr)
+        sys.exit(130)
     sys.exit(main())

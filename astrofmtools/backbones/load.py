@@ -58,15 +58,16 @@ def read_state_dict(path):
         raise MissingFileError(f"Weights file {path!r} does not exist.")
     with open(path, "rb") as f:
         head = f.read(9)
-    try:
-        if len(head) == 9 and head[8:9] == b"{":
-            from safetensors.torch import load_file
-            state = load_file(path, device="cpu")
-        else:
+    if len(head) == 9 and head[8:9] == b"{":
+        from ..utils import read_saved_tensors
+        state = read_saved_tensors(path)  # a damaged file: an InputError naming it
+    else:
+        try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure: the file is not a safe state dict
-        raise InputError(f"Cannot read weights file {path!r} as safetensors or as a torch "
-                         f"state dict with weights_only=True: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - any failure: the file is not a safe state dict
+            raise InputError(f"Cannot read weights file {path!r} as a torch state dict with "
+                             f"weights_only=True (a pickle of code, or a damaged or "
+                             f"truncated file): {exc}") from None
     for key in ("state_dict", "model", "model_state_dict", "module"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -133,19 +134,68 @@ def default_device(device=None):
     -------
     device : `torch.device`
 
+    Raises
+    ------
+    astrofmtools.InputError
+        If the device is unknown, or is not on this machine (``"cuda"``
+        where torch sees no GPU, ``"cuda:7"`` on a machine with 2, ``"mps"``
+        off Apple silicon): the message says what is available.
+
     Examples
     --------
     >>> from astrofmtools.backbones import default_device
     >>> default_device("cpu")
     device(type='cpu')
     """
+    source = "device"
     if device is None:
-        device = os.environ.get("ASTROFM_DEVICE") or (
-            "cuda" if torch.cuda.is_available() else "cpu")
+        device = os.environ.get("ASTROFM_DEVICE")
+        source = "$ASTROFM_DEVICE" if device else source
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        result = torch.device(device)
     except (RuntimeError, TypeError):
         raise InputError(f"Unknown device {device!r}.") from None
+    hint = ("use device='cpu' (--device cpu on the command line)" if source == "device"
+            else "set ASTROFM_DEVICE=cpu, or unset it")
+    _check_device_available(result, f"{source} {str(device)!r}", hint)
+    return result
+
+
+def _available_devices():
+    """The devices torch can use here, for messages: ``'cpu'``, ``'cuda:0'``, ..."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    return ", ".join(names)
+
+
+def _check_device_available(device, what, hint):
+    """An `InputError` if ``device`` is not on this machine (``what`` names the setting)."""
+    kind = device.type
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            problem = "no CUDA device is available here (torch sees none)"
+        elif device.index is not None and device.index >= count:
+            problem = f"there is no CUDA device {device.index} (torch sees {count})"
+        else:
+            return
+    elif kind == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return
+        problem = "Apple's Metal (MPS) is not available here"
+    else:
+        module = getattr(torch, kind, None)  # e.g. torch.xpu
+        is_available = getattr(module, "is_available", None)
+        if kind in ("cpu", "meta") or not callable(is_available) or is_available():
+            return
+        problem = f"no {kind} device is available here"
+    raise InputError(f"{what}: {problem}; available: {_available_devices()}; {hint}.")
 
 
 class Backbone(nn.Module):

@@ -19,10 +19,11 @@ from astropy.table import Table
 from ..exceptions import InputError, MissingFileError
 
 __all__ = ["json_value", "settings_fingerprint", "write_saved_model", "read_saved_config",
-           "save_checkpoint", "load_checkpoint"]
+           "read_saved_tensors", "save_checkpoint", "load_checkpoint"]
 
 # torch and safetensors are optional dependencies (the ``ml`` extra)
 __doctest_requires__ = {"write_saved_model": ["torch", "safetensors"],
+                        "read_saved_tensors": ["torch", "safetensors"],
                         "save_checkpoint": ["torch"], "load_checkpoint": ["torch"]}
 
 
@@ -189,6 +190,55 @@ def read_saved_config(path, fmt, format_version, config_name="config.json",
     return config
 
 
+def read_saved_tensors(path):
+    """
+    The tensors of a safetensors file of a saved folder, on the CPU.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The file (``weights.safetensors`` of a classifier folder, for example).
+
+    Returns
+    -------
+    tensors : dict of str to `torch.Tensor`
+
+    Raises
+    ------
+    astrofmtools.MissingFileError
+        If the file does not exist.
+    astrofmtools.InputError
+        If it is damaged or truncated (not a complete safetensors file): the
+        message names it.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> import torch
+    >>> from astrofmtools.utils import read_saved_tensors, write_saved_model
+    >>> write_saved_model("saved", {"w": torch.ones(2)}, {"format": "x"})
+    >>> read_saved_tensors("saved/model.safetensors")
+    {'w': tensor([1., 1.])}
+    >>> data = Path("saved/model.safetensors").read_bytes()
+    >>> _ = Path("saved/model.safetensors").write_bytes(data[:len(data) // 2])
+    >>> read_saved_tensors("saved/model.safetensors")
+    Traceback (most recent call last):
+    ...
+    astrofmtools.exceptions.InputError: 'saved/model.safetensors' is damaged or truncated ...
+    """
+    from safetensors.torch import load_file
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"{str(path)!r} does not exist.")
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as exc:  # noqa: BLE001 - SafetensorError, or an OSError reading it
+        size = path.stat().st_size
+        raise InputError(f"{str(path)!r} is damaged or truncated ({size} bytes; not a "
+                         f"complete safetensors file: {exc}); save the model again or "
+                         "restore the file from a copy.") from None
+
+
 def save_checkpoint(path, state):
     """
     Write a training checkpoint atomically (`torch.save` to a temporary name, then rename).
@@ -238,7 +288,8 @@ def load_checkpoint(path, fingerprint, map_location="cpu"):
     Raises
     ------
     astrofmtools.InputError
-        If the checkpoint's fingerprint is not ``fingerprint``.
+        If the checkpoint's fingerprint is not ``fingerprint``, or the file
+        is damaged or truncated.
 
     Examples
     --------
@@ -250,8 +301,15 @@ def load_checkpoint(path, fingerprint, map_location="cpu"):
     astrofmtools.exceptions.InputError: Checkpoint 'run/checkpoint.pt' was written by a run ...
     """
     import torch
-    state = torch.load(path, map_location=map_location, weights_only=True)
-    if state.get("fingerprint") != fingerprint:
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise MissingFileError(f"Checkpoint {str(path)!r} does not exist.") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, UnpicklingError, ...
+        raise InputError(f"Checkpoint {str(path)!r} is damaged or truncated (torch.load: "
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                         "); delete it to start the run again.") from None
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
         raise InputError(f"Checkpoint {str(path)!r} was written by a run with other settings "
                          "or data; delete it or choose another checkpoint_dir.")
     return state
