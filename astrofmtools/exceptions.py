@@ -6,7 +6,7 @@ option) is an `InputError`, whose message names the offending file, HDU or
 column. The command line turns it into a one-line message and exit code 2.
 """
 
-__all__ = ["InputError", "MissingFileError"]
+__all__ = ["InputError", "MissingFileError", "WriteError"]
 
 
 class InputError(ValueError):
@@ -15,3 +15,7 @@ class InputError(ValueError):
 
 class MissingFileError(InputError, FileNotFoundError):
     """An input file does not exist."""
+
+
+class WriteError(InputError, OSError):
+    """An output could not be written (disk full, read-only, permission): names the output."""

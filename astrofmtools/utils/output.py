@@ -13,7 +13,7 @@ process still running.
 Errors of the operating system while writing (no space left, quota, a
 read-only or forbidden folder) become an `~astrofmtools.InputError` (the
 command line's exit code 2) that names the final output, not the
-temporary, and is an `OSError` too (``astrofmtools.utils.output.WriteError``).
+temporary, and is an `OSError` too (`astrofmtools.exceptions.WriteError`).
 """
 
 import contextlib
@@ -29,15 +29,11 @@ import tempfile
 import zlib
 from pathlib import Path
 
-from ..exceptions import InputError
+from ..exceptions import InputError, WriteError
 
 __all__ = ["check_output_path", "atomic_output", "atomic_folder"]
 
 log = logging.getLogger("astrofmtools")
-
-
-class WriteError(InputError, OSError):
-    """An output could not be written (disk full, read-only, permission): names the output."""
 
 
 def check_output_path(path, overwrite=False, kind="file"):
