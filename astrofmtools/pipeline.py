@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 
-from .utils import atomic_folder, check_output_path
+from .utils import atomic_folder, atomic_output, check_output_path, weights_note
 
 __all__ = ["PipelineResult", "run_pipeline"]
 
@@ -57,12 +57,22 @@ def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, model="efficientnet
     With ``ml=True`` (the ``ml`` extra), the sources are embedded with
     ``model`` and classified as compact or extended by a linear head on
     the same features, trained on the fly on labelled synthetic radio
-    cutouts (`~astrofmtools.datasets.make_radio_cutouts`; seconds, no
-    download); a quarter of those calibrate conformal prediction sets
+    cutouts drawn like the image: its beam (header), pixel scale (WCS) and
+    noise (`~astrofmtools.background.global_noise`)
+    (`~astrofmtools.datasets.make_radio_cutouts`; seconds, no download).
+    The model sees the central ``DEMO_CROP_BEAMS`` beams of each cutout.
+    ``p_compact`` and ``p_extended`` are saved and printed per source next
+    to a physical check: a Gaussian fitted to each source, its major axis
+    deconvolved from the beam (``fit_fwhm_major``, ``fit_fwhm_minor``,
+    ``deconvolved_major``, ``size_class``: compact when the deconvolved
+    major axis is under half the beam or the fitted one within 3 sigma of
+    the beam, sigma = fitted FWHM / SNR after Condon 1997). A quarter of
+    the synthetic cutouts calibrate conformal prediction sets
     (``prediction_set``, ``set_size``: both classes where the head cannot
     decide at 90 % coverage), and ``ood_score``/``ood_flag`` mark the
-    sources unlike every synthetic cutout (`~astrofmtools.trust`). The feature map is a PCA + UMAP of the synthetic training
-    set coloured by class, with the image's sources placed in it.
+    sources unlike every synthetic cutout (`~astrofmtools.trust`). The
+    feature map is a PCA + UMAP of the synthetic training set coloured by
+    class, with the image's sources placed in it.
 
     Parameters
     ----------
@@ -145,9 +155,10 @@ def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, model="efficientnet
         timings["cutouts"] = time.perf_counter() - t
 
         if ml and len(sources):
-            embedding, more = _ml_stages(sources, cutouts, work, timings, model=model,
+            embedding, more = _ml_stages(image, sources, cutouts, work, timings, model=model,
                                          weights=weights, seed=seed, device=device,
-                                         batch_size=batch_size)
+                                         batch_size=batch_size,
+                                         cutouts_path=output_dir.resolve() / "cutouts.fits")
             notes += more
         elif ml:
             names.pop("features")
@@ -167,7 +178,11 @@ def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, model="efficientnet
         if "label" in sources.colnames:
             sources["id_label"] = [f"{i}: {c}" for i, c in zip(sources["id"], sources["label"])]
             label = "id_label"
-        plot_sources(image, sources, path=work / "overlay.png", label=label)
+        fig = plot_sources(image, sources, label=label)
+        ax = fig.axes[0]  # classes by an untrained model say so
+        ax.set_title(weights_note(ax.get_title(), sources.meta.get("weights")), fontsize=9)
+        with atomic_output(work / "overlay.png", overwrite=True) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
         if "id_label" in sources.colnames:
             del sources["id_label"]
         timings["regions+overlay"] = time.perf_counter() - t
@@ -183,22 +198,137 @@ def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, model="efficientnet
 DEMO_CLASSES = ("compact", "extended")
 #: Miscoverage of the demo's conformal prediction sets.
 DEMO_ALPHA = 0.1
+#: Side of the central crop the demo's model sees, in beams (FWHM): 4.5 beams (13.5 FIRST
+#: pixels) show a source's shape; a wider view is mostly neighbours, which the head takes for
+#: lobes (with 10 beams every source of the FIRST example was 'extended').
+DEMO_CROP_BEAMS = 4.5
+#: Synthetic cutouts of each class the demo's head is trained on.
+DEMO_N_PER_CLASS = 200
+#: The FIRST survey's beam and pixels (arcsec): the demo's defaults for an image without them.
+_FIRST_BEAM = 5.4
+_FIRST_PIXEL = 1.8
 
 
-def _ml_stages(sources, cutouts, work, timings, model, weights, seed, device, batch_size):
+def _image_geometry(image):
+    """(beam FWHM, pixel scale) in arcsec: the image's own, else FIRST's."""
+    import astropy.units as u
+    import numpy as np
+    scale = image.pixel_scale.to_value(u.arcsec) if image.has_wcs else _FIRST_PIXEL
+    beam = _FIRST_BEAM * scale / _FIRST_PIXEL  # 3 pixels without a beam in the header
+    if image.beam is not None:  # make_radio_field draws circular beams: the mean axis
+        beam = float(np.sqrt(image.beam.major.to_value(u.arcsec)
+                             * image.beam.minor.to_value(u.arcsec)))
+    return beam, scale
+
+
+def _demo_training_set(image, size, seed):
+    """Labelled synthetic cutouts with the image's beam, pixel scale and noise."""
+    import astropy.units as u
+    from .background import global_noise
+    from .datasets import make_radio_cutouts
+    beam, scale = _image_geometry(image)
+    noise = float(global_noise(image).rms)
+    if not noise > 0:
+        noise = 1.5e-4
+    train = make_radio_cutouts(n_per_class=DEMO_N_PER_CLASS, classes=DEMO_CLASSES, size=size,
+                               pixel_scale=scale * u.arcsec, beam_fwhm=beam * u.arcsec,
+                               noise=noise, seed=seed)
+    train.table.meta.update(beam_fwhm_arcsec=beam, pixel_scale_arcsec=scale, noise=noise)
+    return train
+
+
+def _size_check(image, sources):
+    """
+    A Gaussian fitted to each source within a beam of its position, deconvolved from the beam.
+
+    Adds ``fit_fwhm_major``, ``fit_fwhm_minor``, ``deconvolved_major`` (arcsec) and
+    ``size_class`` ('compact' when the deconvolved major axis is under half the beam, or the
+    fitted major axis within 3 sigma of the beam with sigma = fitted major / SNR, Condon 1997
+    for a near-point source; else 'extended'; '' when the fit failed). Returns the beam.
+    """
+    import warnings
+    import astropy.units as u
+    import numpy as np
+    from astropy.modeling import fitting, models
+    beam, scale = _image_geometry(image)
+    half = max(int(round(beam / scale)), 2)  # a box of +-1 beam: the core, not neighbours
+    fwhm = 2.0 * np.sqrt(2.0 * np.log(2.0))
+    ny, nx = image.shape[-2:]
+    rows = []
+    for source in sources:
+        x, y = float(source["x"]), float(source["y"])
+        xi, yi = int(round(x)), int(round(y))
+        y0, y1 = max(yi - half, 0), min(yi + half + 1, ny)
+        x0, x1 = max(xi - half, 0), min(xi + half + 1, nx)
+        data = np.asarray(image.data[..., y0:y1, x0:x1], dtype=float).reshape(y1 - y0, x1 - x0)
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        good = np.isfinite(data)
+        out = (np.nan, np.nan)
+        if good.sum() >= 7:
+            sigma = beam / scale / fwhm
+            guess = models.Gaussian2D(np.nanmax(data), x, y, sigma, sigma)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fit = fitting.LevMarLSQFitter()(guess, xx[good], yy[good], data[good])
+            axes = np.sort(np.abs([fit.x_stddev.value, fit.y_stddev.value]))[::-1]
+            if fit.amplitude.value > 0 and np.all(np.isfinite(axes)):
+                out = tuple(axes * fwhm * scale)
+        rows.append(out)
+    major = np.array([r[0] for r in rows], dtype=float)
+    minor = np.array([r[1] for r in rows], dtype=float)
+    deconvolved = np.sqrt(np.clip(major ** 2 - beam ** 2, 0, None))
+    snr = np.asarray(sources["snr"], dtype=float)
+    compact = (deconvolved < 0.5 * beam) | (major - beam < 3 * major / snr)
+    sources["fit_fwhm_major"] = major * u.arcsec
+    sources["fit_fwhm_minor"] = minor * u.arcsec
+    sources["deconvolved_major"] = np.where(np.isfinite(major), deconvolved, np.nan) * u.arcsec
+    sources["size_class"] = np.where(np.isfinite(major),
+                                     np.where(compact, "compact", "extended"), "")
+    descriptions = {
+        "fit_fwhm_major": "FWHM of the major axis of a Gaussian fitted within a beam",
+        "fit_fwhm_minor": "FWHM of the minor axis of that Gaussian",
+        "deconvolved_major": "fitted major axis deconvolved from the beam",
+        "size_class": "compact: deconvolved major < beam / 2 or fitted major within 3 sigma "
+                      "of the beam (sigma = major / snr); else extended",
+    }
+    for name, text in descriptions.items():
+        sources[name].info.description = text
+    return beam
+
+
+def _label_lines(sources, beam):
+    """The summary's table: each source's class, probabilities and the size check."""
+    lines = [f"  labels and probabilities (head), and the size check against the "
+             f"{beam:.3g}\" beam (Gaussian fit, deconvolved):",
+             "      id  label      p_compact p_extended    snr  fit FWHM (\")  deconv (\")"
+             "  by size"]
+    for s in sources:
+        lines.append(f"    {str(s['id']):>4s}  {s['label']:<9s}  {s['p_compact']:9.3f} "
+                     f"{s['p_extended']:10.3f} {s['snr']:6.1f}  "
+                     f"{s['fit_fwhm_major'].value:5.1f} x {s['fit_fwhm_minor'].value:4.1f}"
+                     f"  {s['deconvolved_major'].value:10.1f}  {s['size_class']}")
+    agree = int(sum(str(a) == str(b) for a, b in zip(sources["label"], sources["size_class"])))
+    lines.append("    by size: compact when the deconvolved major axis is under half the beam, or "
+                 "the fitted one within 3 sigma of the beam (sigma = fitted / snr)")
+    lines.append(f"    the head and the size check agree on {agree} of {len(sources)} sources")
+    return lines
+
+
+def _ml_stages(image, sources, cutouts, work, timings, model, weights, seed, device,
+               batch_size, cutouts_path=None):
     """Features, a compact/extended head trained on synthetic cutouts, and the feature map."""
     from .backbones import load_backbone
     from .classify import Classifier
-    from .datasets import make_radio_cutouts
     import numpy as np
     from .embed import embed
 
     size = cutouts.cutout_shape[0]
     t = time.perf_counter()
     backbone = load_backbone(model, weights=weights, device=device)
-    # the central 32 pixels (about 10 FIRST beams) show a source's shape; more is neighbours
-    preprocess = backbone.default_preprocess(input_size=96, zoom=max(size / 32, 1.0))
-    train = make_radio_cutouts(n_per_class=80, classes=DEMO_CLASSES, size=size, seed=seed)
+    beam, scale = _image_geometry(image)
+    crop = DEMO_CROP_BEAMS * beam / scale
+    preprocess = backbone.default_preprocess(input_size=64, zoom=max(size / crop, 1.0))
+    train = _demo_training_set(image, size, seed)
     # a quarter of the synthetic cutouts calibrate conformal sets, and the training features
     # tell which real sources look like none of them: a head trained on a simulation must
     # say where it is unsure, and where it is out of its depth
@@ -217,16 +347,26 @@ def _ml_stages(sources, cutouts, work, timings, model, weights, seed, device, ba
     for name in (["label", "probability"] + [f"p_{c}" for c in clf.classes_]
                  + ["prediction_set", "set_size", "ood_score", "ood_flag"]):
         sources[name] = predicted[name]
+    sources.meta["backbone"], sources.meta["weights"] = backbone.spec.name, backbone.weights
     embedding.table = sources.copy()
     embedding.meta["preprocess"] = clf.preprocess_.to_dict()
+    embedding.meta["cutouts"] = str(cutouts_path)  # 'astrofm similar' finds them there
     embedding.write(work / "features.fits")
     timings["features+classes"] = time.perf_counter() - t
 
     t = time.perf_counter()
     _feature_map(train_features, embedding, work / "feature_map.png", seed)
     timings["feature map"] = time.perf_counter() - t
+    meta = train.table.meta
     notes = [f"  classes: {', '.join(DEMO_CLASSES)} from a linear head on "
-             f"{backbone.spec.name} features, trained on {len(train)} synthetic cutouts",
+             f"{backbone.spec.name} features, trained on {len(train)} synthetic cutouts "
+             f"drawn with this image's beam ({meta['beam_fwhm_arcsec']:.3g}\"), pixels "
+             f"({meta['pixel_scale_arcsec']:.3g}\") and noise ({meta['noise']:.3g}); the model "
+             f"sees the central {DEMO_CROP_BEAMS:.3g} beams of each cutout"]
+    if backbone.weights == "random":
+        notes.append("  random weights: not a trained model, so the classes mean nothing")
+    notes += _label_lines(sources, _size_check(image, sources))
+    notes += [
              f"  conformal sets (coverage {1 - DEMO_ALPHA:g} on the simulation): "
              f"{int(np.sum(predicted['set_size'] > 1))} of {len(predicted)} sources hold "
              f"both classes; {int(np.sum(predicted['ood_flag']))} look unlike every "
@@ -257,7 +397,6 @@ def _feature_map(train, embedding, path, seed):
     """PCA + UMAP fitted on the labelled synthetic set; the image's sources placed in it."""
     from matplotlib.figure import Figure
     from .embed import FeatureMap, plot_map, umap_map
-    from .utils import atomic_output
 
     fitted = FeatureMap(n_components=10, n_neighbors=15, seed=seed).fit(train.features)
     reference = umap_map(train, color="class", fit_on=fitted)
@@ -265,8 +404,9 @@ def _feature_map(train, embedding, path, seed):
     fig = Figure(figsize=(6.4, 5.6), dpi=100)
     ax = fig.add_subplot()
     plot_map(reference, color="class", ax=ax,
-             title=f"{embedding.meta.get('backbone', '')} features: synthetic training set "
-                   "and this image's sources")
+             title=weights_note(f"{embedding.meta.get('backbone', '')} features: synthetic "
+                                "training set and this image's sources",
+                                embedding.meta.get("weights"), sep="\n"))
     ax.scatter(placed["map_x"], placed["map_y"], marker="*", s=160, c="black",
                edgecolors="white", linewidths=0.6, label=f"this image ({len(placed)})", zorder=5)
     for x, y, i in zip(placed["map_x"], placed["map_y"], placed["id"]):

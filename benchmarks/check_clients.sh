@@ -20,10 +20,15 @@
 #   3. reads each table with STILTS (columns, units) and compares the values
 #      STILTS sees with ours. ECSV written with portable=False, which holds
 #      astropy's serialised SkyCoord, is expected to fail there (STILTS 3.4
-#      refuses astropy's YAML tags); the default (portable=True) opens.
+#      refuses astropy's YAML tags); the default (portable=True) opens;
+#   4. where casatools is installed (pip install casatools), parses our CRTF
+#      circles, ellipses and boxes (with labels and colours) with CASA's
+#      region manager and compares the pixels CASA puts in each region with
+#      ours (benchmarks/check_crtf_casa.py).
 # Every DS9 call is wrapped in `timeout 60`: a DS9 error waits for a click.
 set -euo pipefail
 
+SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 OUT=${2:-/tmp/astrofm/clients}
 mkdir -p "$OUT"
 IMAGE=${1:-$(python -c "from astrofmtools.datasets import example_image_path as p; print(p())")}
@@ -192,4 +197,13 @@ for name in ("sources.fits", "sources.vot", "sources_portable.ecsv", "sources.cs
     print(f"STILTS read {len(t)}/{len(exp)} rows of {name}: "
           f"max |difference| in x, y, ra, dec = {worst:.2g}")
 EOF
+echo "== 4. CASA (CRTF)"
+# DS9 cannot read CRTF and CARTA has no package: CASA's own region parser
+# (casatools, pip install casatools) reads every CRTF file we write
+if python -c "import importlib.util as u, sys; sys.exit(u.find_spec('casatools') is None)"; then
+    python "$SCRIPTS/check_crtf_casa.py" "$IMAGE" "$OUT/casa" 2>&1 | grep -v -E "\s(INFO|WARN)\s" \
+        || echo "CASA check FAILED (see above)"
+else
+    echo "casatools not installed (pip install casatools): CRTF not checked by CASA"
+fi
 echo "PNGs: $(ls "$OUT"/ds9_*.png | tr '\n' ' ')"

@@ -114,8 +114,10 @@ def report(rows):
             if workers > 1 and paired:
                 s, w = max(paired)
                 speedup = f", speed-up {s / w:.2f}x at the largest side"
-            print(f"  {stage:>7s}, {workers} worker(s): k = {k:.2f}, {rate:.2f} s/Mpix -> "
-                  f"{rate * survey_mpix / 3600:,.1f} h on this machine{speedup}")
+            hours = rate * survey_mpix / 3600
+            when = f"{hours:,.1f} h" if hours >= 1 else f"{hours * 60:,.1f} min"
+            print(f"  {stage:>7s}, {workers} worker(s): k = {k:.2f}, {rate:.3f} s/Mpix -> "
+                  f"{when} on this machine{speedup}")
 
 
 def main(argv=None):

@@ -59,7 +59,7 @@ def test_every_snippet_parses(kind, text):
         compile(text, "README.rst", "exec")
     else:
         from astrofmtools.cli import build_parser
-        args = build_parser().parse_args(shlex.split(text)[1:])
+        args = build_parser().parse_args(shlex.split(text, comments=True)[1:])
         assert args.command is not None
 
 
@@ -95,6 +95,6 @@ def test_every_snippet_runs_as_written(tmp_path, monkeypatch):
     _inputs(tmp_path)
     for kind, text in snippets():
         if kind == "shell":
-            assert main(shlex.split(text)[1:]) == 0, text
+            assert main(shlex.split(text, comments=True)[1:]) == 0, text
         else:
             exec(compile(text, "README.rst", "exec"), {"__name__": "readme"})

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 from ..exceptions import InputError, MissingFileError
 from .loaders import get_loader
 
-__all__ = ["WeightsNotFoundError", "default_weights_dir", "hub_is_online"]
+__all__ = ["WeightsNotFoundError", "default_weights_dir", "hub_is_online", "weights_status"]
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -175,6 +175,92 @@ def _not_found_message(spec, reason):
             f"(or weights='random' for an untrained model).")
 
 
+def _on_this_machine(spec):
+    """
+    The spec's default weights already on this machine, looked for in order: the local
+    weights folders, the weights packaged with its loader, the Hugging Face cache.
+
+    Returns ``(path, description, where, hint)``: ``where`` is 'local', 'embedded' or
+    'cache' (path None and where 'missing' when none is here); ``hint`` the packaged
+    loader's error, if any, to add to a not-found message.
+    """
+    for folder in _weights_dirs():
+        path = folder / spec.local_file
+        if path.is_file():
+            return str(path), str(path), "local", ""
+    hint = ""
+    try:
+        packaged = get_loader(spec.loader).default_weights(spec)
+    except WeightsNotFoundError as exc:  # e.g. its package not installed: try the Hub's copy
+        packaged, hint = None, f" {exc}"
+    if packaged is not None:
+        return packaged[0], packaged[1], "embedded", hint
+    cached = _from_hf_cache(spec)
+    if cached:
+        return cached, f"{spec.hf_hub_id} (Hugging Face cache): {cached}", "cache", hint
+    return None, None, "missing", hint
+
+
+def weights_status(name):
+    """
+    Whether a backbone's default weights are on this machine, and where missing ones go.
+
+    Looks where `~astrofmtools.backbones.load_backbone` looks, in the same
+    order (local weights folder, weights packaged with the loader, Hugging
+    Face cache), without touching the network.
+
+    Parameters
+    ----------
+    name : str or `BackboneSpec`
+        A registry name (or a backbone folder, see `get_backbone_spec`).
+
+    Returns
+    -------
+    status : dict
+        ``name``; ``status``: ``'embedded'`` (shipped with an installed
+        package), ``'local'`` (in the local weights folder), ``'cache'``
+        (Hugging Face cache) or ``'missing'``; ``path``: the file found, or
+        for a missing one the path to save it at (None without a file
+        name); ``download``: the address to fetch a missing file from
+        (None when found or unknown); ``message``: one line for people.
+
+    Examples
+    --------
+    >>> from astrofmtools.backbones import weights_status
+    >>> weights_status("efficientnet_lite0")["status"]
+    'embedded'
+    >>> import os
+    >>> saved = dict(os.environ)
+    >>> os.environ.update(ASTROFM_WEIGHTS="/nowhere/weights", HF_HUB_CACHE="empty_cache")
+    >>> status = weights_status("dinov2_vits14")
+    >>> status["status"], status["path"]
+    ('missing', '/nowhere/weights/vit_small_patch14_dinov2.lvd142m.safetensors')
+    >>> status["download"]
+    'https://huggingface.co/timm/vit_small_patch14_dinov2.lvd142m/resolve/main/model.safetensors'
+    >>> os.environ.clear()
+    >>> os.environ.update(saved)
+    """
+    from .registry import get_backbone_spec
+    spec = get_backbone_spec(name)
+    path, _, where, hint = _on_this_machine(spec)
+    out = {"name": spec.name, "status": where, "path": path, "download": None}
+    if where == "embedded":
+        out["message"] = f"embedded: {path}"
+    elif where in ("local", "cache"):
+        out["message"] = f"found locally at {path}"
+    else:
+        local = default_weights_dir() / spec.local_file
+        out["path"] = str(local)
+        out["download"] = spec.hf_url
+        if spec.hf_url:
+            out["message"] = (f"missing: download {spec.hf_url} and save it as {local} "
+                              "(or run once online)")
+        else:
+            out["message"] = (f"missing: no download known; put a weights file at {local} or "
+                              "pass weights='path/to/file'" + hint)
+    return out
+
+
 def _resolve_weights(spec, weights):
     """(path or None, description) of the weights to load."""
     if isinstance(weights, str) and weights == "random":
@@ -185,25 +271,14 @@ def _resolve_weights(spec, weights):
             raise MissingFileError(f"Weights file {str(path)!r} for backbone {spec.name!r} "
                                    "does not exist.")
         return str(path), str(path)
-    for folder in _weights_dirs():
-        path = folder / spec.local_file
-        if path.is_file():
-            return str(path), str(path)
-    hint = ""
-    try:
-        packaged = get_loader(spec.loader).default_weights(spec)
-    except WeightsNotFoundError as exc:  # e.g. its package not installed: try the Hub's copy
-        packaged, hint = None, f" {exc}"
-    if packaged is not None:
-        return packaged
+    path, description, where, hint = _on_this_machine(spec)
+    if path is not None:
+        return path, description
     if not spec.hf_hub_id:
         raise WeightsNotFoundError(
             f"Backbone {spec.name!r} has no default weights (no Hugging Face id) and no file "
             f"{spec.local_file!r} in {default_weights_dir()}; pass weights='path/to/file' or "
             "weights='random'.")
-    cached = _from_hf_cache(spec)
-    if cached:
-        return cached, f"{spec.hf_hub_id} (Hugging Face cache): {cached}"
     variable = _offline_variable()
     if variable:
         raise WeightsNotFoundError(_not_found_message(spec, f"{variable} is set (offline)")

@@ -18,9 +18,10 @@ from ..exceptions import InputError
 from ..schema import BBOX_COLUMNS, bbox_values, parse_positions
 from ..utils import progress
 from .region_inputs import _as_wcs, _check_choice, _parse_radius, _resolve_column, _values
-from .region_style import _colors, _scores, _strings, _texts
+from .region_style import (REGION_TEXT_LIMIT, _colors, _column_colors, _scores, _strings,
+                           _texts)
 
-__all__ = ["REGION_SHAPES", "table_to_regions"]
+__all__ = ["REGION_SHAPES", "REGION_TEXT_LIMIT", "table_to_regions"]
 
 #: Shapes that `write_regions` draws.
 REGION_SHAPES = ("circle", "box", "ellipse")
@@ -30,7 +31,8 @@ DEFAULT_RADIUS = 5.0
 
 
 def table_to_regions(table, shape="circle", wcs=None, text="auto", label="auto",
-                     score="auto", radius=None, scale=2.5, color=None):
+                     score="auto", radius=None, scale=2.5, color=None, color_by=None,
+                     cmap="viridis"):
     """
     Build a `regions.Regions` list from a source table.
 
@@ -63,10 +65,13 @@ def table_to_regions(table, shape="circle", wcs=None, text="auto", label="auto",
         converted to angles at each source. Centres come from the table's
         sky positions when it has them, else from ``x``, ``y`` through the
         WCS.
-    text : str or None, optional
+    text : str, bool or None, optional
         The column written as each region's text. ``'auto'``: the
         ``label`` column (followed by the score, to two decimals, when
-        there is one) or else ``id``. None: no text.
+        there is one) or else ``id``, and only when there are at most
+        `REGION_TEXT_LIMIT` (100) rows: thousands of labels hide a crowded
+        field. True: that automatic text whatever the number of rows; a
+        column name: that column, always. False or None: no text.
     label : str or None, optional
         The class column: each class gets its own colour and a DS9 tag
         (group). ``'auto'``: ``label`` if the table has it.
@@ -86,6 +91,13 @@ def table_to_regions(table, shape="circle", wcs=None, text="auto", label="auto",
         (classes left out take the default palette). By default each class
         takes a colour-blind safe colour in sorted order, or all are green
         when there is no class column.
+    color_by : str, optional
+        The column the colours follow, instead of the class column: a
+        column of strings (classes) takes the palette (and ``color`` as a
+        dict), a numeric column (a score, a flux) the colour map ``cmap``
+        from its smallest to its largest finite value (NaN: grey).
+    cmap : str, optional
+        The matplotlib colour map of a numeric ``color_by``.
 
     Returns
     -------
@@ -129,7 +141,14 @@ def table_to_regions(table, shape="circle", wcs=None, text="auto", label="auto",
     n = len(table)
     label_col = _resolve_column(table, label, ("label",), "label")
     score_col = _resolve_column(table, score, ("score", "probability"), "score")
-    text_col = _resolve_column(table, text, (label_col or "", "label", "id"), "text")
+    if text is True or (isinstance(text, str) and text == "auto"
+                        and len(table) <= REGION_TEXT_LIMIT):
+        text_col, auto_text = _resolve_column(table, "auto", (label_col or "", "label", "id"),
+                                              "text"), True
+    elif text is None or text is False or (isinstance(text, str) and text == "auto"):
+        text_col, auto_text = None, False
+    else:
+        text_col, auto_text = _resolve_column(table, text, (), "text"), False
 
     sky = _sky_positions(table)
     pix = _pixel_positions(table)
@@ -177,10 +196,13 @@ def table_to_regions(table, shape="circle", wcs=None, text="auto", label="auto",
         warnings.warn(f"{np.count_nonzero(~good)} of {n} rows have no finite position "
                       "and are left out of the regions.", AstropyUserWarning)
 
-    texts = _texts(table, text_col, label_col, score_col, auto=(text == "auto"))
+    texts = _texts(table, text_col, label_col, score_col, auto=auto_text)
     labels = _strings(table, label_col) if label_col else None
     scores = _scores(table, score_col) if score_col else None
-    colors = _colors(labels, color, n)
+    if color_by is not None:
+        colors = _column_colors(table, color_by, color, cmap)
+    else:
+        colors = _colors(labels, color, n)
 
     rows = np.flatnonzero(good)
     if mode == "sky":

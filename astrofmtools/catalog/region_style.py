@@ -17,6 +17,11 @@ __all__ = []
 _PALETTE = ("#56B4E9", "#E69F00", "#009E73", "#F0E442", "#CC79A7", "#D55E00",
             "#0072B2", "#FFFFFF")
 _DEFAULT_COLOR = "green"  # DS9's own default
+_MISSING_COLOR = "#999999"  # rows whose colour column is NaN or masked
+
+#: Regions get a text only up to this many, unless text is asked for
+#: (7,000 labels hide a crowded field in DS9).
+REGION_TEXT_LIMIT = 100
 
 
 _UNSAFE = re.compile(r"[{}\[\]'\",#;]")
@@ -103,3 +108,36 @@ def _colors(labels, color, n):
         raise InputError(f"color must be a colour name or a dict class -> colour; "
                          f"got {type(color).__name__}.")
     return [palette[lab] for lab in labels]
+
+
+def _is_numeric(col):
+    if isinstance(col, u.Quantity):
+        return True
+    return np.ma.asarray(col).dtype.kind in "fiu"
+
+
+def _column_colors(table, name, color, cmap="viridis"):
+    """
+    Colours from one column: classes (strings, booleans) from the palette,
+    numbers (a score, a flux) through a colour map over their finite range.
+    """
+    if name not in table.colnames:
+        raise InputError(f"color_by= names column {name!r}, which the table lacks; its "
+                         f"columns are {table.colnames}.")
+    n = len(table)
+    if not _is_numeric(table[name]) or getattr(table[name], "ndim", 1) != 1:
+        return _colors(_strings(table, name), color, n)
+    import matplotlib
+    from matplotlib.colors import to_hex
+
+    values = _scores(table, name)
+    finite = np.isfinite(values)
+    out = [_MISSING_COLOR] * n
+    if not finite.any():
+        return out
+    low, high = np.min(values[finite]), np.max(values[finite])
+    scaled = (values - low) / (high - low) if high > low else np.full(n, 0.5)
+    colormap = matplotlib.colormaps[cmap]
+    for i in np.flatnonzero(finite):
+        out[i] = to_hex(colormap(float(scaled[i])))
+    return out

@@ -27,7 +27,7 @@ _EXTENSIONS = {".reg": "ds9", ".ds9": "ds9", ".crtf": "crtf", ".crt": "crtf"}
 
 def write_regions(table, path, format="ds9", shape="circle", wcs=None, text="auto",
                   label="auto", score="auto", radius=None, scale=2.5, color=None,
-                  precision=8, overwrite=False):
+                  color_by=None, cmap="viridis", precision=8, overwrite=False):
     """
     Write a source table as a DS9 or CRTF region file.
 
@@ -54,8 +54,15 @@ def write_regions(table, path, format="ds9", shape="circle", wcs=None, text="aut
         Without it, DS9 regions are in ``image`` (pixel) coordinates,
         which DS9 counts from 1: a source at 0-based ``x = 0`` is written
         at 1.
-    text, label, score, radius, scale, color
-        As in `table_to_regions`.
+    text : str, bool or None, optional
+        ``'auto'``: each region's text (class and score, or id) only when
+        there are at most `REGION_TEXT_LIMIT` (100) regions; True: always;
+        False or None: never; a column name: that column. As in
+        `table_to_regions`.
+    label, score, radius, scale, color, color_by, cmap
+        As in `table_to_regions`: ``color_by`` names the column the
+        colours follow (classes: a palette; numbers: the colour map
+        ``cmap``).
     precision : int, optional
         Decimal places of the numbers in the file (8 decimal places of a
         degree are 36 micro-arcseconds).
@@ -92,7 +99,8 @@ def write_regions(table, path, format="ds9", shape="circle", wcs=None, text="aut
     """
     fmt = _check_choice(format, REGION_FORMATS, "region format")
     regs = table_to_regions(table, shape=shape, wcs=wcs, text=text, label=label,
-                            score=score, radius=radius, scale=scale, color=color)
+                            score=score, radius=radius, scale=scale, color=color,
+                            color_by=color_by, cmap=cmap)
     kwargs = {}
     if fmt == "crtf":
         import regions as rg
@@ -104,6 +112,11 @@ def write_regions(table, path, format="ds9", shape="circle", wcs=None, text="aut
                 "format='ds9'.")
         # sizes in degrees: the regions CRTF reader does not parse arcsec (")
         kwargs = {"coordsys": "icrs", "fmt": f".{int(precision)}f", "radunit": "deg"}
+        # CASA takes hex colours without DS9's '#' (it refuses color=#56b4e9)
+        for region in regs:
+            colour = region.visual.get("color")
+            if isinstance(colour, str) and colour.startswith("#"):
+                region.visual["color"] = colour[1:]
     else:
         kwargs = {"precision": int(precision)}
     path = Path(path)

@@ -8,6 +8,10 @@ astropy writes the tables. What it does not do for us is done here:
 
 - FITS headers hold no nested metadata (our ``meta['versions']`` is a
   dict): such values are stored as JSON strings and decoded on reading.
+  Column descriptions go in ``TCOMMn`` cards (astropy keeps them only in
+  a comment block of its own), and a table's ``ra`` and ``dec``, equal to
+  its ``sky_centroid``, are not written a second time: `read_table`
+  rebuilds them (a ``RADEC`` header keyword says so).
 - astropy's VOTable writer takes no `~astropy.coordinates.SkyCoord`
   column and drops ``table.meta``: a ``sky_centroid`` column is written as
   ``ra`` and ``dec`` (degrees, ICRS, with the UCDs TOPCAT looks for) and
@@ -110,10 +114,15 @@ def write_table(table, path, format=None, overwrite=False, portable=True):
 
     Units, column descriptions and metadata survive in ECSV, FITS and
     VOTable, and so does ``sky_centroid``: FITS (and ECSV with
-    ``portable=False``) hold it as astropy's serialised ``SkyCoord``;
-    ECSV, VOTable and CSV hold ``ra`` and ``dec`` (degrees, ICRS; the
-    table's own when it has them), from which `read_table` rebuilds it. Any other
-    ``SkyCoord`` column ``c`` is then written as ``c_ra`` and ``c_dec``.
+    ``portable=False``) hold it as astropy's serialised ``SkyCoord``
+    (``sky_centroid.ra``, ``sky_centroid.dec``), and FITS holds no second
+    pair: a table's ``ra`` and ``dec`` equal to it are left out and
+    rebuilt by `read_table`. ECSV, VOTable and CSV hold ``ra`` and ``dec``
+    (degrees, ICRS; the table's own when it has them), from which
+    `read_table` rebuilds ``sky_centroid``. Any other ``SkyCoord``
+    column ``c`` is then written as ``c_ra`` and ``c_dec``. FITS units
+    are ``TUNITn`` cards and column descriptions ``TCOMMn`` cards (which
+    TOPCAT shows), read back as descriptions.
     CSV keeps values only (no units, no metadata). FITS, VOTable, CSV and
     portable ECSV files open in TOPCAT and STILTS as well as astropy. A
     ``.hats`` path (or ``format='hats'``) writes a HATS catalogue folder
@@ -182,11 +191,7 @@ def write_table(table, path, format=None, overwrite=False, portable=True):
                 Table(out, copy=False).write(tmp, format=astropy_format)
             elif fmt == "fits":
                 out.meta = _fits_meta(out.meta)
-                with warnings.catch_warnings():
-                    # long meta keys become HIERARCH cards, as intended
-                    warnings.filterwarnings("ignore", message=".*HIERARCH card will be created",
-                                            category=VerifyWarning)
-                    out.write(tmp, format=astropy_format)
+                _write_fits(out, tmp)
             else:  # csv
                 out = _split_skycoords(out, fmt)
                 multi = [name for name in out.colnames if getattr(out[name], "ndim", 1) > 1]
@@ -261,6 +266,7 @@ def read_table(path, format=None, **kwargs):
         else:
             table = QTable.read(path, format=TABLE_FORMATS[fmt][0], **kwargs)
             if fmt == "fits":
+                _restore_fits_columns(table, path, kwargs.get("hdu"))
                 table.meta = _unfits_meta(table.meta)
     except Exception as exc:  # astropy raises many types for bad content
         if isinstance(exc, InputError):
@@ -301,6 +307,95 @@ def _fits_meta(meta):
         else:
             out[key] = json.dumps(value, default=str)
     return out
+
+
+def _fits_text(value):
+    """A description as FITS header text: printable ASCII on one line."""
+    text = re.sub(r"\s+", " ", str(value)).strip()
+    return text.encode("ascii", "replace").decode("ascii")
+
+
+def _radec_of_sky(table):
+    """Whether the table's ``ra``, ``dec`` are its ``sky_centroid`` (ICRS, degrees)."""
+    names = table.colnames
+    if not ("sky_centroid" in names and "ra" in names and "dec" in names
+            and isinstance(table["sky_centroid"], SkyCoord)):
+        return False
+    try:
+        icrs = table["sky_centroid"].icrs
+        pairs = ((table["ra"], icrs.ra.deg), (table["dec"], icrs.dec.deg))
+        return all(np.allclose(u.Quantity(col, u.deg).to_value(u.deg), ref, rtol=0,
+                               atol=1e-9, equal_nan=True) for col, ref in pairs)
+    except (u.UnitsError, TypeError, ValueError):
+        return False
+
+
+def _write_fits(table, tmp):
+    """
+    The table as a FITS binary table, with each column's description in TCOMMn.
+
+    astropy writes units as TUNITn; descriptions it keeps only in its own
+    serialised-columns comment, which TOPCAT and STILTS do not read. A
+    ``sky_centroid`` is written by astropy as ``sky_centroid.ra`` and
+    ``sky_centroid.dec``; the table's ``ra`` and ``dec``, when they are the
+    same positions, are left out (their descriptions go on those columns)
+    and ``RADEC = 'sky_centroid'`` tells `read_table` to rebuild them.
+    """
+    from astropy.io import fits
+
+    comments = {name: table[name].info.description for name in table.colnames}
+    if _radec_of_sky(table):
+        table = QTable(table, copy=False)
+        comments["sky_centroid.ra"] = comments.pop("ra")
+        comments["sky_centroid.dec"] = comments.pop("dec")
+        table.remove_columns(["ra", "dec"])
+        table.meta["radec"] = "sky_centroid"
+    with warnings.catch_warnings():
+        # long meta keys become HIERARCH cards, as intended
+        warnings.filterwarnings("ignore", message=".*HIERARCH card will be created",
+                                category=VerifyWarning)
+        table.write(tmp, format="fits")  # mixins (SkyCoord) serialised by astropy
+        with fits.open(tmp, mode="update") as hdul:
+            header = hdul[1].header
+            for i, name in enumerate(hdul[1].columns.names, start=1):
+                if comments.get(name):
+                    after = f"TUNIT{i}" if f"TUNIT{i}" in header else f"TFORM{i}"
+                    header.insert(after, (f"TCOMM{i}", _fits_text(comments[name])),
+                                  after=True)
+
+
+def _restore_fits_columns(table, path, hdu=None):
+    """
+    Descriptions from the TCOMMn cards (astropy leaves them in ``meta``), and
+    the ``ra``, ``dec`` `_write_fits` left out.
+    """
+    from astropy.io import fits
+
+    with fits.open(path) as hdul:
+        if hdu is None:  # astropy reads the first table
+            hdu = next((i for i, h in enumerate(hdul)
+                        if isinstance(h, (fits.BinTableHDU, fits.TableHDU))), 1)
+        header = hdul[hdu].header
+        comments = {header.get(f"TTYPE{i}"): header.get(f"TCOMM{i}")
+                    for i in range(1, header.get("TFIELDS", 0) + 1)}
+    for key in [k for k in table.meta if re.fullmatch(r"TCOMM\d+", str(k).upper())]:
+        del table.meta[key]
+    for name in table.colnames:
+        if comments.get(name) and not table[name].info.description:
+            table[name].info.description = comments[name]
+    radec = next((k for k in table.meta if str(k).upper() == "RADEC"), None)
+    if radec is None or table.meta[radec] != "sky_centroid":
+        return
+    del table.meta[radec]
+    names = table.colnames
+    if "sky_centroid" not in names or "ra" in names or "dec" in names:
+        return
+    icrs = table["sky_centroid"].icrs
+    index = names.index("sky_centroid") + 1
+    table.add_column(u.Quantity(icrs.ra.deg, u.deg), name="ra", index=index)
+    table.add_column(u.Quantity(icrs.dec.deg, u.deg), name="dec", index=index + 1)
+    table["ra"].info.description = comments.get("sky_centroid.ra")
+    table["dec"].info.description = comments.get("sky_centroid.dec")
 
 
 def _unfits_meta(meta):

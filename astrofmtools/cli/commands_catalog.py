@@ -5,7 +5,7 @@ import logging
 import time
 
 from .inputs import check_outputs
-from .options import add_common
+from .options import add_common, add_position_options
 
 __all__ = ["add_parsers"]
 
@@ -32,11 +32,7 @@ def add_parsers(add):
     p.add_argument("--suffix", default="_ref",
                    help="appended to reference column names that TABLE also has "
                         "(default: _ref)")
-    p.add_argument("--sky", default=None,
-                   help="positions in TABLE: a SkyCoord column or LON,LAT column names, e.g. "
-                        "RAJ2000,DEJ2000, l,b or lon,lat:galactic (default: sky_centroid, "
-                        "ra/dec, RAJ2000/DEJ2000, ..., GLON/GLAT, l/b, ELON/ELAT found by "
-                        "name)")
+    add_position_options(p, "TABLE", xy=False)  # --sky, as every command spells it
     p.add_argument("--ref-sky", default=None, help="positions in REFERENCE, as --sky")
     p.add_argument("--frame", default=None,
                    help="frame of the --sky columns: icrs, fk5, galactic, ecliptic, ... "

@@ -9,8 +9,9 @@ import numpy as np
 
 from ..exceptions import InputError
 from .inputs import check_outputs, given, read_stack
-from .options import (add_common, add_labelled_cutouts, fraction, key_values, non_negative_int,
-                      number_in, positive_float, positive_int)
+from .options import (add_common, add_labelled_cutouts, add_region_options, fraction,
+                      key_values, non_negative_int, number_in, positive_float, positive_int,
+                      region_style_of)
 
 __all__ = ["add_parsers"]
 
@@ -52,6 +53,7 @@ def add_parsers(add):
     p.add_argument("cutouts", help="cutout stack written by 'astrofm cutouts'")
     p.add_argument("--regions", default=None,
                    help="also write regions coloured by class (.reg or .crtf)")
+    add_region_options(p)
     p.add_argument("--conformal", type=number_in(0, 1, low_open=True, high_open=True),
                    default=None, metavar="ALPHA",
                    help="add conformal prediction sets that hold the true class with "
@@ -72,9 +74,14 @@ def _labels_for(stack, args):
     """
     The cutouts and the label of each, from the stack's table or a separate table.
 
-    Blank or masked labels are an error that names the table, the column and
-    the rows; with ``args.drop_unlabelled`` (``--drop-unlabelled``) those
-    cutouts are left out instead, and their number is logged.
+    ``--labels TABLE`` is joined to the cutouts on ``--id-column`` (by
+    default ``id`` when both tables have it), on the sky with
+    ``--match-radius`` (each cutout takes its nearest labelled position;
+    ``--sky`` names the table's sky columns), or else row by row. Cutouts
+    without a row in the table, and blank or masked labels, are an error
+    that counts them and names them; with ``args.drop_unlabelled``
+    (``--drop-unlabelled``) those cutouts are left out instead, and their
+    number is logged.
 
     Returns
     -------
@@ -86,7 +93,9 @@ def _labels_for(stack, args):
     from ..catalog import read_table
     from ..classify.inputs import _unlabelled
     column = args.label_column
-    rows = None  # the rows of the labels table of each cutout, when joined on 'id'
+    drop = getattr(args, "drop_unlabelled", None)
+    hint = ", or pass --drop-unlabelled to leave them out" if drop is not None else ""
+    rows = None  # the row of the labels table of each cutout, when joined
     if args.labels is None:
         source, table = f"the cutouts' table of {args.cutouts}", stack.table
         if column not in table.colnames:
@@ -99,25 +108,36 @@ def _labels_for(stack, args):
         if column not in table.colnames:
             raise InputError(f"{args.labels} has no column {column!r}; its columns: "
                              f"{', '.join(table.colnames)}.")
-        if "id" in table.colnames and "id" in stack.table.colnames:
-            index = {int(i): k for k, i in enumerate(table["id"])}
-            missing = [int(i) for i in stack.table["id"] if int(i) not in index]
-            if missing:
-                raise InputError(f"{args.labels} has no label for id(s) {missing[:10]} of "
-                                 f"{args.cutouts}.")
-            rows = np.array([index[int(i)] for i in stack.table["id"]], dtype=np.int64)
-            values = table[column][rows]
+        id_column = getattr(args, "id_column", None)
+        radius = getattr(args, "match_radius", None)
+        if radius is not None:
+            rows, missing = _rows_by_sky(stack, table, args, radius)
+        elif id_column is not None or ("id" in table.colnames and "id" in stack.table.colnames):
+            rows, missing = _rows_by_id(stack, table, args, id_column or "id")
         elif len(table) != len(stack):
             raise InputError(f"{args.labels} has {len(table)} rows and {args.cutouts} "
-                             f"{len(stack)} cutouts; give both an 'id' column or keep them "
+                             f"{len(stack)} cutouts; join them with --id-column (a column "
+                             "both have) or --match-radius (by sky position), or keep them "
                              "row-aligned.")
         else:
-            values = table[column]
+            rows, missing = np.arange(len(table)), ""
+        unmatched = rows < 0
+        if unmatched.any():
+            n_bad = int(unmatched.sum())
+            text = (f"{n_bad} of {len(stack)} cutouts of {args.cutouts} have no label in "
+                    f"{args.labels} ({missing})")
+            if not drop:
+                raise InputError(f"{text}; label them{hint}.")
+            if n_bad == len(stack):
+                raise InputError(f"{text}: there is nothing to train on.")
+            log.warning("%s: left out", text)
+            keep = np.flatnonzero(~unmatched)
+            stack, rows = stack[keep], rows[keep]
+        values = table[column][rows]
     unlabelled = _unlabelled(values)
     if not unlabelled.any():
         return stack, values
     bad = np.flatnonzero(unlabelled)
-    drop = getattr(args, "drop_unlabelled", None)
     if not drop:
         where = bad if rows is None else np.unique(rows[bad])
         shown = ", ".join(str(r) for r in where[:10]) + (" ..." if len(where) > 10 else "")
@@ -125,7 +145,6 @@ def _labels_for(stack, args):
         if "id" in table.colnames:
             ids = f"; ids {', '.join(str(table['id'][r]) for r in where[:10])}"
             ids += " ..." if len(where) > 10 else ""
-        hint = ", or pass --drop-unlabelled to leave them out" if drop is not None else ""
         raise InputError(f"{source}: column {column!r} is blank or missing in {len(where)} "
                          f"row(s) (0-based rows {shown}{ids}); label them{hint}.")
     keep = np.flatnonzero(~unlabelled)
@@ -135,6 +154,72 @@ def _labels_for(stack, args):
     log.warning("%d of %d cutouts of %s left out: column %r of %s is blank or missing for "
                 "them", len(bad), len(stack), args.cutouts, column, source)
     return stack[keep], values[keep]
+
+
+def _id_key(value, file_names):
+    """The text an id is compared as: ``3`` and ``3.0`` alike; file names without folders."""
+    if value is np.ma.masked or value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    if isinstance(value, (float, np.floating)):
+        if not np.isfinite(value):
+            return None
+        value = int(value) if float(value).is_integer() else float(value)
+    text = str(value).strip()
+    if file_names:
+        from pathlib import PurePath
+        text = PurePath(text.replace("\\", "/")).name
+    return text or None
+
+
+def _rows_by_id(stack, table, args, name):
+    """The row of ``table`` of each cutout by a shared id column (-1: none), and the ids
+    without a row, in words."""
+    for where, t in ((args.labels, table), (f"the cutouts' table of {args.cutouts}",
+                                            stack.table)):
+        if name not in t.colnames:
+            raise InputError(f"--id-column {name}: {where} has no column {name!r}; its "
+                             f"columns: {', '.join(t.colnames)}.")
+    files = name == "file"
+    index, twice = {}, set()
+    for k, value in enumerate(table[name]):
+        key = _id_key(value, files)
+        if key is not None and key in index:
+            twice.add(key)
+        index.setdefault(key, k)
+    keys = [_id_key(v, files) for v in stack.table[name]]
+    clash = sorted(k for k in set(keys) if k in twice)
+    if clash:
+        raise InputError(f"{args.labels}: {name} {', '.join(clash[:10])} appear(s) on several "
+                         "rows; give each id one label.")
+    rows = np.array([index.get(k, -1) if k is not None else -1 for k in keys], dtype=np.int64)
+    lost = [k for k, r in zip(keys, rows) if r < 0]
+    return rows, (f"{name} {', '.join(map(str, lost[:10]))}" + (" ..." if len(lost) > 10
+                                                                else ""))
+
+
+def _rows_by_sky(stack, table, args, radius):
+    """The row of ``table`` of each cutout by sky position (-1: none within ``radius``)."""
+    from astropy.table import QTable
+    from ..catalog import crossmatch
+    from ..schema import parse_positions
+    mine = parse_positions(stack.table, kind="sky", required=False)
+    if mine is None:
+        raise InputError(f"--match-radius: the cutouts of {args.cutouts} have no sky positions "
+                         "(no sky_centroid or ra/dec columns: cut from an image with a WCS, "
+                         "or stamps with one); join the labels with --id-column instead.")
+    theirs = parse_positions(table, getattr(args, "sky", None), kind="sky", name=args.labels,
+                             argument="--sky")
+    matched = crossmatch(QTable({"sky_centroid": mine.sky}),
+                         QTable({"sky_centroid": theirs.sky}), max_sep=radius, mode="nearest",
+                         keep_unmatched=True)
+    rows = np.ma.filled(np.ma.asarray(matched["ref_index"]), -1).astype(np.int64)
+    crowded = int(np.sum(np.asarray(matched["n_matches"]) > 1))
+    if crowded:
+        log.info("%d cutouts have several labelled positions within %s; each took the "
+                 "nearest", crowded, radius)
+    return rows, f"no labelled position within {radius:g} of {mine.describe()}"
 
 
 def _check_regions(stack, name, fmt, path):
@@ -197,7 +282,7 @@ def cmd_classify(args):
                         **given(batch_size=args.batch_size))
     if args.regions is not None:  # first: written atomically, it fails before the table
         write_regions(table, args.regions, format=formats["regions"], wcs=stack.image_wcs,
-                      overwrite=args.overwrite)
+                      overwrite=args.overwrite, **region_style_of(args))
     write_table(table, args.output, overwrite=args.overwrite)
     counts = dict(zip(*np.unique(np.asarray(table["label"]).astype(str), return_counts=True)))
     log.info("%d cutouts classified (%s); written to %s", len(table),

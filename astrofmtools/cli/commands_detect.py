@@ -7,9 +7,10 @@ from pathlib import Path
 
 from ..exceptions import InputError
 from .inputs import check_outputs, given, load_image_arg
-from .options import (add_common, add_image_options, add_strategy_options, key_values,
-                      non_negative_int, number_in, number_or, positive_float, positive_int,
-                      probability, scheduler_of)
+from .options import (add_common, add_image_options, add_region_options,
+                      add_strategy_options, key_values, non_negative_int, number_in, number_or,
+                      positive_float, positive_int, probability, region_style_of,
+                      scheduler_of)
 
 __all__ = ["add_parsers"]
 
@@ -56,6 +57,7 @@ def add_parsers(add):
     p.add_argument("--iou-threshold", type=number_in(0, 1, low_open=True), default=0.3,
                    help="overlap above which boxes are duplicates (default: 0.3)")
     p.add_argument("--regions", default=None, help="also write box regions (.reg or .crtf)")
+    add_region_options(p)
     add_common(p, "detections table (.ecsv, .fits or .vot)",
                model={"default": None, "required": True,
                       "help": "detector folder written by 'astrofm train-detector'"},
@@ -131,7 +133,7 @@ def cmd_detect(args):
              table.meta.get("n_tiles", 1), time.perf_counter() - t0)
     if args.regions is not None:  # first: written atomically, it fails before the table
         write_regions(table, args.regions, format=formats["regions"], shape="box",
-                      wcs=image.wcs, overwrite=args.overwrite)
+                      wcs=image.wcs, overwrite=args.overwrite, **region_style_of(args))
         log.info("regions written to %s", args.regions)
     write_table(table, args.output, overwrite=args.overwrite)
     log.info("detections written to %s", args.output)

@@ -105,7 +105,10 @@ def add_parsers(add):
                         "source spans a patch); repeat to compare side by side (default: 1)")
     add_common(p, "PNG grid: per cutout the image, the mean and each head's map",
                model={"default": "dinov2_vits14",
-                      "help": "a ViT backbone name (default: dinov2_vits14)"},
+                      "help": "a ViT backbone name (default: dinov2_vits14; no ViT ships with "
+                              "the package, so its weights must be on this machine: 'astrofm "
+                              "models' says which file goes where). With --weights random "
+                              "the figure says 'random weights: not a trained model'"},
                weights=True, device=True, batch_size=True)
 
 
@@ -241,6 +244,7 @@ def cmd_similar(args):
 
 def cmd_attention(args):
     from ..embed import attention_maps
+    from ..utils import is_random_weights
 
     check_outputs(args, kind="png")
     stack = read_stack(args.cutouts)
@@ -250,3 +254,6 @@ def cmd_attention(args):
                    **given(batch_size=args.batch_size))
     log.info("attention maps of %d cutouts from %s drawn in %s", len(rows), args.model,
              args.output)
+    if is_random_weights(args.weights):
+        log.warning("%s has random weights: the maps show an untrained model, not where a "
+                    "trained one looks (the figure's title says so)", args.model)

@@ -7,8 +7,9 @@ import warnings
 
 from ..exceptions import InputError
 from .inputs import check_outputs, given, load_image_arg
-from .options import (add_common, add_image_options, number_or, positive_float, positive_int,
-                      scheduler_of)
+from .options import (add_common, add_image_options, add_position_options, add_region_options,
+                      number_or, positions_of,
+                      positive_float, positive_int, region_style_of, scheduler_of)
 
 __all__ = ["add_parsers", "describe_image"]
 
@@ -42,17 +43,34 @@ def add_parsers(add):
     p.add_argument("--regions", default=None, help="also write a region file (.reg or .crtf)")
     p.add_argument("--region-shape", default="ellipse", choices=["circle", "box", "ellipse"],
                    help="shape of the regions (default: ellipse)")
+    add_region_options(p)
     p.add_argument("--background-map", default=None,
                    help="also write the background and RMS maps to this FITS file")
     add_common(p, "catalogue (.ecsv, .fits or .vot)", workers=True)
 
-    p = add("cutouts", "cut stamps around the sources of a table out of a FITS image",
-            cmd_cutouts)
-    add_image_options(p)
-    p.add_argument("table", help="source table with x/y (0-based pixels) or sky columns")
-    p.add_argument("--size", default=64, type=number_or("bbox", positive_int),
+    p = add("cutouts", "cut stamps around the sources of a table out of a FITS image, or "
+                       "read postage stamps (FITS, PNG, JPEG, TIFF) as cutouts", cmd_cutouts)
+    add_image_options(p, "FITS image to cut (or a folder of postage stamps: as --stamps)",
+                      optional=True)
+    p.add_argument("table", nargs="?", default=None,
+                   help="source table with x/y (0-based pixels) or sky columns")
+    add_position_options(p, "TABLE or --stamp-table")
+    p.add_argument("--stamps", nargs="+", default=None, metavar="PATH",
+                   help="instead of IMAGE and TABLE: postage stamps, one centred source each "
+                        "(SkyView, Legacy Survey...): FITS files, or PNG/JPEG/TIFF pictures "
+                        "(grey: one channel, colour: three); files, folders or glob patterns")
+    p.add_argument("--pixel-scale", type=positive_float, default=None, metavar="ARCSEC",
+                   help="with --stamps pictures: the pixel side in arcsec; with the sky "
+                        "positions of --stamp-table it gives each picture a WCS")
+    p.add_argument("--stamp-table", default=None, metavar="TABLE",
+                   help="with --stamps: a table of the stamps, one row per file (matched on a "
+                        "'file' column of file names, else in the files' order); its columns "
+                        "(id, labels...) join the cutouts' table, and its sky positions "
+                        "(--sky) are the centres of pictures")
+    p.add_argument("--size", default=None, type=number_or("bbox", positive_int),
                    help="cutout side in pixels, or 'bbox' for a close crop around each "
-                        "source's bounding box (default: 64)")
+                        "source's bounding box (default: 64; with --stamps, the stamps' own "
+                        "size, which must then be the same for all)")
     p.add_argument("--output-size", type=positive_int, default=None,
                    help="resize every cutout to this side (default: no resizing, or 64 "
                         "with --size bbox)")
@@ -156,8 +174,9 @@ def describe_image(image, noise=None, hdus=None):
     if image.mask is not None:
         lines.append(f"no data:     {int(image.mask.sum())} pixels (NaN or BLANK)")
     if noise is not None:
-        lines.append(f"noise:       {noise.std:.4g} (sigma-clipped std), "
-                     f"median {noise.median:.4g}")
+        unit = f" {image.unit}" if image.unit is not None else ""
+        lines.append(f"noise:       {u.Quantity(noise.std).value:.4g}{unit} (sigma-clipped "
+                     f"std), median {u.Quantity(noise.median).value:.4g}{unit}")
     return "\n".join(lines)
 
 
@@ -184,7 +203,7 @@ def cmd_sources(args):
              time.perf_counter() - t0)
     if args.regions is not None:  # first: the output that depends most on the table
         write_regions(table, args.regions, format=formats["regions"], shape=args.region_shape,
-                      wcs=image.wcs, overwrite=args.overwrite)
+                      wcs=image.wcs, overwrite=args.overwrite, **region_style_of(args))
         log.info("regions written to %s", args.regions)
     write_table(table, args.output, overwrite=args.overwrite)
     log.info("catalogue written to %s", args.output)
@@ -194,11 +213,28 @@ def cmd_sources(args):
 
 
 def cmd_cutouts(args):
+    from pathlib import Path
     from ..catalog import read_table
     from ..cutouts import make_cutouts
 
+    stamps = args.stamps
+    if stamps is None and args.table is None and args.image is not None \
+            and Path(args.image).is_dir():
+        stamps = [args.image]  # astrofm cutouts FOLDER: a folder of postage stamps
+    elif stamps is not None and args.image is not None:
+        raise InputError("--stamps replaces IMAGE and TABLE: give either a FITS image and a "
+                         "table, or --stamps (with --stamp-table for a table of the stamps).")
+    if stamps is not None:
+        return _cutouts_of_stamps(args, stamps)
+    if args.image is None or args.table is None:
+        raise InputError("astrofm cutouts needs a FITS image and a table (astrofm cutouts "
+                         "IMAGE TABLE), or postage stamps (--stamps FILES_OR_FOLDER).")
+    for option in ("pixel_scale", "stamp_table"):
+        if getattr(args, option) is not None:
+            raise InputError(f"--{option.replace('_', '-')} goes with --stamps, not with "
+                             "IMAGE and TABLE.")
     check_outputs(args, kind="fits")
-    size = args.size
+    size = 64 if args.size is None else args.size
     output_size = args.output_size
     if size == "bbox" and output_size is None:
         output_size = 64
@@ -207,11 +243,13 @@ def cmd_cutouts(args):
         from ..io import load_bands
         image = load_bands([image] + list(args.band), reference=0, method=args.band_method)
     table = read_table(args.table)
+    positions = positions_of(args, table, args.table, required=size != "bbox")
     scheduler, workers = scheduler_of(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         stack = make_cutouts(image, table, size=size, output_size=output_size,
-                             scheduler=scheduler, workers=workers, warn_outside=True)
+                             scheduler=scheduler, workers=workers, warn_outside=True,
+                             **positions)
     for record in caught:
         n_outside = getattr(record.message, "n_outside", None)
         if n_outside is None:  # not ours to judge: shown as it would have been
@@ -227,3 +265,89 @@ def cmd_cutouts(args):
     log.info("%d cutouts of %s%s written to %s", len(stack), "x".join(
         str(n) for n in stack.data.shape[-2:]),
         f" in {image.n_bands} bands" if image.n_bands > 1 else "", args.output)
+
+
+def _stamp_kind(paths):
+    """``'fits'`` or ``'pictures'``: what --stamps names (by file name; a folder by its files)."""
+    from pathlib import Path
+    from ..cutouts import IMAGE_SUFFIXES
+    from ..io.files import FITS_SUFFIXES
+    kinds = set()
+    for path in paths:
+        path = Path(path)
+        names = [path.name.lower()]
+        if path.is_dir():
+            names = [p.name.lower() for p in path.iterdir() if p.is_file()]
+            if any(n.endswith(FITS_SUFFIXES) for n in names):
+                names = [n for n in names if n.endswith(FITS_SUFFIXES)]
+        pictures = [n.endswith(IMAGE_SUFFIXES) for n in names]
+        if names and all(pictures):
+            kinds.add("pictures")
+        elif not path.is_dir() or not any(pictures):
+            kinds.add("fits")  # the reader says what is wrong with anything else
+    if len(kinds) > 1:
+        raise InputError("--stamps mixes FITS files and pictures (PNG, JPEG, TIFF); make one "
+                         "stack of each.")
+    return kinds.pop() if kinds else "fits"
+
+
+def _cutouts_of_stamps(args, stamps):
+    """``astrofm cutouts --stamps``: FITS stamps or pictures, with their table's columns."""
+    from ..catalog import read_table
+    from ..cutouts import cutouts_from_files, cutouts_from_images, join_by_file
+    from ..cutouts.image_files import _image_files
+    from ..schema import parse_positions
+    from .inputs import parse_hdu, parse_plane
+
+    if args.table is not None:
+        raise InputError(f"--stamps takes no TABLE ({args.table}); give a table of the stamps "
+                         "with --stamp-table.")
+    for option, value in (("--size bbox", args.size == "bbox"), ("--output-size",
+                          args.output_size is not None), ("--band", bool(args.band)),
+                          ("--xy", args.xy is not None)):
+        if value:
+            raise InputError(f"{option} goes with IMAGE and TABLE, not with --stamps.")
+    if args.sky is not None and args.stamp_table is None:
+        raise InputError("--sky names the sky columns of --stamp-table; give --stamp-table.")
+    check_outputs(args, kind="fits")
+    kind = _stamp_kind(stamps)
+    table = None if args.stamp_table is None else read_table(args.stamp_table)
+    if kind == "fits":
+        if args.pixel_scale is not None:
+            raise InputError("--pixel-scale is for pictures (PNG, JPEG, TIFF); FITS stamps "
+                             "carry their own WCS.")
+        stack = cutouts_from_files(stamps, size=args.size, hdu=parse_hdu(args.hdu),
+                                   plane=parse_plane(args.plane))
+        rows = None if table is None else join_by_file(stack.table["file"], table,
+                                                       args.stamp_table)
+    else:
+        files = _image_files(stamps)
+        rows = None if table is None else join_by_file(files, table, args.stamp_table)
+        sky = None
+        if rows is not None:
+            pos = parse_positions(rows, args.sky, kind="sky", name=args.stamp_table,
+                                  argument="--sky", required=args.sky is not None)
+            if pos is not None:
+                if not pos.valid.all():
+                    bad = ", ".join(map(str, rows["file"][~pos.valid][:5])) \
+                        if "file" in rows.colnames else ""
+                    raise InputError(f"{args.stamp_table}: {int((~pos.valid).sum())} row(s) "
+                                     f"have no sky position in {pos.describe()} {bad}.")
+                sky = pos.sky
+        if args.pixel_scale is None and sky is not None:
+            log.warning("no --pixel-scale: the pictures get their sky positions but no WCS")
+        stack = cutouts_from_images(files, pixel_scale=args.pixel_scale, size=args.size,
+                                    sky=sky)
+    if rows is not None:
+        taken = [name for name in rows.colnames if name in stack.table.colnames]
+        for name in rows.colnames:
+            if name not in taken:
+                stack.table[name] = rows[name]
+        if [name for name in taken if name != "file"]:
+            log.info("columns of %s already in the cutouts' table, not copied: %s",
+                     args.stamp_table, ", ".join(n for n in taken if n != "file"))
+    stack.write(args.output, overwrite=args.overwrite)
+    log.info("%d cutouts of %s%s from %d %s written to %s", len(stack),
+             "x".join(str(n) for n in stack.data.shape[-2:]),
+             f" in {stack.data.shape[1]} bands" if stack.data.ndim == 4 else "", len(stack),
+             "FITS stamps" if kind == "fits" else "pictures", args.output)

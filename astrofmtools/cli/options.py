@@ -14,8 +14,9 @@ import math
 
 __all__ = ["COMMON", "add_common", "add_image_options", "RegistryChoices", "add_strategy_options",
            "add_labelled_cutouts", "key_values", "scheduler_of", "number_in", "number_or",
-           "positive_int", "non_negative_int", "positive_float", "non_negative_float",
-           "fraction", "probability"]
+           "positive_int", "non_negative_int", "positive_float", "non_negative_float", "sky_angle",
+           "fraction", "probability", "add_region_options", "region_style_of",
+           "POSITIONS", "add_position_options", "positions_of"]
 
 
 def _bound(value):
@@ -113,6 +114,37 @@ def number_or(word, number):
     parse.__name__ = parse.__qualname__ = f"{number.__name__}_or_{word}"
     parse.what = what
     return parse
+
+
+def sky_angle(text):
+    """
+    An `argparse` type: an angle on the sky, ``3arcsec``, ``0.1arcmin``, ``2"``, or a number
+    of arcsec; returned as a `~astropy.units.Quantity` in arcsec.
+
+    Examples
+    --------
+    >>> from astrofmtools.cli.options import sky_angle
+    >>> sky_angle("3arcsec"), sky_angle("0.1arcmin"), sky_angle("2")  # doctest: +FLOAT_CMP
+    (<Quantity 3. arcsec>, <Quantity 6. arcsec>, <Quantity 2. arcsec>)
+    """
+    import astropy.units as u
+    from astropy.coordinates import Angle
+    value = None
+    try:
+        value = float(text) * u.arcsec
+    except ValueError:
+        try:
+            value = Angle(text)
+        except (ValueError, TypeError, u.UnitsError):
+            try:
+                value = u.Quantity(text)
+            except (ValueError, TypeError):
+                value = None
+    if value is None or value.unit.physical_type != "angle" or not value.isscalar \
+            or not 0 < value.to_value(u.deg) < 180:
+        raise argparse.ArgumentTypeError(f"must be a positive angle such as 3arcsec, 0.1arcmin "
+                                         f"or a number of arcsec, not {text!r}")
+    return u.Quantity(value, u.arcsec)
 
 
 #: `argparse` types of the numeric options, used by every subcommand: an integer >= 1
@@ -274,9 +306,13 @@ def scheduler_of(args):
     return scheduler, workers
 
 
-def add_image_options(parser):
+def add_image_options(parser, image_help=None, *, optional=False):
     """
     Add the image argument and ``--hdu`` / ``--plane`` of `~astrofmtools.io.load_image`.
+
+    ``image_help`` replaces the help of the image argument; ``optional``
+    makes it optional (``nargs='?'``), for a subcommand that reads its
+    images some other way too (``astrofm cutouts --stamps``).
 
     Examples
     --------
@@ -287,11 +323,127 @@ def add_image_options(parser):
     >>> parser.parse_args(["cube.fits", "--plane", "0,2"]).plane
     '0,2'
     """
-    parser.add_argument("image", help="FITS image (any HDU; radio cubes with length-1 axes)")
+    parser.add_argument("image", nargs="?" if optional else None, default=None,
+                        help=image_help or "FITS image (any HDU; radio cubes with length-1 "
+                                           "axes)")
     parser.add_argument("--hdu", default=None,
                         help="HDU index or EXTNAME (default: first HDU with image data)")
     parser.add_argument("--plane", default=None,
                         help="for cubes: 0-based plane index, comma-separated for several axes")
+
+
+#: The shared definition of the options that name a table's position columns
+#: (`add_position_options`): the library's ``xy=`` and ``sky=``.
+POSITIONS = {
+    "xy": (("--xy",), {
+        "default": None, "metavar": "X,Y",
+        "help": "pixel position columns of {what} (0-based), e.g. X_IMAGE,Y_IMAGE "
+                "(default: x,y when {what} has them, else its sky positions)"}),
+    "sky": (("--sky",), {
+        "default": None, "metavar": "LON,LAT[:FRAME]",
+        "help": "sky position columns of {what}: a SkyCoord column or LON,LAT column names, "
+                "with a frame after a colon, e.g. RAJ2000,DEJ2000, l,b or lon,lat:galactic "
+                "(default: sky_centroid, ra/dec, RAJ2000/DEJ2000, ..., GLON/GLAT, l/b, "
+                "ELON/ELAT found by name; l/b and GLON/GLAT are galactic, other names icrs)"}),
+}
+
+
+def add_position_options(parser, what="TABLE", *, xy=True, sky=True):
+    """
+    Add ``--xy X,Y`` and ``--sky LON,LAT[:FRAME]``: the position columns of a table.
+
+    They are the library's ``xy=`` and ``sky=`` (`~astrofmtools.schema.parse_positions`
+    reads them); given together they are an error. `positions_of` checks
+    them against the table and returns the library's keywords.
+
+    Parameters
+    ----------
+    parser : `argparse.ArgumentParser`
+        The subcommand's parser.
+    what : str, optional
+        How the help names the table (``TABLE``, ``--stamp-table``).
+    xy, sky : bool, optional
+        Which of the two to add.
+
+    Returns
+    -------
+    group : `argparse._MutuallyExclusiveGroup`
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from astrofmtools.cli.options import add_position_options
+    >>> parser = argparse.ArgumentParser()
+    >>> _ = add_position_options(parser)
+    >>> args = parser.parse_args(["--sky", "GLON,GLAT:galactic"])
+    >>> args.xy, args.sky
+    (None, 'GLON,GLAT:galactic')
+    """
+    group = parser.add_mutually_exclusive_group()
+    for name, wanted in (("xy", xy), ("sky", sky)):
+        if wanted:
+            flags, kwargs = POSITIONS[name]
+            group.add_argument(*flags, **dict(kwargs, help=kwargs["help"].format(what=what)))
+    return group
+
+
+def positions_of(args, table, name, *, kind="any", required=True):
+    """
+    The library's ``xy=`` / ``sky=`` keywords of ``--xy`` / ``--sky``, checked on the table.
+
+    The positions are read once here with the options' own names in any
+    error (``--xy``, ``--sky``), so a command-line user is never told about
+    keyword arguments.
+
+    Parameters
+    ----------
+    args : `argparse.Namespace`
+        Parsed arguments with ``xy`` and/or ``sky`` (`add_position_options`).
+    table : `~astropy.table.Table`
+        The table the options describe.
+    name : str
+        How messages call it (its file name).
+    kind : {'any', 'sky', 'pixel'}, optional
+        What the command needs without an option: ``'any'`` (pixels
+        first), sky or pixel positions.
+    required : bool, optional
+        Whether a table without positions is an error.
+
+    Returns
+    -------
+    keywords : dict
+        ``{'xy': ...}``, ``{'sky': ...}`` or ``{}`` (the table's own columns).
+
+    Raises
+    ------
+    astrofmtools.InputError
+        For positions that cannot be read (the message names ``--xy`` or ``--sky``).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from astropy.table import QTable
+    >>> from astrofmtools.cli.options import positions_of
+    >>> table = QTable({"X_IMAGE": [3.0], "Y_IMAGE": [4.0]})
+    >>> positions_of(argparse.Namespace(xy="X_IMAGE,Y_IMAGE", sky=None), table, "cat.ecsv")
+    {'xy': 'X_IMAGE,Y_IMAGE'}
+    >>> positions_of(argparse.Namespace(xy=None, sky=None), table, "cat.ecsv")
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    astrofmtools.exceptions.InputError: cat.ecsv has no source positions: ... --xy or --sky.
+    """
+    from ..schema import parse_positions
+    xy, sky = getattr(args, "xy", None), getattr(args, "sky", None)
+    if xy is not None:
+        parse_positions(table, xy, kind="pixel", name=name, argument="--xy")
+        return {"xy": xy}
+    if sky is not None:
+        parse_positions(table, sky, kind="sky", name=name, argument="--sky")
+        return {"sky": sky}
+    options = {"any": "--xy or --sky", "sky": "--sky", "pixel": "--xy"}[kind]
+    parse_positions(table, kind=kind, name=name, argument=options, required=required)
+    return {}
 
 
 class RegistryChoices:
@@ -406,11 +558,22 @@ def add_labelled_cutouts(parser, cutouts_help="cutout stack written by 'astrofm 
     ('class', True, 'linear')
     """
     parser.add_argument("cutouts", help=cutouts_help)
-    parser.add_argument("--labels", default=None,
-                        help="table of labels, row-aligned with the cutouts or sharing their "
-                             "'id' column (default: the label column of the cutouts' own "
-                             "table)")
+    parser.add_argument("--labels", default=None, metavar="TABLE",
+                        help="table of labels (.csv, .ecsv, .fits, .vot): joined to the "
+                             "cutouts by --id-column, or by sky position with --match-radius, "
+                             "else row-aligned with them (default: the label column of the "
+                             "cutouts' own table)")
     parser.add_argument("--label-column", default="label", help="column holding the classes")
+    join = parser.add_mutually_exclusive_group()
+    join.add_argument("--id-column", default=None, metavar="NAME",
+                      help="join --labels to the cutouts on this column, which both tables have "
+                           "(numbers or text; a 'file' column is matched on file names) "
+                           "(default: 'id' when both have it)")
+    join.add_argument("--match-radius", default=None, type=sky_angle, metavar="ANGLE",
+                      help="join --labels to the cutouts on the sky: each cutout takes the "
+                           "label of the nearest labelled position within ANGLE (3arcsec, "
+                           "0.1arcmin, or a number of arcsec)")
+    add_position_options(parser, "--labels (with --match-radius)", xy=False)
     parser.add_argument("--drop-unlabelled", action="store_true",
                         help="leave out the cutouts whose label is blank or missing (and say "
                              "how many); without it they are an error that names the rows")
@@ -421,3 +584,45 @@ def add_labelled_cutouts(parser, cutouts_help="cutout stack written by 'astrofm 
                         help="classification head: linear, mlp, whitening, knn, logistic or "
                              "any registered head (astrofmtools.classify.list_heads; default: "
                              "linear)")
+
+
+def add_region_options(parser):
+    """
+    Add ``--region-text/--no-region-text`` and ``--region-color-by`` (with ``--regions``).
+
+    One definition for every subcommand that writes regions; `region_style_of`
+    turns the parsed options into `~astrofmtools.catalog.write_regions`
+    keywords.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from astrofmtools.cli.options import add_region_options, region_style_of
+    >>> parser = argparse.ArgumentParser()
+    >>> add_region_options(parser)
+    >>> region_style_of(parser.parse_args([]))
+    {'text': 'auto', 'color_by': None}
+    >>> region_style_of(parser.parse_args(["--no-region-text", "--region-color-by", "snr"]))
+    {'text': False, 'color_by': 'snr'}
+    """
+    # the catalog's REGION_TEXT_LIMIT, not imported: parsing imports no astropy or regions
+    limit = 100
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--region-text", dest="region_text", action="store_const", const=True,
+                       default="auto",
+                       help="label every region (class and score, or id), however many; by "
+                            f"default only files of at most {limit} regions are "
+                            "labelled")
+    group.add_argument("--no-region-text", dest="region_text", action="store_const",
+                       const=False, help="no labels on the regions")
+    parser.add_argument("--region-color-by", default=None, metavar="COLUMN",
+                        help="colour the regions by this column: classes (label) take a "
+                             "colour-blind safe palette, numbers (score, snr, flux) the "
+                             "viridis colour map (default: by class when there is a label "
+                             "column, else green)")
+
+
+def region_style_of(args):
+    """The `~astrofmtools.catalog.write_regions` keywords of `add_region_options`."""
+    return {"text": getattr(args, "region_text", "auto"),
+            "color_by": getattr(args, "region_color_by", None)}

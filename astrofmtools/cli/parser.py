@@ -5,7 +5,8 @@ import argparse
 
 from .. import __version__
 from . import (commands_catalog, commands_classify, commands_curve, commands_detect,
-               commands_embed, commands_image, commands_morphology, commands_pretrain)
+               commands_embed, commands_image, commands_models, commands_morphology,
+               commands_pretrain)
 
 __all__ = ["EPILOG", "build_parser"]
 
@@ -15,6 +16,7 @@ EPILOG = {
     "cutouts": "examples:\n  astrofm cutouts mosaic.fits sources.ecsv -o cutouts.fits --size 64\n"
                "  astrofm cutouts first.fits sources.ecsv --band wise_w1.fits -o cutouts.fits",
     "info": "example:\n  astrofm info mosaic.fits",
+    "models": "examples:\n  astrofm models\n  astrofm models --json > models.json",
     "demo": "example:\n  astrofm demo -o astrofm-demo",
     "embed": "example:\n  astrofm embed cutouts.fits -o features.fits --model efficientnet_lite0",
     "similar": "examples:\n  astrofm similar features.fits --query 42 -k 8 -o similar.png\n"
@@ -30,7 +32,7 @@ EPILOG = {
     "classify": "example:\n  astrofm classify cutouts.fits --model model_dir/ -o predictions.ecsv "
                 "--regions predictions.reg",
     "train-detector": "examples:\n  astrofm train-detector images/ --boxes boxes.ecsv "
-                      "--model resnet50 -o det_dir/\n"
+                      "--model efficientnet_lite0 -o det_dir/\n"
                       "  astrofm train-detector images/ --boxes regions/ "
                       "--label-column label -o det_dir/\n  astrofm train-detector field.fits "
                       "--boxes find_sources --strategy frozen -o det_dir/",
@@ -44,8 +46,9 @@ EPILOG = {
 }
 
 #: The modules that declare the subcommands, in the order ``astrofm --help`` lists them.
-_MODULES = (commands_image, commands_embed, commands_pretrain, commands_classify,
-            commands_curve, commands_detect, commands_catalog, commands_morphology)
+_MODULES = (commands_image, commands_models, commands_embed, commands_pretrain,
+            commands_classify, commands_curve, commands_detect, commands_catalog,
+            commands_morphology)
 
 
 def build_parser():

@@ -11,3 +11,4 @@ from .parents import *  # noqa: F401, F403
 from .columns import *  # noqa: F401, F403
 from .core import *  # noqa: F401, F403
 from .inputs import *  # noqa: F401, F403
+from .image_files import *  # noqa: F401, F403

@@ -15,7 +15,7 @@ _CLASSES = {"compact": ("compact",), "FRI": ("FRI",), "FRII": ("FRII",),
 
 def make_radio_cutouts(n_per_class=60, classes=("compact", "extended"), size=64,
                        snr_range=(5, 200), pixel_scale=1.8 * u.arcsec, beam_fwhm=5.4 * u.arcsec,
-                       seed=0):
+                       seed=0, noise=1.5e-4):
     """
     Cutouts of synthetic radio sources, labelled by morphology.
 
@@ -38,9 +38,13 @@ def make_radio_cutouts(n_per_class=60, classes=("compact", "extended"), size=64,
         Peak signal-to-noise range of the compact sources (see
         `make_radio_field`).
     pixel_scale, beam_fwhm : `~astropy.units.Quantity`, optional
-        As in `make_radio_field`.
+        As in `make_radio_field`. To train for a real image, give its own
+        (its WCS's pixel scale, its header's beam).
     seed : int, optional
         The same seed gives the same cutouts.
+    noise : float or `~astropy.units.Quantity`, optional
+        Noise rms per pixel in Jy/beam, as in `make_radio_field` (a real
+        image's: `~astrofmtools.background.global_noise`).
 
     Returns
     -------
@@ -75,7 +79,7 @@ def make_radio_cutouts(n_per_class=60, classes=("compact", "extended"), size=64,
         image, truth = make_radio_field((1024, 1024), n_compact=n_cmp, n_extended=n_ext,
                                         n_artefacts=0, snr_range=snr_range,
                                         pixel_scale=pixel_scale, beam_fwhm=beam_fwhm,
-                                        seed=int(rng.integers(2**31)))
+                                        noise=noise, seed=int(rng.integers(2**31)))
         stack = make_cutouts(image, truth, size=size)
         for c in classes:
             rows = np.flatnonzero(np.isin(np.asarray(truth["kind"]), _CLASSES[c]))

@@ -39,7 +39,10 @@ class Detector:
     Parameters
     ----------
     model : str or `~astrofmtools.backbones.BackboneSpec`, optional
-        The backbone (default ``"resnet18"``).
+        The backbone (default ``"efficientnet_lite0"``: its ImageNet
+        weights ship with the ``ml`` extra, so it works offline; other
+        registry backbones need their weights on the machine, see
+        ``astrofm models``).
     strategy : str or `~astrofmtools.adapt.Strategy`, optional
         How much of the backbone trains (`~astrofmtools.adapt.list_strategies`):
         ``'finetune'`` (default: everything, the backbone at
@@ -140,7 +143,7 @@ class Detector:
     True
     """
 
-    def __init__(self, model="resnet18", strategy="finetune", weights=None, classes=None,
+    def __init__(self, model="efficientnet_lite0", strategy="finetune", weights=None, classes=None,
                  strategy_options=None,
                  zoom="auto", anchor_sizes="auto", aspect_ratios="auto", crop_size=256,
                  epochs=20, batch_size=4, lr=1e-3, backbone_lr_factor=None,

@@ -4,11 +4,12 @@
 import numpy as np
 
 from ..exceptions import InputError
-from ..utils import check_output_path, save_figure
+from ..utils import check_output_path, is_random_weights, save_figure, weights_note
 
 __all__ = ["attention_maps", "cls_attention", "plot_attention"]
 
-__doctest_requires__ = {("attention_maps", "cls_attention"): ["torch", "timm", "matplotlib"]}
+__doctest_requires__ = {("attention_maps", "cls_attention"): ["torch", "timm", "matplotlib"],
+                        "plot_attention": ["matplotlib"]}
 
 
 def _vit_model(backbone):
@@ -278,12 +279,13 @@ def attention_maps(cutouts, model="dinov2_vits14", weights=None, crop=1.0, outpu
         titles = [f"crop {z:g}" + (" (auto)" if v == "auto" else "")
                   for z, v in zip(zooms, values)]
         plot_attention(np.stack(all_images), result, output, titles=titles, labels=labels,
-                       model=backbone.spec.name, overwrite=overwrite)
+                       model=backbone.spec.name, weights=backbone.weights,
+                       overwrite=overwrite)
     return result[0] if single else result
 
 
 def plot_attention(images, maps, path=None, titles=None, labels=None, model=None,
-                   overwrite=False, panel_size=1.1):
+                   overwrite=False, panel_size=1.1, weights=None):
     """
     Draw attention maps: a row per cutout; per crop, the image, the mean over heads, each head.
 
@@ -306,10 +308,26 @@ def plot_attention(images, maps, path=None, titles=None, labels=None, model=None
         Replace an existing ``path``.
     panel_size : float, optional
         Side of each panel in inches (100 pixels per inch).
+    weights : str, optional
+        The backbone's weights (``Backbone.weights``): ``'random'`` adds
+        "(random weights: not a trained model)" to the title
+        (`~astrofmtools.utils.weights_note`), as random attention can look
+        like real attention.
 
     Returns
     -------
     fig : `~matplotlib.figure.Figure`
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astrofmtools.embed import plot_attention
+    >>> rng = np.random.default_rng(0)
+    >>> fig = plot_attention(rng.random((2, 16, 16)), rng.random((2, 3, 16, 16)),
+    ...                      model="dinov2_vits14", weights="random")
+    >>> print(fig._suptitle.get_text())
+    CLS attention of the last block, dinov2_vits14
+    (random weights: not a trained model)
     """
     from matplotlib.figure import Figure
     images = np.asarray(images, dtype=np.float32)
@@ -324,7 +342,9 @@ def plot_attention(images, maps, path=None, titles=None, labels=None, model=None
         raise InputError(f"{n} cutouts are too many rows for one picture; pass a few "
                          "(e.g. stack[:8]).")
     per_crop = heads + 2
-    top = 0.45 + (0.3 if model else 0.0)  # inches for the column titles (and suptitle)
+    suptitle = f"CLS attention of the last block, {model}" if model else None
+    suptitle = weights_note(suptitle, weights, sep="\n")
+    top = 0.45 + (0.3 if suptitle else 0.0)  # inches for the column titles (and suptitle)
     width, height = panel_size * per_crop * n_crops + 0.3, panel_size * n + top
     fig = Figure(figsize=(width, height))
     # fixed margins (inches) instead of a layout engine: fast for hundreds of panels
@@ -348,8 +368,10 @@ def plot_attention(images, maps, path=None, titles=None, labels=None, model=None
                     ax.set_title(title, fontsize=8)
                 if p == 0 and c == 0 and labels is not None:
                     ax.set_ylabel(labels[i], fontsize=8)
-    if model:
-        fig.suptitle(f"CLS attention of the last block, {model}", fontsize=10,
-                     y=1 - 0.08 / height, va="top")
+    if suptitle:
+        # two lines (the random-weights note) in the same 0.3 inch as one
+        fig.suptitle(suptitle, fontsize=8 if "\n" in suptitle else 10, y=1 - 0.04 / height,
+                     va="top",
+                     color="tab:red" if is_random_weights(weights) else "black")
     save_figure(fig, path, overwrite=overwrite)
     return fig

@@ -7,7 +7,7 @@ Pictures of a map: its sources coloured by a class (with a legend) or a number
 import numpy as np
 
 from ..exceptions import InputError
-from ..utils import check_output_path, save_figure
+from ..utils import check_output_path, save_figure, weights_note
 from .class_labels import _class_values
 
 __all__ = ["plot_map"]
@@ -154,6 +154,8 @@ def plot_map(table, color=None, path=None, background=None, categorical=None,
         k = table.meta.get("n_components_used")
         title = (f"{n} sources" + (f", {backbone} features" if backbone else "")
                  + (f", PCA {k}" if k else ""))
+    # a map of randomly initialised features says so, whatever the title given
+    title = weights_note(title, table.meta.get("weights"), sep="\n")
     if title:
         ax.set_title(title, fontsize=10)
     save_figure(fig, path, overwrite)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..exceptions import InputError
-from ..utils import save_figure
+from ..utils import is_random_weights, save_figure, weights_note
 
 __all__ = ["plot_similar"]
 
@@ -120,5 +120,8 @@ def plot_similar(table, cutouts, path=None, query_images=None, overwrite=False, 
             ax.set_title(f"{name}\nsimilarity {float(table['similarity'][i]):.3f}", fontsize=8)
             for spine in ax.spines.values():
                 spine.set_visible(False)
+    if is_random_weights(table.meta.get("weights")):  # neighbours by untrained features
+        fig.suptitle(weights_note(f"{table.meta.get('backbone') or 'backbone'} features",
+                                  "random"), fontsize=9, color="tab:red")
     save_figure(fig, path, overwrite=overwrite)
     return fig

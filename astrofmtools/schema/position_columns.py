@@ -13,6 +13,15 @@ from .frames import (_CASE_SENSITIVE, _UCDS, SKY_COLUMN_PAIRS, _family, _implied
 __all__ = []
 
 
+def _said(argument, value=None):
+    """How a message names the argument: ``xy=`` / ``sky='c'`` for a keyword of a
+    function, ``--xy`` / ``--sky c`` for a command-line option (an ``argument`` that
+    starts with ``-``)."""
+    if str(argument).startswith("-"):
+        return argument if value is None else f"{argument} {value}"
+    return f"{argument}=" if value is None else f"{argument}={value!r}"
+
+
 def _split_spec(columns, argument):
     """None, or a tuple of 1 to 3 stripped names."""
     if columns is None:
@@ -31,7 +40,7 @@ def _split_spec(columns, argument):
         if not all(isinstance(c, str) for c in spec[:2]):
             spec = ()
     if not 1 <= len(spec) <= 3 or not all(spec[:2]):
-        raise InputError(f"{argument}= must name a SkyCoord column or two columns "
+        raise InputError(f"{_said(argument)} must name a SkyCoord column or two columns "
                          f"(longitude, latitude or x, y), optionally with a frame; got "
                          f"{columns!r}.")
     return spec
@@ -110,20 +119,20 @@ def _named(table, spec, kind, given, name, argument):
     for col in spec:
         found = _column(table, col)
         if found is None:
-            raise InputError(f"{name} has no column {col!r} ({argument}=); its columns are: "
-                             f"{_shown(table)}.")
+            raise InputError(f"{name} has no column {col!r} ({_said(argument)}); its columns "
+                             f"are: {_shown(table)}.")
         names.append(found)
     if len(names) == 1:
         if kind == "pixel" or not _is_sky(table, names[0]):
             need = ("two columns (x, y)" if kind == "pixel" else
                     "a SkyCoord column or two columns (longitude, latitude)")
-            raise InputError(f"{name} has no SkyCoord column {spec[0]!r} ({argument}=); give "
-                             f"{need}.")
+            raise InputError(f"{name} has no SkyCoord column {spec[0]!r} "
+                             f"({_said(argument)}); give {need}.")
         return "sky", tuple(names), None
     for col in names:
         if _is_sky(table, col):
             raise InputError(f"Column {col!r} of {name} is a SkyCoord column; name it alone "
-                             f"({argument}={col!r}).")
+                             f"({_said(argument, col)}).")
     if kind == "pixel":
         return "pixel", tuple(names), None
     implied = _implied_frame(table, names)
@@ -155,4 +164,4 @@ def _nothing_found(table, kind, given, name, argument, hint):
               "any": f"columns 'x' and 'y' (0-based pixel), {sky}"}[kind]
     what = {"pixel": "pixel positions", "sky": "sky positions", "any": "source positions"}[kind]
     return (f"{name} has no {what}: looked for {looked}; its columns are: {_shown(table)}. "
-            f"Name them with {argument}={f' {hint}' if hint else ''}.")
+            f"Name them with {_said(argument)}{f' {hint}' if hint else ''}.")

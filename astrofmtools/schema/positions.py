@@ -169,7 +169,9 @@ def parse_positions(table, columns=None, frame=None, *, kind="any", name="the ta
     name : str, optional
         How to call the table in error messages (e.g. its file name).
     argument : str, optional
-        The argument that names the columns, for error messages.
+        The argument that names the columns, for error messages: a keyword
+        (``'sky'``, shown ``sky=``) or a command-line option (``'--sky'``,
+        shown as it is).
     hint : str, optional
         Added to the message when nothing is found.
     required : bool, optional

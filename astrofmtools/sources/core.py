@@ -128,8 +128,10 @@ def find_sources(image, snr=5.0, psf_fwhm=None, npixels=None, deblend=True, back
         ``x``, ``y`` (0-based pixel), ``sky_centroid`` (ICRS
         `~astropy.coordinates.SkyCoord`), ``ra``, ``dec``, ``bbox_xmin``,
         ``bbox_xmax``, ``bbox_ymin``, ``bbox_ymax`` (0-based, inclusive),
-        ``area`` (pix2), ``peak`` (image unit), ``flux`` (Jy for Jy/beam
-        images; otherwise the pixel sum in the image unit), ``snr`` (peak
+        ``area`` (pix2), ``peak`` (image unit), ``flux`` (integrated, by
+        `integrated_flux`: Jy for Jy/beam, MJy/sr, Jy/pixel and Jy images;
+        otherwise the pixel sum in the image unit, as ``meta['flux']``
+        says), ``snr`` (peak
         / local RMS), ``detection_snr``, ``n_peaks``, ``semimajor``,
         ``semiminor`` (1-sigma, pixels), ``orientation`` (deg from +x,
         counter-clockwise) and ``pa`` (deg east of north). Images without

@@ -11,8 +11,9 @@ from astropy.table import QTable
 from ..schema import BBOX_COLUMNS, add_sky_columns
 from .filtering import beam_area_pixels, pixel_angle_to_sky_pa
 from .segment import _group_max
+from .units import _integration, integrated_flux
 
-__all__ = ["SOURCE_COLUMNS"]
+__all__ = ["SOURCE_COLUMNS", "integrated_flux"]
 
 #: The columns of a `find_sources` table and their descriptions.
 SOURCE_COLUMNS = {
@@ -31,8 +32,10 @@ SOURCE_COLUMNS = {
     "bbox_ymax": "Bounding box of the segment: last row (0-based pixel, inclusive)",
     "area": "Number of pixels in the segment",
     "peak": "Highest background-subtracted pixel value in the segment (image unit)",
-    "flux": "Sum of the background-subtracted pixels in the segment; for images in "
-            "X/beam, divided by the beam area in pixels (so Jy for Jy/beam)",
+    "flux": "Integrated flux: the sum of the background-subtracted pixels in the segment, "
+            "divided by the beam area in pixels for X/beam images and times the pixel "
+            "solid angle for X/sr images (Jy for Jy/beam, MJy/sr, Jy/pixel and Jy); "
+            "otherwise the pixel sum in the image unit (meta['flux'] says which)",
     "snr": "Peak / local RMS of the unfiltered image (the usual radio 'peak SNR')",
     "detection_snr": "Highest significance in the segment of the matched-filtered image, "
                      "in units of its own noise (what snr= thresholds)",
@@ -135,15 +138,27 @@ def _empty_columns():
             "detection_snr": np.zeros(0), "n_peaks": np.zeros(0, np.int64)}
 
 
-def _flux_scale(image, plan):
-    """Divide pixel sums by this to get fluxes, and the flux unit."""
-    unit = image.unit
-    if unit is not None:
-        bases = getattr(unit, "bases", [unit])
-        powers = getattr(unit, "powers", [1])
-        if any(b == u.beam and p == -1 for b, p in zip(bases, powers)):
-            return beam_area_pixels(plan.psf_cov), unit * u.beam
-    return 1.0, unit
+def _flux_integration(image, plan):
+    """
+    ``(factor, unit, note)``: fluxes are pixel sums times ``factor``, in ``unit``.
+
+    The beam area is the image's beam (BMAJ/BMIN) in pixels, else the PSF
+    the search used; the pixel solid angle comes from the WCS.
+    """
+    from astropy.wcs.utils import proj_plane_pixel_area
+
+    beam = image.beam_pixels
+    if beam is not None:
+        area, origin = float(np.pi / (4 * np.log(2)) * beam[0] * beam[1]), "BMAJ/BMIN"
+    else:
+        area, origin = beam_area_pixels(plan.psf_cov), f"the PSF: {plan.psf_source}"
+    omega = None
+    if image.wcs is not None:
+        omega = proj_plane_pixel_area(image.wcs) * u.deg ** 2
+    factor, unit, note = _integration(image.unit, area, omega)
+    if "beam area" in note:
+        note = note.replace(" pixels)", f" pixels, from {origin})")
+    return factor, unit, note
 
 
 def _build_table(image, cols, plan, meta):
@@ -157,7 +172,7 @@ def _build_table(image, cols, plan, meta):
     island = rank[inverse.ravel()]
     n = len(cols["x"])
     unit = image.unit
-    scale, flux_unit = _flux_scale(image, plan)
+    factor, flux_unit, flux_note = _flux_integration(image, plan)
 
     def q(values, unit):
         return values * unit if unit is not None else values
@@ -173,7 +188,7 @@ def _build_table(image, cols, plan, meta):
         table[key] = cols[key].astype(np.int64)
     table["area"] = cols["area"] * u.pix ** 2
     table["peak"] = q(cols["peak"], unit)
-    table["flux"] = q(cols["sum"] / scale, flux_unit)
+    table["flux"] = q(cols["sum"] * factor, flux_unit)
     table["snr"] = cols["snr"]
     table["detection_snr"] = cols["detection_snr"]
     table["n_peaks"] = cols["n_peaks"].astype(np.int64)
@@ -186,8 +201,6 @@ def _build_table(image, cols, plan, meta):
         table["pa"] = pa * u.deg
     for name in table.colnames:
         table[name].info.description = SOURCE_COLUMNS[name]
-    meta["flux"] = ("sum of background-subtracted pixels in the segment divided by the beam "
-                    f"area ({scale:.4g} pixels)" if scale != 1.0 else
-                    "sum of background-subtracted pixels in the segment")
+    meta["flux"] = f"{flux_note}, over the background-subtracted pixels of the segment"
     table.meta.update(meta)
     return table
