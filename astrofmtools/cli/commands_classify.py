@@ -219,7 +219,7 @@ def _rows_by_sky(stack, table, args, radius):
     if crowded:
         log.info("%d cutouts have several labelled positions within %s; each took the "
                  "nearest", crowded, radius)
-    return rows, f"no labelled position within {radius:g} of {mine.describe()}"
+    return rows, f"no labelled position within {radius:g} of their {mine.describe()}"
 
 
 def _check_regions(stack, name, fmt, path):

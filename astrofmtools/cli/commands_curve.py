@@ -104,7 +104,8 @@ def cmd_label_curve(args):
     if args.test is not None:
         test = _labels_for(read_stack(args.test), argparse.Namespace(
             labels=args.test_labels, label_column=args.label_column, cutouts=args.test,
-            drop_unlabelled=args.drop_unlabelled))
+            drop_unlabelled=args.drop_unlabelled, id_column=args.id_column,
+            match_radius=args.match_radius, sky=args.sky))
     t0 = time.perf_counter()
     runs = label_efficiency(stack, labels, fractions=args.fractions, seeds=args.seeds,
                             models=models, test=test, folds=args.folds)

@@ -187,7 +187,11 @@ def cutouts_from_images(paths, pixel_scale=None, size=None, *, sky=None, fill=np
                              "or pad them to one size.")
         ny, nx = next(iter(shapes))
     else:
-        mode, (ny, nx) = _parse_size(size, None)
+        mode, shape = _parse_size(size, None)
+        if mode == "bbox":
+            raise InputError("cutouts_from_images takes a fixed size (int or (ny, nx)), not "
+                             "'bbox'.")
+        ny, nx = shape
     colour = kinds == {3}
     shape = (n, 3, ny, nx) if colour else (n, ny, nx)
     data = np.empty(shape, dtype=np.float32)

@@ -16,6 +16,7 @@ from astrofmtools.cli import main
 from astrofmtools.cli.commands_classify import _labels_for
 from astrofmtools.cutouts import CutoutStack, make_cutouts
 from astrofmtools.datasets import make_radio_field
+from astrofmtools.io import write_image
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ def test_stamps_to_labelled_training_set(stamps, capsys):
     sky = stamps["sky_centroid"][labelled]
     moved = sky.directional_offset_by(45 * u.deg, 1 * u.arcsec)
     QTable({"RAJ2000": np.r_[moved.ra.deg, 10.0], "DEJ2000": np.r_[moved.dec.deg, -5.0],
-            "class": np.r_[np.asarray(stamps["kind"])[labelled], "FRI"]}).write("sky.ecsv")
+            "class": list(stamps["kind"][labelled]) + ["FRI"]}).write("sky.ecsv")
     got, labels = _labels_for(stack, _namespace(labels="sky.ecsv", label_column="class",
                                                 match_radius=5 * u.arcsec,
                                                 drop_unlabelled=True))
@@ -98,7 +99,7 @@ def test_stamps_to_labelled_training_set(stamps, capsys):
     assert main(base + ["--id-column", "id", "--drop-unlabelled", "-o", "m1", "-q"]) == 0
     assert main(["train", "cutouts.fits", "--labels", "sky.ecsv", "--label-column", "class",
                  "--match-radius", "5arcsec", "--weights", "random", "--epochs", "1",
-                 "--head", "logistic", "-o", "m2", "-q"]) == 0
+                 "--head", "logistic", "--drop-unlabelled", "-o", "m2", "-q"]) == 0
     # --id-column and --match-radius are two ways of joining: one at a time
     assert main(base + ["--id-column", "id", "--match-radius", "3", "-o", "m3"]) == 2
 
@@ -111,7 +112,7 @@ def test_pictures_with_pixel_scale(tmp_path, monkeypatch):
     for k in range(3):
         rgb = np.zeros((30, 40, 3), dtype=np.uint8)  # 30 rows, 40 columns
         rgb[0, :, 0] = 200 + k  # the top row, red
-        rgb[15, 20] = (10, 20, 30)  # the centre pixel (the one above and right of the middle)
+        rgb[14, 20] = (10, 20, 30)  # picture row 14 from the top is row 15 from the bottom
         Image.fromarray(rgb).save(tmp_path / "jpg" / f"g{k}.png")
     QTable({"file": [f"g{k}.png" for k in (2, 0, 1)], "ra": centres.ra.deg[[2, 0, 1]],
             "dec": centres.dec.deg[[2, 0, 1]], "class": ["c", "a", "b"]}).write("targets.csv")
@@ -146,7 +147,7 @@ def test_xy_and_sky_options_of_cutouts(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     image, truth = make_radio_field(shape=(128, 128), n_compact=6, n_extended=0,
                                     n_artefacts=0, seed=2)
-    image.write("field.fits")
+    write_image(image, "field.fits")
     gal = truth["sky_centroid"].galactic
     QTable({"X_IMAGE": truth["x"], "Y_IMAGE": truth["y"], "lon": gal.l.deg,
             "lat": gal.b.deg}).write("sextractor.ecsv")
