@@ -278,8 +278,10 @@ def _stamp_kind(paths):
         names = [path.name.lower()]
         if path.is_dir():
             names = [p.name.lower() for p in path.iterdir() if p.is_file()]
-            if any(n.endswith(FITS_SUFFIXES) for n in names):
-                names = [n for n in names if n.endswith(FITS_SUFFIXES)]
+            # a folder's FITS files if it has any, else its pictures (a catalogue beside them
+            # is not a stamp)
+            names = [n for n in names if n.endswith(FITS_SUFFIXES)] or \
+                [n for n in names if n.endswith(IMAGE_SUFFIXES)]
         pictures = [n.endswith(IMAGE_SUFFIXES) for n in names]
         if names and all(pictures):
             kinds.add("pictures")

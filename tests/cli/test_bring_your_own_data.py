@@ -130,6 +130,11 @@ def test_pictures_with_pixel_scale(tmp_path, monkeypatch):
         assert [s.to_value(u.arcsec) for s in scales] == pytest.approx([0.262, 0.262])
         assert w.pixel_to_world(19.5, 14.5).separation(centres[k]) < 1e-6 * u.arcsec
     assert np.allclose(stack.table["pixel_scale"].to_value(u.arcsec), 0.262)
+    # a folder of pictures with its catalogue beside them (as survey downloads come)
+    QTable({"file": ["g0.png"]}).write("jpg/catalog.csv")
+    assert main(["cutouts", "--stamps", "jpg", "--pixel-scale", "0.262", "-o",
+                 "folder.fits", "-q"]) == 0
+    assert CutoutStack.read("folder.fits").data.shape == (3, 3, 30, 40)
 
     # grey pictures are one channel; --size crops around the centre
     Image.fromarray(np.arange(30 * 40, dtype=np.uint8).reshape(30, 40) % 250).save("grey.png")
