@@ -176,26 +176,29 @@ def _id_key(value, file_names):
 def _rows_by_id(stack, table, args, name):
     """The row of ``table`` of each cutout by a shared id column (-1: none), and the ids
     without a row, in words."""
-    for where, t in ((args.labels, table), (f"the cutouts' table of {args.cutouts}",
-                                            stack.table)):
-        if name not in t.colnames:
-            raise InputError(f"--id-column {name}: {where} has no column {name!r}; its "
+    # NAME, or CUTOUTS_COLUMN=LABELS_COLUMN when the two tables name it differently
+    ours, _, theirs = name.partition("=")
+    theirs = theirs or ours
+    for where, t, column in ((args.labels, table, theirs),
+                             (f"the cutouts' table of {args.cutouts}", stack.table, ours)):
+        if column not in t.colnames:
+            raise InputError(f"--id-column {name}: {where} has no column {column!r}; its "
                              f"columns: {', '.join(t.colnames)}.")
-    files = name == "file"
+    files = any(c.startswith("file") for c in (ours, theirs))  # matched on file names
     index, twice = {}, set()
-    for k, value in enumerate(table[name]):
+    for k, value in enumerate(table[theirs]):
         key = _id_key(value, files)
         if key is not None and key in index:
             twice.add(key)
         index.setdefault(key, k)
-    keys = [_id_key(v, files) for v in stack.table[name]]
+    keys = [_id_key(v, files) for v in stack.table[ours]]
     clash = sorted(k for k in set(keys) if k in twice)
     if clash:
-        raise InputError(f"{args.labels}: {name} {', '.join(clash[:10])} appear(s) on several "
+        raise InputError(f"{args.labels}: {theirs} {', '.join(clash[:10])} appear(s) on several "
                          "rows; give each id one label.")
     rows = np.array([index.get(k, -1) if k is not None else -1 for k in keys], dtype=np.int64)
     lost = [k for k, r in zip(keys, rows) if r < 0]
-    return rows, (f"{name} {', '.join(map(str, lost[:10]))}" + (" ..." if len(lost) > 10
+    return rows, (f"{ours} {', '.join(map(str, lost[:10]))}" + (" ..." if len(lost) > 10
                                                                 else ""))
 
 

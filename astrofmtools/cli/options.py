@@ -566,9 +566,10 @@ def add_labelled_cutouts(parser, cutouts_help="cutout stack written by 'astrofm 
     parser.add_argument("--label-column", default="label", help="column holding the classes")
     join = parser.add_mutually_exclusive_group()
     join.add_argument("--id-column", default=None, metavar="NAME",
-                      help="join --labels to the cutouts on this column, which both tables have "
-                           "(numbers or text; a 'file' column is matched on file names) "
-                           "(default: 'id' when both have it)")
+                      help="join --labels to the cutouts on this column, which both tables have, "
+                           "or on CUTOUTS_COLUMN=LABELS_COLUMN (e.g. file=file_name) when "
+                           "they name it differently (numbers or text; file columns are "
+                           "matched on file names) (default: 'id' when both have it)")
     join.add_argument("--match-radius", default=None, type=sky_angle, metavar="ANGLE",
                       help="join --labels to the cutouts on the sky: each cutout takes the "
                            "label of the nearest labelled position within ANGLE (3arcsec, "

@@ -173,3 +173,14 @@ def test_xy_and_sky_options_of_cutouts(tmp_path, monkeypatch, capsys):
                  "none.fits"]) == 2
     assert "(--xy)" in capsys.readouterr().err
     assert read_table("sextractor.ecsv").colnames[0] == "X_IMAGE"
+
+
+def test_id_column_named_differently_in_the_two_tables():
+    """``--id-column file=file_name``: a survey's catalogue names its file column its own way."""
+    import argparse
+    from astrofmtools.cli.commands_classify import _rows_by_id
+    stack = CutoutStack(np.zeros((3, 4, 4)), QTable({"file": ["d/a.png", "d/b.png", "d/c.png"]}))
+    labels = QTable({"file_name": ["c.png", "a.png"], "ring": [1, 0]})
+    args = argparse.Namespace(labels="catalog.csv", cutouts="rings.fits")
+    rows, lost = _rows_by_id(stack, labels, args, "file=file_name")
+    assert rows.tolist() == [1, -1, 0] and lost == "file b.png"
