@@ -1,6 +1,8 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """The whole chain in one call: image to catalogue, cutouts, features, classes and regions."""
 
+import contextlib
+import logging
 import time
 from dataclasses import dataclass, field
 from importlib.util import find_spec
@@ -8,6 +10,17 @@ from importlib.util import find_spec
 from .utils import atomic_folder, atomic_output, check_output_path, weights_note
 
 __all__ = ["PipelineResult", "run_pipeline"]
+
+log = logging.getLogger("astrofmtools")
+
+
+@contextlib.contextmanager
+def _stage(timings, name):
+    """Say that a stage starts (so a piped run is never silent) and record how long it took."""
+    log.info("%s ...", name)
+    start = time.perf_counter()
+    yield
+    timings[name] = time.perf_counter() - start
 
 
 @dataclass
@@ -136,23 +149,19 @@ def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, model="efficientnet
     names.update({"overlay": "overlay.png", "summary": "summary.txt"})
     embedding = None
     with atomic_folder(output_dir, overwrite=overwrite) as work:
-        t = time.perf_counter()
-        image = load_image(image)
-        timings["load"] = time.perf_counter() - t
+        with _stage(timings, "load"):
+            image = load_image(image)
 
-        t = time.perf_counter()
-        background = estimate_background(image)
-        background.write(work / "background.fits")
-        timings["background"] = time.perf_counter() - t
+        with _stage(timings, "background"):
+            background = estimate_background(image)
+            background.write(work / "background.fits")
 
-        t = time.perf_counter()
-        sources = find_sources(image, snr=snr, background=background)
-        timings["sources"] = time.perf_counter() - t
+        with _stage(timings, "sources"):
+            sources = find_sources(image, snr=snr, background=background)
 
-        t = time.perf_counter()
-        cutouts = make_cutouts(image, sources, size=cutout_size)
-        cutouts.write(work / "cutouts.fits")
-        timings["cutouts"] = time.perf_counter() - t
+        with _stage(timings, "cutouts"):
+            cutouts = make_cutouts(image, sources, size=cutout_size)
+            cutouts.write(work / "cutouts.fits")
 
         if ml and len(sources):
             embedding, more = _ml_stages(image, sources, cutouts, work, timings, model=model,
@@ -165,27 +174,26 @@ def run_pipeline(image, output_dir, snr=5.0, cutout_size=64, model="efficientnet
             names.pop("feature_map")
         write_table(sources, work / "sources.ecsv")
 
-        t = time.perf_counter()
-        if len(sources):
-            write_regions(sources, work / "sources.reg", format="ds9", shape="ellipse",
-                          wcs=image.wcs)
-            write_regions(sources, work / "sources.crtf", format="crtf", shape="ellipse",
-                          wcs=image.wcs)
-        else:  # an empty region file is still a valid one
-            (work / "sources.reg").write_text("# Region file format: DS9\n")
-            (work / "sources.crtf").write_text("#CRTFv0\n")
-        label = "id"
-        if "label" in sources.colnames:
-            sources["id_label"] = [f"{i}: {c}" for i, c in zip(sources["id"], sources["label"])]
-            label = "id_label"
-        fig = plot_sources(image, sources, label=label)
-        ax = fig.axes[0]  # classes by an untrained model say so
-        ax.set_title(weights_note(ax.get_title(), sources.meta.get("weights")), fontsize=9)
-        with atomic_output(work / "overlay.png", overwrite=True) as tmp:
-            fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-        if "id_label" in sources.colnames:
-            del sources["id_label"]
-        timings["regions+overlay"] = time.perf_counter() - t
+        with _stage(timings, "regions+overlay"):
+            if len(sources):
+                write_regions(sources, work / "sources.reg", format="ds9", shape="ellipse",
+                              wcs=image.wcs)
+                write_regions(sources, work / "sources.crtf", format="crtf", shape="ellipse",
+                              wcs=image.wcs)
+            else:  # an empty region file is still a valid one
+                (work / "sources.reg").write_text("# Region file format: DS9\n")
+                (work / "sources.crtf").write_text("#CRTFv0\n")
+            label = "id"
+            if "label" in sources.colnames:
+                sources["id_label"] = [f"{i}: {c}" for i, c in zip(sources["id"], sources["label"])]
+                label = "id_label"
+            fig = plot_sources(image, sources, label=label)
+            ax = fig.axes[0]  # classes by an untrained model say so
+            ax.set_title(weights_note(ax.get_title(), sources.meta.get("weights")), fontsize=9)
+            with atomic_output(work / "overlay.png", overwrite=True) as tmp:
+                fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+            if "id_label" in sources.colnames:
+                del sources["id_label"]
 
         summary = _summary(image, background, sources, cutouts, timings, output_dir, names,
                            notes)
@@ -323,40 +331,37 @@ def _ml_stages(image, sources, cutouts, work, timings, model, weights, seed, dev
     from .embed import embed
 
     size = cutouts.cutout_shape[0]
-    t = time.perf_counter()
-    backbone = load_backbone(model, weights=weights, device=device)
-    beam, scale = _image_geometry(image)
-    crop = DEMO_CROP_BEAMS * beam / scale
-    preprocess = backbone.default_preprocess(input_size=64, zoom=max(size / crop, 1.0))
-    train = _demo_training_set(image, size, seed)
-    # a quarter of the synthetic cutouts calibrate conformal sets, and the training features
-    # tell which real sources look like none of them: a head trained on a simulation must
-    # say where it is unsure, and where it is out of its depth
-    clf = Classifier(backbone, head="linear", strategy="frozen", preprocess=preprocess,
-                     seed=seed, device=device, batch_size=batch_size,
-                     calibration_fraction=0.25, ood="knn")
-    clf.fit(train, train.table["class"])
-    train_features = embed(train, model=backbone, preprocess=clf.preprocess_, device=device,
-                           batch_size=batch_size)  # read from the cache fit just filled
-    timings["train head (synthetic)"] = time.perf_counter() - t
+    with _stage(timings, "train head (synthetic)"):
+        backbone = load_backbone(model, weights=weights, device=device)
+        beam, scale = _image_geometry(image)
+        crop = DEMO_CROP_BEAMS * beam / scale
+        preprocess = backbone.default_preprocess(input_size=64, zoom=max(size / crop, 1.0))
+        train = _demo_training_set(image, size, seed)
+        # a quarter of the synthetic cutouts calibrate conformal sets, and the training features
+        # tell which real sources look like none of them: a head trained on a simulation must
+        # say where it is unsure, and where it is out of its depth
+        clf = Classifier(backbone, head="linear", strategy="frozen", preprocess=preprocess,
+                         seed=seed, device=device, batch_size=batch_size,
+                         calibration_fraction=0.25, ood="knn")
+        clf.fit(train, train.table["class"])
+        train_features = embed(train, model=backbone, preprocess=clf.preprocess_, device=device,
+                               batch_size=batch_size)  # read from the cache fit just filled
 
-    t = time.perf_counter()
-    embedding = embed(cutouts, model=backbone, preprocess=clf.preprocess_, device=device,
-                      batch_size=batch_size)
-    predicted = clf.predict(cutouts, batch_size=batch_size, conformal=DEMO_ALPHA)
-    for name in (["label", "probability"] + [f"p_{c}" for c in clf.classes_]
-                 + ["prediction_set", "set_size", "ood_score", "ood_flag"]):
-        sources[name] = predicted[name]
-    sources.meta["backbone"], sources.meta["weights"] = backbone.spec.name, backbone.weights
-    embedding.table = sources.copy()
-    embedding.meta["preprocess"] = clf.preprocess_.to_dict()
-    embedding.meta["cutouts"] = str(cutouts_path)  # 'astrofm similar' finds them there
-    embedding.write(work / "features.fits")
-    timings["features+classes"] = time.perf_counter() - t
+    with _stage(timings, "features+classes"):
+        embedding = embed(cutouts, model=backbone, preprocess=clf.preprocess_, device=device,
+                          batch_size=batch_size)
+        predicted = clf.predict(cutouts, batch_size=batch_size, conformal=DEMO_ALPHA)
+        for name in (["label", "probability"] + [f"p_{c}" for c in clf.classes_]
+                     + ["prediction_set", "set_size", "ood_score", "ood_flag"]):
+            sources[name] = predicted[name]
+        sources.meta["backbone"], sources.meta["weights"] = backbone.spec.name, backbone.weights
+        embedding.table = sources.copy()
+        embedding.meta["preprocess"] = clf.preprocess_.to_dict()
+        embedding.meta["cutouts"] = str(cutouts_path)  # 'astrofm similar' finds them there
+        embedding.write(work / "features.fits")
 
-    t = time.perf_counter()
-    _feature_map(train_features, embedding, work / "feature_map.png", seed)
-    timings["feature map"] = time.perf_counter() - t
+    with _stage(timings, "feature map"):
+        _feature_map(train_features, embedding, work / "feature_map.png", seed)
     meta = train.table.meta
     notes = [f"  classes: {', '.join(DEMO_CLASSES)} from a linear head on "
              f"{backbone.spec.name} features, trained on {len(train)} synthetic cutouts "
