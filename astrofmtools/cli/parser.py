@@ -6,7 +6,7 @@ import argparse
 from .. import __version__
 from . import (commands_catalog, commands_classify, commands_curve, commands_detect,
                commands_embed, commands_image, commands_models, commands_morphology,
-               commands_pretrain)
+               commands_pretrain, commands_study)
 
 __all__ = ["EPILOG", "build_parser"]
 
@@ -48,7 +48,7 @@ EPILOG = {
 #: The modules that declare the subcommands, in the order ``astrofm --help`` lists them.
 _MODULES = (commands_image, commands_models, commands_embed, commands_pretrain,
             commands_classify, commands_curve, commands_detect, commands_catalog,
-            commands_morphology)
+            commands_morphology, commands_study)
 
 
 def build_parser():

@@ -246,7 +246,7 @@ def test_common_options_keep_their_order():
 
 def test_every_subcommand_ends_its_help_with_an_example(capsys):
     subcommands = _subcommands()
-    assert len(subcommands) == 17
+    assert len(subcommands) == 18
     for name, sub in subcommands.items():
         assert sub.epilog.startswith("example"), name
         assert f"astrofm {name} " in sub.epilog

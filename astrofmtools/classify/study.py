@@ -1,0 +1,294 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+A study: every cell of a grid of backbones, preprocessing variants, strategies and heads,
+label fractions and seeds, trained and scored once (`run_study`), with a cost estimate
+before it starts (`estimate_cost`).
+
+Each cell's result is a JSON file under ``output_dir/cells/`` named by its key
+(`cell_key`: settings, data and package version), so the study folder is a cache: an
+interrupted study resumes, and a widened grid runs only its new cells.
+"""
+
+import hashlib
+import json
+import logging
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from astropy.table import QTable
+
+from ..exceptions import InputError
+from ..utils import atomic_output, provenance
+from .study_config import METRICS, StudyConfig, cell_key, study_cells
+
+__all__ = ["run_study", "estimate_cost", "StudyResult", "study_data", "SECONDS_PER_CUTOUT"]
+
+__doctest_requires__ = {("run_study",): ["torch"]}
+
+log = logging.getLogger("astrofmtools")
+
+#: Rough CPU seconds per cutout at 224 x 224 pixels: a frozen backbone's forward pass
+#: (once per cell; the feature cache shares it between the cells of a backbone and
+#: preprocessing) and one training epoch of a strategy that trains the backbone.
+SECONDS_PER_CUTOUT = {"features": 0.02, "epoch": 0.06}
+
+
+class StudyResult:
+    """
+    What `run_study` did: the tables, and which cells ran, were cached or were skipped.
+
+    Attributes
+    ----------
+    results, summary : `~astropy.table.QTable`
+        As written to ``results.ecsv`` and ``summary.ecsv``.
+    ran, cached, skipped : list of str
+        Names of the cells computed now, found in the cache, or left out by the
+        budget (``max_hours``).
+    estimate : dict
+        Estimated seconds per cell name (`estimate_cost`).
+    """
+
+    def __init__(self, results, summary, ran, cached, skipped, estimate):
+        self.results, self.summary = results, summary
+        self.ran, self.cached, self.skipped, self.estimate = ran, cached, skipped, estimate
+
+    def __repr__(self):
+        return (f"<StudyResult: {len(self.results)} cells ({len(self.ran)} run, "
+                f"{len(self.cached)} cached, {len(self.skipped)} skipped)>")
+
+
+def study_data(config):
+    """
+    The study's cutouts, labels, train and test rows, and the data's fingerprint.
+
+    The test rows are those whose ``split_column`` is ``'test'`` when the table
+    has that column, else a stratified ``test_fraction`` of each class drawn
+    once with seed 0 (the same for every cell).
+
+    Returns
+    -------
+    stack, labels, train, test, fingerprint
+        The `~astrofmtools.cutouts.CutoutStack`, the labels (array), the train and
+        test row indices, and the sha256 of pixels, labels and split.
+    """
+    from ..cutouts import CutoutStack
+    stack = config.data if not isinstance(config.data, Path) else None
+    if stack is None:
+        if not config.data.is_file():
+            raise InputError(f"'data': cutout stack {str(config.data)!r} not found.")
+        stack = CutoutStack.read(config.data)
+    if config.labels not in stack.table.colnames:
+        raise InputError(f"'labels': the stack has no column {config.labels!r}; its columns: "
+                         f"{', '.join(stack.table.colnames)}.")
+    labels = np.asarray(stack.table[config.labels]).astype(str)
+    if config.split_column in stack.table.colnames:
+        is_test = np.char.lower(np.asarray(stack.table[config.split_column]).astype(str)) \
+            == "test"
+        test, train = np.flatnonzero(is_test), np.flatnonzero(~is_test)
+        if not len(test) or not len(train):
+            raise InputError(f"'split_column' {config.split_column!r} must mark some rows "
+                             "'test' and some not.")
+    else:
+        from sklearn.model_selection import StratifiedShuffleSplit
+        try:
+            splitter = StratifiedShuffleSplit(n_splits=1, test_size=config.test_fraction,
+                                              random_state=0)
+            train, test = next(splitter.split(np.zeros(len(labels)), labels))
+        except ValueError as err:
+            raise InputError(f"'test_fraction' {config.test_fraction}: {err}") from None
+    digest = hashlib.sha256(np.ascontiguousarray(stack.data).tobytes())
+    digest.update("\n".join(labels).encode())
+    digest.update(np.asarray(test, dtype=np.int64).tobytes())
+    return stack, labels, np.sort(train), np.sort(test), digest.hexdigest()
+
+
+def estimate_cost(config, n_train=None):
+    """
+    A rough estimate of each cell's seconds (CPU), from its strategy, inputs and epochs.
+
+    A frozen backbone costs one forward pass per cutout (`SECONDS_PER_CUTOUT`,
+    scaled by the input area); a strategy that trains the backbone costs that
+    times its epochs (the ``classifier`` ``epochs``, else the strategy's default).
+    It orders the cells for ``max_hours``; it is not a promise.
+
+    Parameters
+    ----------
+    config : `StudyConfig`, dict or path
+    n_train : int, optional
+        Training cutouts (default: read from the data).
+
+    Returns
+    -------
+    estimate : dict
+        Seconds per cell name.
+    """
+    if not isinstance(config, StudyConfig):
+        config = StudyConfig(config)
+    if n_train is None:
+        n_train = len(study_data(config)[2])
+    from ..adapt import get_strategy
+    from ..backbones import get_backbone_spec
+    out = {}
+    for cell in study_cells(config):
+        size = cell["preprocess"].get("input_size") or \
+            get_backbone_spec(cell["backbone"]).input_size
+        area = (float(size) / 224) ** 2
+        strategy = get_strategy(cell["strategy"])
+        n = n_train * cell["label_fraction"]
+        if strategy.trains_backbone:
+            epochs = cell["classifier"].get("epochs", strategy.defaults.get("epochs", 30))
+            seconds = SECONDS_PER_CUTOUT["epoch"] * area * n * epochs
+        else:
+            seconds = SECONDS_PER_CUTOUT["features"] * area * n_train
+        out[cell["name"]] = float(seconds)
+    return out
+
+
+def _run_cell(task, shared):
+    """Train and score one cell; write its result file. Run by `map_tasks` (picklable)."""
+    from sklearn.metrics import accuracy_score, f1_score
+    cell, key, cells_dir = task
+    stack, labels, train, test = shared
+    from .train import label_fraction_indices
+    from .classifier import Classifier
+    clf = Classifier(
+        backbone=cell["backbone"], preprocess=cell["preprocess"] or None,
+        strategy=cell["strategy"], head=cell["head"], label_fraction=cell["label_fraction"],
+        seed=cell["seed"], **cell["options"], **cell["classifier"])
+    start = time.perf_counter()
+    clf.fit(stack[train], labels[train])
+    predicted = np.asarray(clf.predict(stack[test])["label"]).astype(str)
+    seconds = time.perf_counter() - start
+    truth = labels[test]
+    result = {
+        "key": key, **{k: v for k, v in cell.items()},
+        "n_labels": int(len(label_fraction_indices(labels[train], cell["label_fraction"],
+                                                   seed=cell["seed"]))),
+        "n_test": int(len(test)),
+        "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0)),
+        "accuracy": float(accuracy_score(truth, predicted)),
+        "seconds": float(seconds), "n_trainable": int(clf.n_trainable_),
+        "n_parameters": int(clf.n_parameters_),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    with atomic_output(Path(cells_dir) / f"{key}.json", overwrite=True) as tmp:
+        Path(tmp).write_text(json.dumps(result, indent=1, sort_keys=True, default=str))
+    return cell["name"]
+
+
+def run_study(config, output_dir, scheduler=None, workers=None, max_hours=None):
+    """
+    Run every cell of a study not yet in ``output_dir``, then write its tables.
+
+    Each cell fits a `~astrofmtools.classify.Classifier` on its seeded,
+    per-class label fraction of the training rows and scores it on the test
+    rows (`study_data`): macro-F1 and accuracy, seconds, trainable parameters.
+    Its result is written atomically to ``output_dir/cells/<key>.json``; a cell
+    whose file exists is not run again (the folder is a cache: rerun to resume,
+    widen the grid to run only the new cells). Frozen cells of the same backbone
+    and preprocessing share features through the feature cache.
+
+    Parameters
+    ----------
+    config : `StudyConfig`, dict or path
+        The study (`StudyConfig`).
+    output_dir : str or `~pathlib.Path`
+        The study folder (created if needed).
+    scheduler : str or executor, optional
+        Where cells run (`~astrofmtools.io.map_tasks`): None (serial),
+        ``'threads'``, ``'dask'`` or a Dask scheduler.
+    workers : int, optional
+        Threads or local Dask workers.
+    max_hours : float, optional
+        Budget (default: the config's ``max_hours``): the cells to run, most
+        expensive first by `estimate_cost`, are skipped until the rest fit.
+
+    Returns
+    -------
+    result : `StudyResult`
+        ``results`` has one row per cell of the grid with a result: the cell's
+        settings (``name``, ``backbone``, ``preprocess_name``, ``strategy``,
+        ``head``, ``method``, ``label_fraction``, ``seed``), ``n_labels``,
+        ``n_test``, ``macro_f1``, ``accuracy``, ``seconds``, ``n_trainable``,
+        ``n_parameters`` and ``key``. ``summary`` has one row per setting
+        (all but the seed): ``<metric>_mean`` and ``<metric>_std`` (ddof=1; 0 for
+        one seed) of each score, mean ``seconds``, ``n_trainable`` and ``n_seeds``.
+
+    Examples
+    --------
+    >>> from astrofmtools.datasets import make_radio_cutouts
+    >>> from astrofmtools.classify import run_study
+    >>> make_radio_cutouts(n_per_class=10, size=32).write("cutouts.fits")
+    >>> study = {"data": "cutouts.fits", "labels": "class", "methods": ["frozen/knn"],
+    ...          "preprocess": {"small": {"input_size": 32}}, "seeds": 2,
+    ...          "classifier": {"tta": False}}
+    >>> run_study(study, "study")
+    <StudyResult: 2 cells (2 run, 0 cached, 0 skipped)>
+    >>> run_study(study, "study")
+    <StudyResult: 2 cells (0 run, 2 cached, 0 skipped)>
+    """
+    from ..io import map_tasks
+    if not isinstance(config, StudyConfig):
+        config = StudyConfig(config)
+    max_hours = config.max_hours if max_hours is None else max_hours
+    stack, labels, train, test, fingerprint = study_data(config)
+    cells_dir = Path(output_dir) / "cells"
+    cells_dir.mkdir(parents=True, exist_ok=True)
+    cells = study_cells(config)
+    keys = [cell_key(c, fingerprint) for c in cells]
+    todo = [(c, k) for c, k in zip(cells, keys) if not (cells_dir / f"{k}.json").exists()]
+    cached = [c["name"] for c, k in zip(cells, keys) if (cells_dir / f"{k}.json").exists()]
+    estimate = estimate_cost(config, n_train=len(train))
+    skipped = []
+    if max_hours is not None:
+        budget = float(max_hours) * 3600
+        todo.sort(key=lambda ck: estimate[ck[0]["name"]])
+        while todo and sum(estimate[c["name"]] for c, _ in todo) > budget:
+            skipped.append(todo.pop()[0]["name"])
+        for name in skipped:
+            log.warning("over the %g h budget, skipped: %s (about %.0f s)", max_hours, name,
+                        estimate[name])
+    log.info("%d cells: %d cached, %d to run (about %.0f s), %d skipped", len(cells),
+             len(cached), len(todo), sum(estimate[c["name"]] for c, _ in todo), len(skipped))
+    ran = map_tasks(_run_cell, [(c, k, str(cells_dir)) for c, k in todo], scheduler,
+                    workers=workers, common=(stack, labels, train, test), desc="cells")
+    results, summary = _gather(config, cells, keys, cells_dir, fingerprint)
+    for table, name in ((results, "results.ecsv"), (summary, "summary.ecsv")):
+        with atomic_output(Path(output_dir) / name, overwrite=True) as tmp:
+            table.write(tmp, format="ascii.ecsv")
+    return StudyResult(results, summary, list(ran), cached, skipped, estimate)
+
+
+_COLUMNS = ("name", "backbone", "preprocess_name", "strategy", "head", "method",
+            "label_fraction", "seed", "n_labels", "n_test") + METRICS + (
+            "seconds", "n_trainable", "n_parameters", "key")
+
+
+def _gather(config, cells, keys, cells_dir, fingerprint):
+    rows = []
+    for cell, key in zip(cells, keys):
+        path = cells_dir / f"{key}.json"
+        if path.exists():
+            rows.append(json.loads(path.read_text()))
+    meta = provenance(stage="study", metric=config.metric, data_fingerprint=fingerprint,
+                      config=json.loads(json.dumps(config.to_dict(), default=str)))
+    results = QTable(rows=[[r[c] for c in _COLUMNS] for r in rows], names=_COLUMNS,
+                     meta=meta) if rows else QTable(names=_COLUMNS, meta=meta)
+    group = ("backbone", "preprocess_name", "strategy", "head", "method", "label_fraction")
+    settings = list(dict.fromkeys(tuple(r[g] for g in group) for r in rows))
+    out = []
+    for setting in settings:
+        mine = [r for r in rows if tuple(r[g] for g in group) == setting]
+        row = list(setting)
+        for m in METRICS:
+            values = np.array([r[m] for r in mine], dtype=float)
+            row += [values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0]
+        row += [float(np.mean([r["seconds"] for r in mine])), int(mine[0]["n_trainable"]),
+                len(mine)]
+        out.append(row)
+    names = group + tuple(f"{m}_{s}" for m in METRICS for s in ("mean", "std")) + (
+        "seconds", "n_trainable", "n_seeds")
+    summary = QTable(rows=out, names=names, meta=dict(meta)) if out else \
+        QTable(names=names, meta=dict(meta))
+    return results, summary

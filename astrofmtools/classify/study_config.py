@@ -1,0 +1,299 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+The settings of a study (`StudyConfig`), its grid of cells (`study_cells`) and the key
+that caches each cell's result (`cell_key`).
+
+Torch-free at import: the registries that a config is checked against (backbones,
+strategies, heads) are read only when a config is checked.
+"""
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from ..exceptions import InputError
+
+__all__ = ["StudyConfig", "study_cells", "cell_key", "METRICS"]
+
+__doctest_requires__ = {("StudyConfig", "study_cells", "cell_key"): ["torch"]}
+
+#: The scores of every cell; ``metric`` chooses the headline of the summary.
+METRICS = ("macro_f1", "accuracy")
+
+#: Classifier arguments that the grid sets itself for every cell.
+_SET_PER_CELL = ("backbone", "preprocess", "strategy", "head", "label_fraction", "seed")
+
+#: The keys of a study config, their defaults and what they mean.
+KEYS = {
+    "data": (None, "labelled cutout stack (.fits written by 'astrofm cutouts'), relative to "
+                   "the config file"),
+    "labels": ("label", "column of the stack's table holding the classes"),
+    "split_column": ("split", "column whose 'test' rows form the test split, when the table "
+                              "has it"),
+    "test_fraction": (0.3, "fraction of each class held out once for testing (without a "
+                           "split column)"),
+    "backbones": (["efficientnet_lite0"], "registered backbone names"),
+    "preprocess": ({"default": {}}, "preprocessing variants: {name: Preprocess settings}"),
+    "methods": ([{"strategy": "frozen", "head": "linear"}],
+                "strategy/head pairs: 'frozen/linear' or {strategy:, head:, options...}"),
+    "fractions": ([1.0], "label fractions, each in (0, 1]"),
+    "seeds": ([0, 1, 2], "seeds (an int n: 0 .. n-1)"),
+    "metric": ("macro_f1", f"headline score: {' or '.join(METRICS)}"),
+    "max_hours": (None, "budget: skip the most expensive cells beyond it"),
+    "classifier": ({}, "Classifier arguments for every cell (epochs, tta, device, ...)"),
+}
+
+
+class StudyConfig:
+    """
+    The settings of a study: data, grid, metric and budget.
+
+    Parameters
+    ----------
+    config : dict, str or `~pathlib.Path`
+        The settings (``data``, ``labels``, ``split_column``, ``test_fraction``,
+        ``backbones``, ``preprocess``, ``methods``, ``fractions``, ``seeds``,
+        ``metric``, ``max_hours``, ``classifier``: the documentation's "Studies"
+        page describes them), or a YAML (``.yaml``, ``.yml``) or JSON
+        (``.json``) file of them; a relative ``data`` path is read relative to
+        the file. ``data`` may also be a `~astrofmtools.cutouts.CutoutStack`.
+
+    Raises
+    ------
+    astrofmtools.InputError
+        For an unknown key, or a value a key does not take; the message names
+        the key (and lists the registered backbones, strategies or heads).
+
+    Examples
+    --------
+    >>> from astrofmtools.classify import StudyConfig
+    >>> config = StudyConfig({"data": "cutouts.fits", "methods": ["frozen/linear"],
+    ...                       "fractions": [0.5, 1], "seeds": 2})
+    >>> config.methods, config.fractions, config.seeds
+    ([{'strategy': 'frozen', 'head': 'linear'}], [0.5, 1.0], [0, 1])
+    """
+
+    def __init__(self, config):
+        base = Path(".")
+        if isinstance(config, (str, Path)):
+            path = Path(config)
+            config, base = _read(path), path.parent
+        if not isinstance(config, dict):
+            raise InputError(f"A study config must be a mapping of {', '.join(KEYS)}; got "
+                             f"a {type(config).__name__}.")
+        unknown = [k for k in config if k not in KEYS]
+        if unknown:
+            raise InputError(f"Unknown study config key(s) {', '.join(map(repr, unknown))}; "
+                             f"known: {', '.join(KEYS)}.")
+        given = {k: config.get(k, default) for k, (default, _) in KEYS.items()}
+        if given["data"] is None:
+            raise InputError("The study config needs 'data': a labelled cutout stack file.")
+        data = given["data"]
+        if isinstance(data, (str, Path)):
+            data = Path(data) if Path(data).is_absolute() else base / data
+        elif not hasattr(data, "table"):
+            raise InputError(f"'data' must be a cutout stack file, not {data!r}.")
+        self.data = data
+        for key in ("labels", "split_column"):
+            if not isinstance(given[key], str) or not given[key]:
+                raise InputError(f"'{key}' must be a column name, not {given[key]!r}.")
+        self.labels, self.split_column = given["labels"], given["split_column"]
+        self.test_fraction = _number("test_fraction", given["test_fraction"], 0, 1)
+        self.fractions = sorted({_number("fractions", f, 0, 1, high_closed=True)
+                                 for f in _list("fractions", given["fractions"])})
+        self.seeds = _seeds(given["seeds"])
+        if given["metric"] not in METRICS:
+            raise InputError(f"'metric' must be one of {', '.join(METRICS)}, not "
+                             f"{given['metric']!r}.")
+        self.metric = given["metric"]
+        self.max_hours = None if given["max_hours"] is None else \
+            _number("max_hours", given["max_hours"], 0, None)
+        self.backbones = [str(b) for b in _list("backbones", given["backbones"])]
+        self.preprocess = _variants(given["preprocess"])
+        self.methods = [_method(m) for m in _list("methods", given["methods"])]
+        if not isinstance(given["classifier"], dict):
+            raise InputError(f"'classifier' must be a mapping of Classifier arguments, not "
+                             f"{given['classifier']!r}.")
+        fixed = [k for k in _SET_PER_CELL if k in given["classifier"]]
+        if fixed:
+            raise InputError(f"'classifier' sets {', '.join(fixed)}, which the grid sets per "
+                             "cell (use backbones, preprocess, methods, fractions, seeds).")
+        self.classifier = dict(given["classifier"])
+        self._check_registries()
+
+    def _check_registries(self):
+        from ..adapt import list_strategies
+        from ..backbones import list_backbones
+        from .classifier import Classifier
+        from .heads import list_heads
+        known = list(list_backbones()["name"])
+        bad = [b for b in self.backbones if b not in known]
+        if bad:
+            raise InputError(f"'backbones': unknown {', '.join(map(repr, bad))}; registered: "
+                             f"{', '.join(known)}.")
+        strategies, heads = list_strategies(), list_heads()
+        for m in self.methods:
+            if m["strategy"] not in strategies:
+                raise InputError(f"'methods': unknown strategy {m['strategy']!r}; registered: "
+                                 f"{', '.join(strategies)}.")
+            if m["head"] not in heads:
+                raise InputError(f"'methods': unknown head {m['head']!r}; registered: "
+                                 f"{', '.join(heads)}.")
+            try:  # option names and values: the Classifier's own checks (loads nothing)
+                Classifier(**self.classifier, **m)
+            except InputError as err:
+                raise InputError(f"'methods' {_method_name(m)} with 'classifier' "
+                                 f"{self.classifier}: {err}") from None
+
+    def to_dict(self):
+        """The settings as plain values (``data`` as a path string)."""
+        out = {k: getattr(self, k) for k in KEYS}
+        out["data"] = str(self.data) if isinstance(self.data, Path) else repr(self.data)
+        return out
+
+
+def _read(path):
+    if not path.is_file():
+        raise InputError(f"Study config {str(path)!r} not found.")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        import yaml
+        return yaml.safe_load(text)
+    except Exception as err:  # a YAML or JSON syntax error, with its line
+        raise InputError(f"Study config {str(path)!r} cannot be read: {err}") from None
+
+
+def _list(key, value):
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise InputError(f"'{key}' must be a non-empty list, not {value!r}.")
+    return list(value)
+
+
+def _number(key, value, low, high, high_closed=False):
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        value = float(value)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or not value > low or (high is not None and (
+            value > high if high_closed else value >= high)):
+        bound = "" if high is None else f", {high}{']' if high_closed else ')'}"
+        what = f"in ({low}{bound}" if high is not None else f"> {low}"
+        raise InputError(f"'{key}' must be a number {what}, not {value!r}.")
+    return value
+
+
+def _seeds(seeds):
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise InputError(f"'seeds' must be a positive count or a list, not {seeds!r}.")
+        return list(range(seeds))
+    values = _list("seeds", seeds)
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in values) \
+            or len(set(values)) != len(values):
+        raise InputError(f"'seeds' must be distinct integers, not {seeds!r}.")
+    return values
+
+
+def _variants(value):
+    if isinstance(value, list):
+        value = {f"p{i}": v for i, v in enumerate(value)}
+    if not isinstance(value, dict) or not value or \
+            not all(isinstance(v, dict) for v in value.values()):
+        raise InputError(f"'preprocess' must map variant names to Preprocess settings "
+                         f"({{small: {{input_size: 64}}}}), not {value!r}.")
+    return {str(k): dict(v) for k, v in value.items()}
+
+
+def _method(value):
+    if isinstance(value, str):
+        strategy, _, head = value.partition("/")
+        value = {"strategy": strategy, "head": head or "linear"}
+    if not isinstance(value, dict) or "strategy" not in value:
+        raise InputError(f"'methods' entries are 'strategy/head' or {{strategy:, head:, "
+                         f"options...}}, not {value!r}.")
+    value = dict(value)
+    value.setdefault("head", "linear")
+    fixed = [k for k in _SET_PER_CELL[:2] + _SET_PER_CELL[4:] if k in value]
+    if fixed:
+        raise InputError(f"'methods' entry {value} sets {', '.join(fixed)}, which the grid "
+                         "sets per cell.")
+    return value
+
+
+def _method_name(method):
+    extra = [f"{k}={v}" for k, v in method.items() if k not in ("strategy", "head")]
+    return "/".join([method["strategy"], method["head"]]) + \
+        (f"({', '.join(extra)})" if extra else "")
+
+
+def study_cells(config):
+    """
+    The grid of a study: one cell per backbone, preprocessing variant, method, fraction, seed.
+
+    Parameters
+    ----------
+    config : `StudyConfig`, dict or path
+
+    Returns
+    -------
+    cells : list of dict
+        Each with ``name`` (``backbone/variant/strategy/head/f<fraction>/s<seed>``),
+        ``backbone``, ``preprocess_name``, ``preprocess``, ``strategy``, ``head``,
+        ``method`` (its name), ``options`` (of the method), ``label_fraction``,
+        ``seed`` and ``classifier`` (the arguments shared by every cell).
+
+    Examples
+    --------
+    >>> from astrofmtools.classify import study_cells
+    >>> cells = study_cells({"data": "c.fits", "methods": ["frozen/linear", "frozen/knn"],
+    ...                      "fractions": [0.5, 1.0], "seeds": 2})
+    >>> len(cells), cells[0]["name"]
+    (8, 'efficientnet_lite0/default/frozen/linear/f0.5/s0')
+    """
+    if not isinstance(config, StudyConfig):
+        config = StudyConfig(config)
+    cells = []
+    for backbone in config.backbones:
+        for variant, preprocess in config.preprocess.items():
+            for method in config.methods:
+                options = {k: v for k, v in method.items() if k not in ("strategy", "head")}
+                for fraction in config.fractions:
+                    for seed in config.seeds:
+                        name = _method_name(method)
+                        cells.append({
+                            "name": f"{backbone}/{variant}/{name}/f{fraction:g}/s{seed}",
+                            "backbone": backbone, "preprocess_name": variant,
+                            "preprocess": preprocess, "strategy": method["strategy"],
+                            "head": method["head"], "method": name, "options": options,
+                            "label_fraction": fraction, "seed": seed,
+                            "classifier": config.classifier})
+    return cells
+
+
+def cell_key(cell, data_fingerprint):
+    """
+    The cache key of a cell: sha256 of its settings, the data and the package version.
+
+    The variant's name is not part of it (renaming a variant reruns nothing);
+    its settings are.
+
+    Examples
+    --------
+    >>> from astrofmtools.classify import cell_key, study_cells
+    >>> cell = study_cells({"data": "c.fits", "seeds": 1})[0]
+    >>> key = cell_key(cell, "abc")
+    >>> len(key), key == cell_key(dict(cell, seed=1), "abc"), key == cell_key(cell, "abd")
+    (64, False, False)
+    """
+    version = sys.modules["astrofmtools"].__version__  # the package, imported already
+    settings = {k: v for k, v in cell.items() if k not in ("name", "preprocess_name")}
+    text = json.dumps({"cell": settings, "data": str(data_fingerprint),
+                       "version": version}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
