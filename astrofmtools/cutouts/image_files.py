@@ -1,8 +1,6 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Cutout stacks from picture files (PNG, JPEG, TIFF) and tables joined to stamp files."""
 
-import glob
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +8,7 @@ import astropy.units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import QTable
 
-from ..exceptions import InputError, MissingFileError
+from ..exceptions import InputError
 from ..utils import progress, provenance
 from .stack import CutoutParent, CutoutStack
 
@@ -22,26 +20,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 def _image_files(paths):
     """The picture files that paths name: files, folders (sorted) or glob patterns."""
-    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    files = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir()
-                           if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES))
-            if not found:
-                raise InputError(f"Folder {str(path)!r} holds no picture file "
-                                 f"({', '.join(IMAGE_SUFFIXES)}).")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        elif any(ch in str(item) for ch in "*?["):
-            found = sorted(Path(p) for p in glob.glob(str(item)))
-            if not found:
-                raise InputError(f"No file matches {str(item)!r}.")
-            files += found
-        else:
-            raise MissingFileError(f"File not found: {str(item)!r}.")
+    from ..io import named_files
+    files = named_files(paths, IMAGE_SUFFIXES, "picture")
     if not files:
         raise InputError("No picture file given.")
     return files

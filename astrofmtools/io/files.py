@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..exceptions import InputError, MissingFileError
 
-__all__ = ["FITS_SUFFIXES", "fits_files"]
+__all__ = ["FITS_SUFFIXES", "fits_files", "named_files"]
 
 #: File name endings read as FITS images (compressed ones too).
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fits.fz")
@@ -48,6 +48,44 @@ def fits_files(paths):
     ...
     astrofmtools.exceptions.InputError: No file matches 'no_such_folder/*.fits'.
     """
+    return named_files(paths, FITS_SUFFIXES, "FITS")
+
+
+def named_files(paths, suffixes, kind):
+    """
+    The files of one kind that paths name: a folder gives its files with one of
+    ``suffixes``, a glob pattern its matches (both sorted), a file itself.
+
+    Parameters
+    ----------
+    paths : str, `~pathlib.Path` or list of them
+        Files, folders or glob patterns. Items of a list that are not paths
+        (in-memory images) pass through unchanged.
+    suffixes : tuple of str
+        The file name endings (lower case) a folder's files must have.
+    kind : str
+        What the files are, for messages ("FITS", "picture").
+
+    Returns
+    -------
+    files : list
+        `~pathlib.Path` of each file, in order.
+
+    Raises
+    ------
+    MissingFileError
+        A file that does not exist.
+    InputError
+        A folder without such files, or a pattern that matches nothing.
+
+    Examples
+    --------
+    >>> from astrofmtools.io import named_files
+    >>> named_files("no_such_folder/*.png", (".png",), "picture")
+    Traceback (most recent call last):
+    ...
+    astrofmtools.exceptions.InputError: No file matches 'no_such_folder/*.png'.
+    """
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     files = []
     for item in items:
@@ -57,10 +95,10 @@ def fits_files(paths):
         path = Path(item)
         if path.is_dir():
             found = sorted(p for p in path.iterdir()
-                           if p.is_file() and p.name.lower().endswith(FITS_SUFFIXES))
+                           if p.is_file() and p.name.lower().endswith(suffixes))
             if not found:
-                raise InputError(f"Folder {str(path)!r} holds no FITS file "
-                                 f"({', '.join(FITS_SUFFIXES)}).")
+                raise InputError(f"Folder {str(path)!r} holds no {kind} file "
+                                 f"({', '.join(suffixes)}).")
             files += found
         elif path.is_file():
             files.append(path)
