@@ -14,3 +14,4 @@ from .region_table import *  # noqa: F401, F403
 from .tables import *  # noqa: F401, F403
 from .matching import *  # noqa: F401, F403
 from .hats import *  # noqa: F401, F403
+from .hats_crossmatch import *  # noqa: F401, F403
