@@ -290,22 +290,8 @@ def cutouts_from_files(paths, size=None, *, hdu=None, plane=None, fill=np.nan):
     images = []
     for path in progress(files, desc="reading cutout files", unit="file"):
         images.append(load_image(path, hdu=hdu, plane=plane))
-    if size is None:
-        shapes = {}
-        for f, im in zip(files, images):
-            shapes.setdefault(im.shape, []).append(f)
-        if len(shapes) > 1:
-            listing = "; ".join(f"{s[1]}x{s[0]}: {', '.join(map(str, fs[:3]))}"
-                                f"{' ...' if len(fs) > 3 else ''}" for s, fs in shapes.items())
-            raise InputError(f"The files differ in shape ({listing}); pass size=... to crop "
-                             "or pad them to one size.")
-        shape = next(iter(shapes)) if shapes else (0, 0)
-    else:
-        mode, shape = _parse_size(size, None)
-        if mode == "bbox":
-            raise InputError("cutouts_from_files takes a fixed size (int or (ny, nx)), not "
-                             "'bbox'.")
-    ny, nx = shape
+    ny, nx = _stamp_shape(files, [im.shape for im in images], size, "files",
+                          "cutouts_from_files")
     n = len(files)
     data = np.empty((n, ny, nx), dtype=np.float32)
     x = np.empty(n)
@@ -387,6 +373,27 @@ def _warn_outside(image, x0, y0, ny, nx, when):
             f"and hold only the fill value: rows {rows}.")
         warning.n_outside, warning.n = k, len(x0)
         warnings.warn(warning, stacklevel=3)
+
+
+def _stamp_shape(files, shapes, size, what, function):
+    """
+    The ``(ny, nx)`` of a stack of stamps: ``size`` when given (a fixed size), else the one
+    shape all stamps share (an InputError listing them when they differ).
+    """
+    if size is not None:
+        mode, shape = _parse_size(size, None)
+        if mode == "bbox":
+            raise InputError(f"{function} takes a fixed size (int or (ny, nx)), not 'bbox'.")
+        return shape
+    groups = {}
+    for f, shape in zip(files, shapes):
+        groups.setdefault(tuple(shape[-2:]), []).append(str(f))
+    if len(groups) > 1:
+        listing = "; ".join(f"{s[1]}x{s[0]}: {', '.join(fs[:3])}"
+                            f"{' ...' if len(fs) > 3 else ''}" for s, fs in groups.items())
+        raise InputError(f"The {what} differ in shape ({listing}); pass size=... to crop or pad "
+                         "them to one size.")
+    return next(iter(groups)) if groups else (0, 0)
 
 
 def _as_table(table):

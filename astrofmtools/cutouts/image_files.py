@@ -125,7 +125,7 @@ def cutouts_from_images(paths, pixel_scale=None, size=None, *, sky=None, fill=np
     >>> print(stack.wcs_of(0).proj_plane_pixel_scales()[0].to(u.arcsec))
     0.262 arcsec
     """
-    from .core import _add_cutout_columns, _gather, _parse_size
+    from .core import _add_cutout_columns, _gather, _stamp_shape
     from ..io import SkyImage
 
     files = _image_files(paths)
@@ -156,22 +156,8 @@ def cutouts_from_images(paths, pixel_scale=None, size=None, *, sky=None, fill=np
         grey = [str(f) for f, p in zip(files, pictures) if p.ndim == 2][:3]
         raise InputError(f"Grey and colour pictures are mixed (grey: {', '.join(grey)} ...); "
                          "make one stack of each.")
-    if size is None:
-        shapes = {}
-        for f, p in zip(files, pictures):
-            shapes.setdefault(p.shape[-2:], []).append(str(f))
-        if len(shapes) > 1:
-            listing = "; ".join(f"{s[1]}x{s[0]}: {', '.join(fs[:3])}"
-                                f"{' ...' if len(fs) > 3 else ''}" for s, fs in shapes.items())
-            raise InputError(f"The pictures differ in shape ({listing}); pass size=... to crop "
-                             "or pad them to one size.")
-        ny, nx = next(iter(shapes))
-    else:
-        mode, shape = _parse_size(size, None)
-        if mode == "bbox":
-            raise InputError("cutouts_from_images takes a fixed size (int or (ny, nx)), not "
-                             "'bbox'.")
-        ny, nx = shape
+    ny, nx = _stamp_shape(files, [p.shape for p in pictures], size, "pictures",
+                          "cutouts_from_images")
     colour = kinds == {3}
     shape = (n, 3, ny, nx) if colour else (n, ny, nx)
     data = np.empty(shape, dtype=np.float32)
