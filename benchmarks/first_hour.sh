@@ -30,3 +30,15 @@ t astrofm detect "$F1" --model det -o det.ecsv --regions det.reg
 t astrofm attention vlass.fits --weights random --rows 0:2 -o attn.png
 t astrofm sources "$F1" -o first_dask.ecsv --workers 2
 grep -h "label\|p_compact\|agree" astrofm-demo/*.txt 2>/dev/null | head -15
+# fluxes against the Spitzer catalogue's (mJy at 4.5 micron), over the matched sources
+python - <<'PY'
+import numpy as np
+import astropy.units as u
+from astropy.table import QTable
+t = QTable.read("sp_match.ecsv")
+ours, theirs = t["flux"].to_value(u.mJy), np.asarray(t["f4_5"].to_value(u.mJy))
+ok = np.isfinite(ours) & np.isfinite(theirs) & (theirs > 0)
+r = ours[ok] / theirs[ok]
+print(f"Spitzer fluxes, ours / catalogue over {ok.sum()} matches: median {np.median(r):.3f}, "
+      f"quartiles {np.percentile(r, 25):.3f}-{np.percentile(r, 75):.3f}")
+PY
