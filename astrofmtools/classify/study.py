@@ -48,6 +48,10 @@ class StudyResult:
         budget (``max_hours``).
     estimate : dict
         Estimated seconds per cell name (`estimate_cost`).
+
+    Examples
+    --------
+    See `run_study`, which returns one.
     """
 
     def __init__(self, results, summary, ran, cached, skipped, estimate):
@@ -72,6 +76,16 @@ def study_data(config):
     stack, labels, train, test, fingerprint
         The `~astrofmtools.cutouts.CutoutStack`, the labels (array), the train and
         test row indices, and the sha256 of pixels, labels and split.
+
+    Examples
+    --------
+    >>> from astrofmtools.classify import StudyConfig, study_data
+    >>> from astrofmtools.datasets import make_radio_cutouts
+    >>> config = StudyConfig({"data": make_radio_cutouts(n_per_class=10, size=32),
+    ...                       "labels": "class", "test_fraction": 0.2})
+    >>> stack, labels, train, test, fingerprint = study_data(config)
+    >>> len(train), len(test), sorted(set(labels[test]))
+    (16, 4, ['compact', 'extended'])
     """
     from ..cutouts import CutoutStack
     stack = config.data if not isinstance(config.data, Path) else None
@@ -123,6 +137,16 @@ def estimate_cost(config, n_train=None):
     -------
     estimate : dict
         Seconds per cell name.
+
+    Examples
+    --------
+    >>> from astrofmtools.classify import estimate_cost
+    >>> from astrofmtools.datasets import make_radio_cutouts
+    >>> study = {"data": make_radio_cutouts(n_per_class=10, size=32), "labels": "class",
+    ...          "methods": ["frozen/linear", "finetune/linear"], "seeds": 1}
+    >>> cost = estimate_cost(study, n_train=1000)
+    >>> len(cost), max(cost, key=cost.get).split("/")[2]   # fine-tuning costs most
+    (2, 'finetune')
     """
     if not isinstance(config, StudyConfig):
         config = StudyConfig(config)
@@ -177,7 +201,7 @@ def _run_cell(task, shared):
     return cell["name"]
 
 
-def run_study(config, output_dir, scheduler=None, workers=None, max_hours=None):
+def run_study(config, output_dir, scheduler=None, workers=None, max_hours=None, data=None):
     """
     Run every cell of a study not yet in ``output_dir``, then write its tables.
 
@@ -203,6 +227,9 @@ def run_study(config, output_dir, scheduler=None, workers=None, max_hours=None):
     max_hours : float, optional
         Budget (default: the config's ``max_hours``): the cells to run, most
         expensive first by `estimate_cost`, are skipped until the rest fit.
+    data : tuple, optional
+        What `study_data` returned for this config, when the caller has
+        already read it (the data are then not read and hashed again).
 
     Returns
     -------
@@ -232,7 +259,7 @@ def run_study(config, output_dir, scheduler=None, workers=None, max_hours=None):
     if not isinstance(config, StudyConfig):
         config = StudyConfig(config)
     max_hours = config.max_hours if max_hours is None else max_hours
-    stack, labels, train, test, fingerprint = study_data(config)
+    stack, labels, train, test, fingerprint = data or study_data(config)
     cells_dir = Path(output_dir) / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
     cells = study_cells(config)

@@ -47,7 +47,8 @@ def cmd_study(args):
         raise InputError(f"-o/--output {args.output!r} is a file; the study needs a folder.")
     config = StudyConfig(args.config)
     cells = study_cells(config)
-    _, _, train, test, _ = study_data(config)
+    data = study_data(config)
+    train, test = data[2], data[3]
     estimate = estimate_cost(config, n_train=len(train))
     total = sum(estimate.values())
     if args.dry_run:
@@ -63,7 +64,7 @@ def cmd_study(args):
             path.unlink()
     scheduler, workers = scheduler_of(args)
     result = run_study(config, out, scheduler=scheduler, workers=workers,
-                       max_hours=args.max_hours)
+                       max_hours=args.max_hours, data=data)
     log.info("%d cells run, %d cached, %d skipped by the budget; results in %s",
              len(result.ran), len(result.cached), len(result.skipped), out)
     metric = config.metric

@@ -86,6 +86,7 @@ def number_in(low=None, high=None, *, integer=False, low_open=False, high_open=F
         return value
 
     parse.__name__ = parse.__qualname__ = name or "number"
+    parse.__doc__ = f"`argparse` type of {what} (made by `number_in`)."
     parse.what = what
     return parse
 
@@ -151,6 +152,7 @@ def sky_angle(text):
 #: (epochs, sizes, batch sizes), an integer >= 0, a number > 0 (learning rates,
 #: thresholds in sigma, FWHMs), a number >= 0, a fraction in (0, 1] and a probability
 #: in [0, 1].
+#: The argparse types of the common kinds of number (see `number_in`).
 positive_int = number_in(1, integer=True, name="positive_int")
 non_negative_int = number_in(0, integer=True, name="non_negative_int")
 positive_float = number_in(0, low_open=True, name="positive_float")
@@ -624,6 +626,15 @@ def add_region_options(parser):
 
 
 def region_style_of(args):
-    """The `~astrofmtools.catalog.write_regions` keywords of `add_region_options`."""
+    """
+    The `~astrofmtools.catalog.write_regions` keywords of `add_region_options`.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from astrofmtools.cli.options import region_style_of
+    >>> region_style_of(argparse.Namespace(region_text=True, region_color_by="label"))
+    {'text': True, 'color_by': 'label'}
+    """
     return {"text": getattr(args, "region_text", "auto"),
             "color_by": getattr(args, "region_color_by", None)}
