@@ -84,7 +84,7 @@ def study_data(config):
     >>> config = StudyConfig({"data": make_radio_cutouts(n_per_class=10, size=32),
     ...                       "labels": "class", "test_fraction": 0.2})
     >>> stack, labels, train, test, fingerprint = study_data(config)
-    >>> len(train), len(test), sorted(set(labels[test]))
+    >>> len(train), len(test), sorted(set(labels[test].tolist()))
     (16, 4, ['compact', 'extended'])
     """
     from ..cutouts import CutoutStack

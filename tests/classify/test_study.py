@@ -13,7 +13,6 @@ pytest.importorskip("torch")
 from astrofmtools.cli import main  # noqa: E402
 from astrofmtools.classify import (StudyConfig, cell_key, estimate_cost, run_study,  # noqa: E402
                                    study_cells)
-from astrofmtools.classify import study as study_module  # noqa: E402
 from astrofmtools.exceptions import InputError  # noqa: E402
 
 
@@ -27,8 +26,12 @@ def config():
             "seeds": [0, 1], "classifier": {"tta": False, "epochs": 20}}
 
 
+#: The namespace run_study runs in (the module object it was defined in: doctest collection
+#: with --import-mode=importlib may import the module file a second time under its name).
+_STUDY = run_study.__globals__
+
 #: The real cell runner (the tests wrap it to count cells).
-_RUN_CELL = study_module._run_cell
+_RUN_CELL = _STUDY["_run_cell"]
 
 
 class Interrupted(RuntimeError):
@@ -45,7 +48,7 @@ def _counting(monkeypatch, fail_after=None):
         ran.append(task[0]["name"])
         return _RUN_CELL(task, shared)
 
-    monkeypatch.setattr(study_module, "_run_cell", run)
+    monkeypatch.setitem(_STUDY, "_run_cell", run)
     return ran
 
 
