@@ -596,13 +596,15 @@ class _TileCutter:
 
 def _gather_tiled(image, x0, y0, ny, nx, fill, scheduler, workers):
     """`_gather` over an image read on demand, one tile at a time (the same cutouts)."""
-    from ..io import map_tiles, plan_tiles
+    from ..io import map_tiles, owned, plan_tiles
     # a cutout centred in a core lies inside its tile: half the overlap covers half a cutout
     overlap = 2 * (max(ny, nx) // 2 + 2)
-    tiles = plan_tiles(image.shape[-2:], max(2048, 4 * overlap), overlap)
+    cutter = _TileCutter(x0, y0, ny, nx, image.shape[-2:], fill)
+    # only the tiles that own a cutout are read
+    tiles = [t for t in plan_tiles(image.shape[-2:], max(2048, 4 * overlap), overlap)
+             if owned(t, cutter.cx, cutter.cy).any()]
     out = np.empty((len(x0), ny, nx), dtype=np.float32)
     edge = np.zeros(len(x0), dtype=bool)
-    cutter = _TileCutter(x0, y0, ny, nx, image.shape[-2:], fill)
     for rows, data, flags in map_tiles(cutter, image, tiles, scheduler, workers=workers,
                                        desc="cutouts"):
         out[rows], edge[rows] = data, flags
