@@ -22,17 +22,13 @@ from astropy.table import QTable
 from ..exceptions import InputError
 from ..utils import atomic_output, provenance
 from .study_config import METRICS, StudyConfig, cell_key, study_cells
+from .study_cost import estimate_cost
 
-__all__ = ["run_study", "estimate_cost", "StudyResult", "study_data", "SECONDS_PER_CUTOUT"]
+__all__ = ["run_study", "StudyResult", "study_data"]
 
 __doctest_requires__ = {("run_study",): ["torch"]}
 
 log = logging.getLogger("astrofmtools")
-
-#: Rough CPU seconds per cutout at 224 x 224 pixels: a frozen backbone's forward pass
-#: (once per cell; the feature cache shares it between the cells of a backbone and
-#: preprocessing) and one training epoch of a strategy that trains the backbone.
-SECONDS_PER_CUTOUT = {"features": 0.02, "epoch": 0.06}
 
 
 class StudyResult:
@@ -118,58 +114,6 @@ def study_data(config):
     return stack, labels, np.sort(train), np.sort(test), digest.hexdigest()
 
 
-def estimate_cost(config, n_train=None):
-    """
-    A rough estimate of each cell's seconds (CPU), from its strategy, inputs and epochs.
-
-    A frozen backbone costs one forward pass per cutout (`SECONDS_PER_CUTOUT`,
-    scaled by the input area); a strategy that trains the backbone costs that
-    times its epochs (the ``classifier`` ``epochs``, else the strategy's default).
-    It orders the cells for ``max_hours``; it is not a promise.
-
-    Parameters
-    ----------
-    config : `StudyConfig`, dict or path
-    n_train : int, optional
-        Training cutouts (default: read from the data).
-
-    Returns
-    -------
-    estimate : dict
-        Seconds per cell name.
-
-    Examples
-    --------
-    >>> from astrofmtools.classify import estimate_cost
-    >>> from astrofmtools.datasets import make_radio_cutouts
-    >>> study = {"data": make_radio_cutouts(n_per_class=10, size=32), "labels": "class",
-    ...          "methods": ["frozen/linear", "finetune/linear"], "seeds": 1}
-    >>> cost = estimate_cost(study, n_train=1000)
-    >>> len(cost), max(cost, key=cost.get).split("/")[2]   # fine-tuning costs most
-    (2, 'finetune')
-    """
-    if not isinstance(config, StudyConfig):
-        config = StudyConfig(config)
-    if n_train is None:
-        n_train = len(study_data(config)[2])
-    from ..adapt import get_strategy
-    from ..backbones import get_backbone_spec
-    out = {}
-    for cell in study_cells(config):
-        size = cell["preprocess"].get("input_size") or \
-            get_backbone_spec(cell["model"]).input_size
-        area = (float(size) / 224) ** 2
-        strategy = get_strategy(cell["strategy"])
-        n = n_train * cell["label_fraction"]
-        if strategy.trains_backbone:
-            epochs = cell["classifier"].get("epochs", strategy.defaults.get("epochs", 30))
-            seconds = SECONDS_PER_CUTOUT["epoch"] * area * n * epochs
-        else:
-            seconds = SECONDS_PER_CUTOUT["features"] * area * n_train
-        out[cell["name"]] = float(seconds)
-    return out
-
-
 def _run_cell(task, shared):
     """Train and score one cell; write its result file. Run by `map_tasks` (picklable)."""
     from sklearn.metrics import accuracy_score, f1_score
@@ -180,7 +124,7 @@ def _run_cell(task, shared):
     clf = Classifier(
         backbone=cell["model"], weights=cell["weights"], preprocess=cell["preprocess"] or None,
         strategy=cell["strategy"], head=cell["head"], label_fraction=cell["label_fraction"],
-        seed=cell["seed"], **cell["options"], **cell["classifier"])
+        seed=cell["seed"], **{**cell["classifier"], **cell["options"]})
     start = time.perf_counter()
     clf.fit(stack[train], labels[train])
     predicted = np.asarray(clf.predict(stack[test])["label"]).astype(str)
@@ -227,7 +171,8 @@ def run_study(config, output_dir, scheduler=None, workers=None, max_hours=None, 
         Threads or local Dask workers.
     max_hours : float, optional
         Budget (default: the config's ``max_hours``): the cells to run, most
-        expensive first by `estimate_cost`, are skipped until the rest fit.
+        expensive first by `~astrofmtools.classify.estimate_cost` (timed on
+        this machine), are skipped until the rest fit.
     data : tuple, optional
         What `study_data` returned for this config, when the caller has
         already read it (the data are then not read and hashed again).
@@ -280,7 +225,8 @@ def run_study(config, output_dir, scheduler=None, workers=None, max_hours=None, 
     keys = [cell_key(c, fingerprint) for c in cells]
     todo = [(c, k) for c, k in zip(cells, keys) if not (cells_dir / f"{k}.json").exists()]
     cached = [c["name"] for c, k in zip(cells, keys) if (cells_dir / f"{k}.json").exists()]
-    estimate = estimate_cost(config, n_train=len(train))
+    estimate = estimate_cost(config, n_train=len(train), n_test=len(test),
+                             calibrate=max_hours is not None)
     skipped = []
     if max_hours is not None:
         budget = float(max_hours) * 3600

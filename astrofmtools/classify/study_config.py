@@ -43,7 +43,8 @@ KEYS = {
     "seeds": ([0, 1, 2], "seeds (an int n: 0 .. n-1)"),
     "metric": ("macro_f1", f"headline score: {' or '.join(METRICS)}"),
     "max_hours": (None, "budget: skip the most expensive cells beyond it"),
-    "classifier": ({}, "Classifier arguments for every cell (epochs, tta, device, ...)"),
+    "classifier": ({}, "Classifier arguments for every cell (epochs, tta, device, ...); a "
+                       "method's own options override them"),
 }
 
 
@@ -147,7 +148,7 @@ class StudyConfig:
                 raise InputError(f"'methods': unknown head {m['head']!r}; registered: "
                                  f"{', '.join(heads)}.")
             try:  # option names and values: the Classifier's own checks (loads nothing)
-                Classifier(**self.classifier, **m)
+                Classifier(**{**self.classifier, **m})  # the method's options win
             except InputError as err:
                 raise InputError(f"'methods' {_method_name(m)} with 'classifier' "
                                  f"{self.classifier}: {err}") from None

@@ -52,7 +52,8 @@ def cmd_study(args):
     cells = study_cells(config)
     data = study_data(config)
     train, test = data[2], data[3]
-    estimate = estimate_cost(config, n_train=len(train))
+    # timed on this machine: a few seconds per backbone and input size
+    estimate = estimate_cost(config, n_train=len(train), n_test=len(test), calibrate=True)
     total = sum(estimate.values())
     if args.dry_run:
         for cell in cells:

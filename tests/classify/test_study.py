@@ -11,8 +11,8 @@ import yaml
 pytest.importorskip("torch")
 
 from astrofmtools.cli import main  # noqa: E402
-from astrofmtools.classify import (StudyConfig, cell_key, estimate_cost, run_study,  # noqa: E402
-                                   study_cells)
+from astrofmtools.classify import (SECONDS_PER_CUTOUT, StudyConfig, cell_key,  # noqa: E402
+                                   estimate_cost, run_study, study_cells, time_backbone)
 from astrofmtools.exceptions import InputError  # noqa: E402
 
 
@@ -63,6 +63,19 @@ def test_grid_has_one_cell_per_setting_and_seed(config):
     estimate = estimate_cost(config)
     assert set(estimate) == {c["name"] for c in cells}
     assert all(v > 0 for v in estimate.values())
+
+
+def test_the_estimate_charges_features_once_and_training_per_epoch(config):
+    config = dict(config, methods=["frozen/linear", "frozen/knn",
+                                   {"strategy": "finetune", "head": "linear", "epochs": 4}])
+    rates = time_backbone("efficientnet_lite0", "random", 32)
+    cost = estimate_cost(config, n_train=100, n_test=50, calibrate=True)
+    frozen = [cost[c["name"]] for c in study_cells(config) if c["strategy"] == "frozen"]
+    head = SECONDS_PER_CUTOUT["head"]
+    assert frozen[0] > head and all(v == head for v in frozen[1:])  # the cache shares them
+    tuned = cost["efficientnet_lite0/small/finetune/linear(epochs=4)/f0.5/s0"]
+    expected = rates["epoch"] * 50 * 4 + rates["features"] * 50
+    assert tuned == pytest.approx(expected, rel=1.0)  # two timings of the same model
 
 
 def test_run_resume_and_widen(config, monkeypatch):
