@@ -137,7 +137,8 @@ def _run_cell(task, shared):
         "n_test": int(len(test)),
         "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0)),
         "accuracy": float(accuracy_score(truth, predicted)),
-        "seconds": float(seconds), "n_trainable": int(clf.n_trainable_),
+        "seconds": float(seconds), "device": str(clf._device()),
+        "n_trainable": int(clf.n_trainable_),
         "n_parameters": int(clf.n_parameters_),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     with atomic_output(Path(cells_dir) / f"{key}.json", overwrite=True) as tmp:
@@ -192,10 +193,12 @@ def run_study(config, output_dir, scheduler=None, workers=None, max_hours=None, 
         ``results`` has one row per cell of the grid with a result: the cell's
         settings (``name``, ``backbone``, ``preprocess_name``, ``strategy``,
         ``head``, ``method``, ``label_fraction``, ``seed``), ``n_labels``,
-        ``n_test``, ``macro_f1``, ``accuracy``, ``seconds``, ``n_trainable``,
-        ``n_parameters`` and ``key``. ``summary`` has one row per setting
-        (all but the seed): ``<metric>_mean`` and ``<metric>_std`` (ddof=1; 0 for
-        one seed) of each score, mean ``seconds``, ``n_trainable`` and ``n_seeds``.
+        ``n_test``, ``macro_f1``, ``accuracy``, ``seconds``, ``device`` (where
+        it ran), ``n_trainable``, ``n_parameters`` and ``key``. ``summary`` has
+        one row per setting (all but the seed): ``<metric>_mean`` and
+        ``<metric>_std`` (ddof=1; 0 for one seed) of each score, mean
+        ``seconds``, ``gpu_hours`` (the seeds' time on an accelerator, summed),
+        ``n_trainable`` and ``n_seeds``.
 
     Examples
     --------
@@ -284,7 +287,7 @@ def _report(config, results, folder, data, maps):
 
 _COLUMNS = ("name", "backbone", "preprocess_name", "strategy", "head", "method",
             "label_fraction", "seed", "n_labels", "n_test") + METRICS + (
-            "seconds", "n_trainable", "n_parameters", "key")
+            "seconds", "device", "n_trainable", "n_parameters", "key")
 
 
 def _gather(config, cells, keys, cells_dir, fingerprint):
@@ -295,6 +298,8 @@ def _gather(config, cells, keys, cells_dir, fingerprint):
             rows.append(json.loads(path.read_text()))
     meta = provenance(stage="study", metric=config.metric, data_fingerprint=fingerprint,
                       config=json.loads(json.dumps(config.to_dict(), default=str)))
+    for r in rows:
+        r.setdefault("device", "cpu")  # cells written before the column was recorded
     results = QTable(rows=[[r[c] for c in _COLUMNS] for r in rows], names=_COLUMNS,
                      meta=meta) if rows else QTable(names=_COLUMNS, meta=meta)
     group = ("backbone", "preprocess_name", "strategy", "head", "method", "label_fraction")
@@ -306,11 +311,12 @@ def _gather(config, cells, keys, cells_dir, fingerprint):
         for m in METRICS:
             values = np.array([r[m] for r in mine], dtype=float)
             row += [values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0]
-        row += [float(np.mean([r["seconds"] for r in mine])), int(mine[0]["n_trainable"]),
-                len(mine)]
+        gpu = sum(r["seconds"] for r in mine if not r["device"].startswith("cpu")) / 3600
+        row += [float(np.mean([r["seconds"] for r in mine])), gpu,
+                int(mine[0]["n_trainable"]), len(mine)]
         out.append(row)
     names = group + tuple(f"{m}_{s}" for m in METRICS for s in ("mean", "std")) + (
-        "seconds", "n_trainable", "n_seeds")
+        "seconds", "gpu_hours", "n_trainable", "n_seeds")
     summary = QTable(rows=out, names=names, meta=dict(meta)) if out else \
         QTable(names=names, meta=dict(meta))
     return results, summary

@@ -100,6 +100,7 @@ def test_run_resume_and_widen(config, monkeypatch):
     summary = result.summary
     assert len(summary) == 4 and np.all(summary["n_seeds"] == 2)
     assert {"macro_f1_mean", "macro_f1_std", "seconds", "n_trainable"} <= set(summary.colnames)
+    assert set(table["device"]) == {"cpu"} and np.all(summary["gpu_hours"] == 0)
     from astropy.table import QTable
     assert len(QTable.read("study/results.ecsv")) == 8
     assert len(QTable.read("study/summary.ecsv")) == 4
