@@ -40,8 +40,8 @@ def _effect(results, column, level, baseline, fraction=None, **match):
 
 def _line(what, e):
     if e is None:
-        return f"  {what:<52} —"
-    return (f"  {what:<52} {e['mean']:+.3f}  [{e['low']:+.3f}, {e['high']:+.3f}]  "
+        return f"  {what:<64} —"
+    return (f"  {what:<64} {e['mean']:+.3f}  [{e['low']:+.3f}, {e['high']:+.3f}]  "
             f"wins {e['wins']}/{e['n']}")
 
 
