@@ -268,7 +268,7 @@ def _report(config, results, folder, data, maps):
     from .study_report import write_study_report
     random = [b["label"] for b in config.backbones if b["weights"] == "random"]
     note = f" (random weights: {', '.join(random)})" if random else ""
-    name = config.data.name if isinstance(config.data, Path) else "study"
+    name = "/".join(config.data.parts[-2:]) if isinstance(config.data, Path) else "study"
     figures = []
     for file, function, caption in _FIGURES:
         getattr(study_figures, function)(results, config.metric, path=folder / file,

@@ -109,8 +109,8 @@ def plot_study_fractions(results, metric="macro_f1", path=None, title=None, over
 def plot_study_methods(results, metric="macro_f1", fraction=None, path=None, title=None,
                        overwrite=False):
     """
-    The score of each adaptation at one label fraction: grouped bars per backbone, a
-    panel per preprocessing variant, mean and std over seeds.
+    The score of each adaptation at one label fraction: a point per backbone (mean and
+    std over seeds), a panel per preprocessing variant.
 
     Parameters
     ----------
@@ -153,11 +153,11 @@ def plot_study_methods(results, metric="macro_f1", fraction=None, path=None, tit
             for i, method in enumerate(methods):
                 rows = [r for r in ranking if (r["backbone"], r["preprocess_name"],
                                                r["method"]) == (backbone, variant, method)]
-                if rows:
-                    ax.bar(i + (j - (len(backbones) - 1) / 2) * width,
-                           rows[0][f"{metric}_mean"], width, yerr=rows[0][f"{metric}_std"],
-                           color=colors[backbone], capsize=2,
-                           label=backbone if i == 0 else None)
+                if rows:  # points, not bars: the differences are small next to the scale
+                    ax.errorbar(i + (j - (len(backbones) - 1) / 2) * width,
+                                rows[0][f"{metric}_mean"], yerr=rows[0][f"{metric}_std"],
+                                color=colors[backbone], capsize=3, marker="o", ls="",
+                                label=backbone if i == 0 else None)
         ax.set_xticks(range(len(methods)), methods, rotation=20, ha="right",
                       fontsize="small")
         ax.set_title(f"{variant} (label fraction {fraction:g})")

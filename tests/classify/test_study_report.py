@@ -80,7 +80,7 @@ def test_figures_draw_one_line_per_backbone_and_variant(tmp_path):
     assert sorted(fig.axes[1].get_legend_handles_labels()[1]) == [
         "a / crop", "a / full", "b / crop", "b / full"]
     fig = plot_study_methods(results, path=tmp_path / "m.png")
-    assert len(fig.axes) == 2 and len(fig.axes[0].patches) == 2 * 2  # backbones x methods
+    assert len(fig.axes) == 2 and len(fig.axes[0].containers) == 2 * 2  # backbones x methods
     fig = plot_study_cost(results, path=tmp_path / "c.png")
     front = [line for line in fig.axes[0].get_lines() if line.get_label() == "Pareto front"]
     assert len(front[0].get_xdata()) == 2  # a/crop frozen (cheapest), a/crop finetune (best)
