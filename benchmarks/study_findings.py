@@ -24,7 +24,7 @@ from astropy.table import QTable
 
 
 def _effect(results, column, level, baseline, fraction=None, **match):
-    from astrofmtools.classify import factor_effects
+    from astrofmtools.study import factor_effects
     rows = results[[all(str(r[k]) == v for k, v in match.items()) and
                     str(r[column]) in (level, baseline) for r in results]]
     if not len(rows):
@@ -51,7 +51,7 @@ def main():
     parser.add_argument("--no-timing", action="store_true",
                         help="skip the calibrated estimate (it loads every backbone)")
     args = parser.parse_args()
-    from astrofmtools.classify import StudyConfig, best_settings, estimate_cost
+    from astrofmtools.study import StudyConfig, best_settings, estimate_cost
     for folder in map(Path, args.folders):
         results = QTable.read(folder / "study" / "results.ecsv")
         config = StudyConfig(folder / "study.yaml")

@@ -26,9 +26,3 @@ from .model import *  # noqa: F401, F403
 from .classifier import *  # noqa: F401, F403
 from .ensemble import *  # noqa: F401, F403
 from .label_curves import *  # noqa: F401, F403
-from .study_config import *  # noqa: F401, F403
-from .study_cost import *  # noqa: F401, F403
-from .study import *  # noqa: F401, F403
-from .study_compare import *  # noqa: F401, F403
-from .study_figures import *  # noqa: F401, F403
-from .study_report import *  # noqa: F401, F403

@@ -1,5 +1,6 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""``astrofm study``: a grid of classifiers (backbones x preprocessing x methods x labels)."""
+"""``astrofm study``: a grid of classifiers or detectors (backbones x preprocessing x methods
+x label fractions x seeds)."""
 
 import logging
 from pathlib import Path
@@ -22,7 +23,8 @@ def add_parsers(add):
     """Declare the subcommands of this module (``add`` as in `~astrofmtools.cli.build_parser`)."""
     from . import parser as _parser
     _parser.EPILOG.setdefault("study", EXAMPLE)  # this module owns its example
-    p = add("study", "run a study: classifiers on a grid of backbones, preprocessing, "
+    p = add("study", "run a study: classifiers (or detectors) on a grid of backbones, "
+                     "preprocessing, "
                      "strategies and heads, label fractions and seeds, each cell once "
                      "(cached in the output folder, so a rerun resumes)", cmd_study)
     p.add_argument("config", help="study settings (.yaml or .json; see the 'Studies' page "
@@ -43,7 +45,7 @@ def add_parsers(add):
 
 
 def cmd_study(args):
-    from ..classify import StudyConfig, estimate_cost, run_study, study_cells, study_data
+    from ..study import StudyConfig, estimate_cost, run_study, study_cells, study_data
 
     out = Path(args.output)
     if out.exists() and not out.is_dir():

@@ -172,7 +172,7 @@ def test_torch_free_stages_work_with_torch_blocked():
 #: The torch stages, upstream first: each may import the torch-free stages and the torch
 #: stages before it, never one after it (a backbone family knows nothing of the detector
 #: that uses its pyramid; the strategies know no backbone class).
-TORCH_ORDER = ("backbones", "adapt", "classify", "pretrain", "detect", "embed")
+TORCH_ORDER = ("backbones", "adapt", "classify", "pretrain", "detect", "embed", "study")
 
 
 def test_no_upstream_import_among_the_torch_stages():

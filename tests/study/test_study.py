@@ -11,8 +11,8 @@ import yaml
 pytest.importorskip("torch")
 
 from astrofmtools.cli import main  # noqa: E402
-from astrofmtools.classify import (SECONDS_PER_CUTOUT, StudyConfig, cell_key,  # noqa: E402
-                                   estimate_cost, run_study, study_cells, time_backbone)
+from astrofmtools.study import (SECONDS_PER_CUTOUT, StudyConfig, cell_key,  # noqa: E402
+                                estimate_cost, run_study, study_cells, time_backbone)
 from astrofmtools.exceptions import InputError  # noqa: E402
 
 

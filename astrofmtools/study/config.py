@@ -18,7 +18,8 @@ __all__ = ["StudyConfig", "study_cells", "cell_key", "METRICS"]
 
 __doctest_requires__ = {("StudyConfig", "study_cells", "cell_key"): ["torch"]}
 
-#: The scores of every cell; ``metric`` chooses the headline of the summary.
+#: The scores of every cell of a classification study; ``metric`` chooses the headline
+#: (a task's own: `~astrofmtools.study.StudyTask.metrics`).
 METRICS = ("macro_f1", "accuracy")
 
 #: Classifier arguments that the grid sets itself for every cell.
@@ -26,9 +27,14 @@ _SET_PER_CELL = ("backbone", "preprocess", "strategy", "head", "label_fraction",
 
 #: The keys of a study config, their defaults and what they mean.
 KEYS = {
-    "data": (None, "labelled cutout stack (.fits written by 'astrofm cutouts'), relative to "
-                   "the config file"),
-    "labels": ("label", "column of the stack's table holding the classes"),
+    "task": ("classification", "what the cells train: classification or detection (or a "
+                               "registered study task)"),
+    "data": (None, "labelled cutout stack (.fits written by 'astrofm cutouts'), or for "
+                   "detection the FITS images (folder or glob), relative to the config file"),
+    "boxes": (None, "detection: table of boxes with an 'image' column, relative to the "
+                    "config file"),
+    "labels": ("label", "column of the stack's table (detection: of the boxes) holding the "
+                        "classes"),
     "split_column": ("split", "column whose 'test' rows form the test split, when the table "
                               "has it"),
     "test_fraction": (0.3, "fraction of each class held out once for testing (without a "
@@ -41,7 +47,8 @@ KEYS = {
                 "strategy/head pairs: 'frozen/linear' or {strategy:, head:, options...}"),
     "fractions": ([1.0], "label fractions, each in (0, 1]"),
     "seeds": ([0, 1, 2], "seeds (an int n: 0 .. n-1)"),
-    "metric": ("macro_f1", f"headline score: {' or '.join(METRICS)}"),
+    "metric": (None, "headline score (default the task's first: classification macro_f1 "
+                     "or accuracy, detection map50 or recall50)"),
     "max_hours": (None, "budget: skip the most expensive cells beyond it"),
     "classifier": ({}, "Classifier arguments for every cell (epochs, tta, device, ...); a "
                        "method's own options override them"),
@@ -70,7 +77,7 @@ class StudyConfig:
 
     Examples
     --------
-    >>> from astrofmtools.classify import StudyConfig
+    >>> from astrofmtools.study import StudyConfig
     >>> config = StudyConfig({"data": "cutouts.fits", "methods": ["frozen/linear"],
     ...                       "fractions": [0.5, 1], "seeds": 2})
     >>> config.methods, config.fractions, config.seeds
@@ -90,14 +97,19 @@ class StudyConfig:
             raise InputError(f"Unknown study config key(s) {', '.join(map(repr, unknown))}; "
                              f"known: {', '.join(KEYS)}.")
         given = {k: config.get(k, default) for k, (default, _) in KEYS.items()}
+        from .tasks import get_study_task
+        try:
+            self.task = get_study_task(given["task"])
+        except InputError as err:
+            raise InputError(f"'task': {err}") from None
         if given["data"] is None:
-            raise InputError("The study config needs 'data': a labelled cutout stack file.")
-        data = given["data"]
-        if isinstance(data, (str, Path)):
-            data = Path(data) if Path(data).is_absolute() else base / data
-        elif not hasattr(data, "table"):
-            raise InputError(f"'data' must be a cutout stack file, not {data!r}.")
-        self.data = data
+            raise InputError("The study config needs 'data': a labelled cutout stack file "
+                             "(detection: FITS images).")
+        self.data = _path(given["data"], base)
+        if not isinstance(self.data, Path) and not hasattr(self.data, "table") and \
+                self.task.name == "classification":
+            raise InputError(f"'data' must be a cutout stack file, not {self.data!r}.")
+        self.boxes = None if given["boxes"] is None else _path(given["boxes"], base)
         for key in ("labels", "split_column"):
             if not isinstance(given[key], str) or not given[key]:
                 raise InputError(f"'{key}' must be a column name, not {given[key]!r}.")
@@ -106,10 +118,11 @@ class StudyConfig:
         self.fractions = sorted({_number("fractions", f, 0, 1, high_closed=True)
                                  for f in _list("fractions", given["fractions"])})
         self.seeds = _seeds(given["seeds"])
-        if given["metric"] not in METRICS:
-            raise InputError(f"'metric' must be one of {', '.join(METRICS)}, not "
-                             f"{given['metric']!r}.")
-        self.metric = given["metric"]
+        metrics = self.task.metrics
+        self.metric = metrics[0] if given["metric"] is None else given["metric"]
+        if self.metric not in metrics:
+            raise InputError(f"'metric' of a {self.task.name} study must be one of "
+                             f"{', '.join(metrics)}, not {given['metric']!r}.")
         self.max_hours = None if given["max_hours"] is None else \
             _number("max_hours", given["max_hours"], 0, None)
         self.backbones = [_backbone(b, base) for b in _list("backbones", given["backbones"])]
@@ -118,7 +131,10 @@ class StudyConfig:
             raise InputError(f"'backbones': each entry needs its own label; {labels} repeats "
                              "one (give 'label:' to entries of the same model).")
         self.preprocess = _variants(given["preprocess"])
-        self.methods = [_method(m) for m in _list("methods", given["methods"])]
+        methods = given["methods"]
+        if self.task.head is not None and "methods" not in config:
+            methods = [{"strategy": "finetune"}]
+        self.methods = [_method(m, self.task.head) for m in _list("methods", methods)]
         if not isinstance(given["classifier"], dict):
             raise InputError(f"'classifier' must be a mapping of Classifier arguments, not "
                              f"{given['classifier']!r}.")
@@ -132,23 +148,18 @@ class StudyConfig:
     def _check_registries(self):
         from ..adapt import list_strategies
         from ..backbones import list_backbones
-        from .classifier import Classifier
-        from .heads import list_heads
         known = list(list_backbones()["name"])
         bad = [b["name"] for b in self.backbones if b["name"] not in known]
         if bad:
             raise InputError(f"'backbones': unknown {', '.join(map(repr, bad))}; registered: "
                              f"{', '.join(known)}.")
-        strategies, heads = list_strategies(), list_heads()
+        strategies = list_strategies()
         for m in self.methods:
             if m["strategy"] not in strategies:
                 raise InputError(f"'methods': unknown strategy {m['strategy']!r}; registered: "
                                  f"{', '.join(strategies)}.")
-            if m["head"] not in heads:
-                raise InputError(f"'methods': unknown head {m['head']!r}; registered: "
-                                 f"{', '.join(heads)}.")
-            try:  # option names and values: the Classifier's own checks (loads nothing)
-                Classifier(**{**self.classifier, **m})  # the method's options win
+            try:  # option names and values: the task's own checks (loads nothing)
+                self.task.check(self, m)
             except InputError as err:
                 raise InputError(f"'methods' {_method_name(m)} with 'classifier' "
                                  f"{self.classifier}: {err}") from None
@@ -156,9 +167,19 @@ class StudyConfig:
     def to_dict(self):
         """The settings as plain values (``data`` as a path string)."""
         out = {k: getattr(self, k) for k in KEYS}
-        out["data"] = str(self.data) if isinstance(self.data, Path) else repr(self.data)
+        out["task"] = self.task.name
+        for key in ("data", "boxes"):
+            out[key] = str(out[key]) if isinstance(out[key], Path) or out[key] is None \
+                else repr(out[key])
         out["backbones"] = [dict(b) for b in self.backbones]
         return out
+
+
+def _path(value, base):
+    """A path relative to the config file's folder (other values pass through)."""
+    if isinstance(value, (str, Path)):
+        return Path(value) if Path(value).is_absolute() else base / value
+    return value
 
 
 def _read(path):
@@ -238,14 +259,17 @@ def _variants(value):
     return {str(k): dict(v) for k, v in value.items()}
 
 
-def _method(value):
+def _method(value, head=None):
+    """A method: strategy, head and options (``head``: the task's only head)."""
     if isinstance(value, str):
-        strategy, _, head = value.partition("/")
-        value = {"strategy": strategy, "head": head or "linear"}
+        strategy, _, given = value.partition("/")
+        value = {"strategy": strategy, **({"head": given} if given else {})}
     if not isinstance(value, dict) or "strategy" not in value:
         raise InputError(f"'methods' entries are 'strategy/head' or {{strategy:, head:, "
                          f"options...}}, not {value!r}.")
     value = dict(value)
+    if head is not None and value.setdefault("head", head) != head:
+        raise InputError(f"'methods' entry {value}: this task has one head, {head!r}.")
     value.setdefault("head", "linear")
     fixed = [k for k in _SET_PER_CELL[:2] + _SET_PER_CELL[4:] if k in value]
     if fixed:
@@ -280,7 +304,7 @@ def study_cells(config):
 
     Examples
     --------
-    >>> from astrofmtools.classify import study_cells
+    >>> from astrofmtools.study import study_cells
     >>> cells = study_cells({"data": "c.fits", "methods": ["frozen/linear", "frozen/knn"],
     ...                      "fractions": [0.5, 1.0], "seeds": 2})
     >>> len(cells), cells[0]["name"]
@@ -317,7 +341,7 @@ def cell_key(cell, data_fingerprint):
 
     Examples
     --------
-    >>> from astrofmtools.classify import cell_key, study_cells
+    >>> from astrofmtools.study import cell_key, study_cells
     >>> cell = study_cells({"data": "c.fits", "seeds": 1})[0]
     >>> key = cell_key(cell, "abc")
     >>> len(key), key == cell_key(dict(cell, seed=1), "abc"), key == cell_key(cell, "abd")

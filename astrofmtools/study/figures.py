@@ -4,14 +4,14 @@ The figures of a study: the score against the label fraction (`plot_study_fracti
 per adaptation (`plot_study_methods`), cost against score with the Pareto front
 (`plot_study_cost`), and a UMAP map of the features of each backbone (`study_maps`).
 
-Each takes the results table of `~astrofmtools.classify.run_study` (one row per cell)
+Each takes the results table of `~astrofmtools.study.run_study` (one row per cell)
 and returns a matplotlib figure, saved atomically when given a path.
 """
 
 import numpy as np
 
 from ..utils import save_figure
-from .study_compare import best_settings
+from .compare import best_settings
 
 __all__ = ["plot_study_fractions", "plot_study_methods", "plot_study_cost",
            "pareto_front", "study_maps"]
@@ -43,7 +43,9 @@ def _mean_std(results, metric, **match):
 
 
 def _label(metric):
-    return {"macro_f1": "macro-F1", "accuracy": "accuracy"}.get(metric, metric)
+    from .tasks import _TASKS
+    labels = {k: v for task in _TASKS.values() for k, v in task.metric_labels.items()}
+    return labels.get(metric, metric)
 
 
 def plot_study_fractions(results, metric="macro_f1", path=None, title=None, overwrite=False):
@@ -54,7 +56,7 @@ def plot_study_fractions(results, metric="macro_f1", path=None, title=None, over
     Parameters
     ----------
     results : `~astropy.table.Table`
-        One row per cell (``results.ecsv`` of `~astrofmtools.classify.run_study`).
+        One row per cell (``results.ecsv`` of `~astrofmtools.study.run_study`).
     metric : str, optional
         The score column.
     path : str or `~pathlib.Path`, optional
@@ -70,7 +72,7 @@ def plot_study_fractions(results, metric="macro_f1", path=None, title=None, over
     Examples
     --------
     >>> from astropy.table import QTable
-    >>> from astrofmtools.classify import plot_study_fractions
+    >>> from astrofmtools.study import plot_study_fractions
     >>> results = QTable(rows=[("a", "full", m, f, s, 0.5 + 0.3 * f + 0.01 * s, 1.0, 10)
     ...                        for m in ("frozen/linear", "finetune/linear")
     ...                        for f in (0.1, 1.0) for s in range(3)],
@@ -129,7 +131,7 @@ def plot_study_methods(results, metric="macro_f1", fraction=None, path=None, tit
     Examples
     --------
     >>> from astropy.table import QTable
-    >>> from astrofmtools.classify import plot_study_methods
+    >>> from astrofmtools.study import plot_study_methods
     >>> results = QTable(rows=[(b, p, m, 1.0, s, 0.7 + 0.01 * s, 1.0, 10)
     ...                        for b in ("a", "b") for p in ("full", "crop")
     ...                        for m in ("frozen/linear", "finetune/linear") for s in range(2)],
@@ -144,8 +146,8 @@ def plot_study_methods(results, metric="macro_f1", fraction=None, path=None, tit
     fraction = float(np.max(results["label_fraction"])) if fraction is None else fraction
     methods, backbones = _levels(results, "method"), _levels(results, "backbone")
     variants, colors = _levels(results, "preprocess_name"), _colors(backbones)
-    fig = Figure(figsize=(1.2 + 0.9 * len(methods) * len(variants) * max(1, len(backbones)) / 2,
-                          3.8), layout="constrained")
+    fig = Figure(figsize=(max(2.4, 1.2 + 0.9 * len(methods) * max(1, len(backbones)) / 2)
+                          * len(variants) + 0.6, 3.8), layout="constrained")
     axes = fig.subplots(1, len(variants), sharey=True, squeeze=False)[0]
     width = 0.8 / max(1, len(backbones))
     for ax, variant in zip(axes, variants):
@@ -185,7 +187,7 @@ def pareto_front(cost, score):
 
     Examples
     --------
-    >>> from astrofmtools.classify import pareto_front
+    >>> from astrofmtools.study import pareto_front
     >>> pareto_front([1, 2, 3, 4], [0.5, 0.4, 0.8, 0.7]).tolist()
     [0, 2]
     """
@@ -224,7 +226,7 @@ def plot_study_cost(results, metric="macro_f1", fraction=None, path=None, title=
     Examples
     --------
     >>> from astropy.table import QTable
-    >>> from astrofmtools.classify import plot_study_cost
+    >>> from astrofmtools.study import plot_study_cost
     >>> results = QTable(rows=[("a", "full", m, 1.0, s, f, t, 10) for s in range(2)
     ...                        for m, f, t in (("frozen/linear", 0.7, 1.0),
     ...                                        ("finetune/linear", 0.8, 30.0))],
@@ -285,9 +287,9 @@ def study_maps(config, data, folder, backbones=None, overwrite=False, seed=0):
 
     Parameters
     ----------
-    config : `~astrofmtools.classify.StudyConfig`
+    config : `~astrofmtools.study.StudyConfig`
     data : tuple
-        What `~astrofmtools.classify.study_data` returns for ``config``.
+        What `~astrofmtools.study.study_data` returns for ``config``.
     folder : str or `~pathlib.Path`
         Where the PNG files go.
     backbones : list of dict, optional
@@ -303,7 +305,7 @@ def study_maps(config, data, folder, backbones=None, overwrite=False, seed=0):
 
     Examples
     --------
-    See `~astrofmtools.classify.run_study` (``maps=True``).
+    See `~astrofmtools.study.run_study` (``maps=True``).
     """
     from pathlib import Path
     from astropy.table import QTable

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from astropy.table import QTable
 
-from astrofmtools.classify.study_compare import (best_settings, factor_effects,
-                                                 paired_difference)
-from astrofmtools.classify.study_figures import pareto_front
+from astrofmtools.study.compare import best_settings, factor_effects, paired_difference
+from astrofmtools.study.figures import pareto_front
 
 _NAMES = ("backbone", "preprocess_name", "method", "label_fraction", "seed", "macro_f1",
           "seconds", "n_trainable")
@@ -72,7 +71,7 @@ def test_pareto_front_keeps_only_undominated_settings():
 
 
 def test_figures_draw_one_line_per_backbone_and_variant(tmp_path):
-    from astrofmtools.classify import plot_study_cost, plot_study_fractions, plot_study_methods
+    from astrofmtools.study import plot_study_cost, plot_study_fractions, plot_study_methods
     results = _results(noise=0)  # backbone b: a's scores at twice the cost
     fig = plot_study_fractions(results, path=tmp_path / "f.png")
     assert [ax.get_title() for ax in fig.axes] == ["frozen/linear", "finetune/linear"]
@@ -103,7 +102,7 @@ def study(tmp_path, monkeypatch):
 
 
 def test_report_names_the_winner_and_its_command_trains_it(study):
-    from astrofmtools.classify import StudyConfig, run_study
+    from astrofmtools.study import StudyConfig, run_study
     from astrofmtools.cli import main
     result = run_study(study, "out", maps=False)
     assert len(result.results) == 2 * 2 * 2 * 2 * 2
@@ -128,7 +127,7 @@ def test_report_names_the_winner_and_its_command_trains_it(study):
 
 
 def test_random_backbone_entries_are_labelled_and_keyed_apart(study, tmp_path):
-    from astrofmtools.classify import StudyConfig, cell_key, study_cells
+    from astrofmtools.study import StudyConfig, cell_key, study_cells
     from astrofmtools.exceptions import InputError
     cells = study_cells(study)
     assert {c["backbone"] for c in cells} == {"efficientnet_lite0", "efficientnet_lite0-random"}
@@ -145,7 +144,7 @@ def test_random_backbone_entries_are_labelled_and_keyed_apart(study, tmp_path):
 
 @pytest.mark.slow
 def test_maps_are_drawn_once_per_backbone(study):
-    from astrofmtools.classify import run_study
+    from astrofmtools.study import run_study
     study = dict(study, methods=["frozen/knn"], fractions=[1.0], seeds=1)
     run_study(study, "out")
     maps = sorted(p.name for p in Path("out").glob("map_*.png"))
@@ -156,3 +155,72 @@ def test_maps_are_drawn_once_per_backbone(study):
     run_study(study, "out")  # drawn once
     assert Path("out/map_efficientnet_lite0.png").stat().st_mtime_ns == stamp
     assert Path("out/report.md").read_text().count("map_") == 2
+
+
+@pytest.fixture
+def detection_study(tmp_path, monkeypatch):
+    """Three synthetic radio fields with their true boxes, and a tiny ViT (random weights)."""
+    pytest.importorskip("torchvision")
+    from astropy.table import vstack
+    from astrofmtools.backbones import BackboneSpec, register_backbone
+    from astrofmtools.backbones.registry import _REGISTRY
+    from astrofmtools.datasets import make_radio_field
+    from astrofmtools.io import write_image
+    monkeypatch.chdir(tmp_path)
+    Path("images").mkdir()
+    tables = []
+    for seed in range(3):
+        image, truth = make_radio_field((96, 96), n_compact=6, n_extended=0, n_artefacts=0,
+                                        snr_range=(20, 300), seed=seed)
+        write_image(image, f"images/field{seed}.fits")
+        truth["image"] = f"field{seed}.fits"
+        tables.append(truth)
+    vstack(tables, metadata_conflicts="silent").write("boxes.ecsv")
+    register_backbone(BackboneSpec(
+        name="test_study_vit", timm_name="vit_tiny_patch16_224", patch_size=16, input_size=64,
+        feature_dim=32, licence="none",
+        timm_kwargs={"img_size": 64, "depth": 1, "embed_dim": 32, "num_heads": 2,
+                     "dynamic_img_size": True}))
+    yield {"task": "detection", "data": "images", "boxes": "boxes.ecsv", "labels": "kind",
+           "test_fraction": 0.3,
+           "backbones": [{"name": "test_study_vit", "weights": "random"}],
+           "preprocess": {"z1": {"zoom": 1, "crop_size": 64}},
+           "methods": [{"strategy": "finetune", "epochs": 1}], "fractions": [0.5, 1.0],
+           "seeds": 1,
+           "classifier": {"batch_size": 2, "fpn_channels": 16, "representation_size": 32,
+                          "device": "cpu"}}
+    _REGISTRY.remove("test_study_vit")
+
+
+def test_a_detection_config_is_checked_and_its_command_is_train_detector(detection_study):
+    from astrofmtools.study import StudyConfig, study_cells, train_command
+    from astrofmtools.cli import build_parser
+    from astrofmtools.exceptions import InputError
+    config = StudyConfig(detection_study)
+    assert config.metric == "map50" and config.methods[0]["head"] == "faster_rcnn"
+    assert [c["method"] for c in study_cells(config)] == ["finetune/faster_rcnn(epochs=1)"] * 2
+    command = train_command(config, ("test_study_vit-random", "z1",
+                                     "finetune/faster_rcnn(epochs=1)"))
+    args = build_parser().parse_args(shlex.split(command)[1:])
+    assert args.command == "train-detector" and args.zoom == 1 and args.crop_size == 64
+    assert args.epochs == 1 and args.boxes.endswith("boxes.ecsv")
+    with pytest.raises(InputError, match="takes zoom, crop_size"):
+        StudyConfig(dict(detection_study, preprocess={"s": {"stretch": "asinh"}}))
+    with pytest.raises(InputError, match="one head, 'faster_rcnn'"):
+        StudyConfig(dict(detection_study, methods=["finetune/linear"]))
+    with pytest.raises(InputError, match="must be one of map50, recall50"):
+        StudyConfig(dict(detection_study, metric="macro_f1"))
+
+
+def test_a_detection_study_scores_map_on_held_out_images(detection_study):
+    from astrofmtools.study import run_study
+    result = run_study(detection_study, "out")
+    results = result.results
+    assert len(results) == 2 and set(results["n_test"]) == {1}  # one image of three
+    # half of the two training images is one image (6 boxes); all of them 12
+    assert sorted(results["n_labels"]) == [6, 12]
+    assert np.all((results["map50"] >= 0) & (results["map50"] <= 1))
+    assert "astrofm train-detector" in Path("out/report.md").read_text()
+    assert not list(Path("out").glob("map_*.png"))  # no cutouts to map
+    again = run_study(detection_study, "out")
+    assert again.ran == [] and len(again.cached) == 2

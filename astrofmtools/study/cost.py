@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from .study_config import StudyConfig, study_cells
+from .config import StudyConfig, study_cells
 
 __all__ = ["estimate_cost", "time_backbone", "SECONDS_PER_CUTOUT"]
 
@@ -52,7 +52,7 @@ def time_backbone(name, weights=None, input_size=224, batch_size=16, device=None
 
     Examples
     --------
-    >>> from astrofmtools.classify import time_backbone
+    >>> from astrofmtools.study import time_backbone
     >>> seconds = time_backbone("efficientnet_lite0", weights="random", input_size=32)
     >>> 0 < seconds["features"] < seconds["epoch"]
     True
@@ -97,7 +97,7 @@ def estimate_cost(config, n_train=None, n_test=None, calibrate=False):
 
     Parameters
     ----------
-    config : `~astrofmtools.classify.StudyConfig`, dict or path
+    config : `~astrofmtools.study.StudyConfig`, dict or path
     n_train, n_test : int, optional
         Training and test cutouts (default: read from the data).
     calibrate : bool, optional
@@ -117,7 +117,7 @@ def estimate_cost(config, n_train=None, n_test=None, calibrate=False):
 
     Examples
     --------
-    >>> from astrofmtools.classify import estimate_cost
+    >>> from astrofmtools.study import estimate_cost
     >>> from astrofmtools.datasets import make_radio_cutouts
     >>> study = {"data": make_radio_cutouts(n_per_class=10, size=32), "labels": "class",
     ...          "methods": ["frozen/linear", "frozen/knn", "finetune/linear"], "seeds": 1}
@@ -128,7 +128,7 @@ def estimate_cost(config, n_train=None, n_test=None, calibrate=False):
     if not isinstance(config, StudyConfig):
         config = StudyConfig(config)
     if n_train is None or n_test is None:
-        from .study import study_data
+        from .run import study_data
         _, _, train, test, _ = study_data(config)
         n_train = len(train) if n_train is None else n_train
         n_test = len(test) if n_test is None else n_test
@@ -149,7 +149,7 @@ def estimate_cost(config, n_train=None, n_test=None, calibrate=False):
                 rates[key] = {k: SECONDS_PER_CUTOUT[k] * area for k in ("features", "epoch")}
         rate = rates[key]
         strategy = get_strategy(cell["strategy"])
-        if strategy.trains_backbone:
+        if strategy.trains_backbone or config.task.head is not None:  # detectors train
             epochs = cell["options"].get("epochs", cell["classifier"].get(
                 "epochs", strategy.defaults.get("epochs", 30)))
             seconds = (rate["epoch"] * n_train * cell["label_fraction"] * epochs

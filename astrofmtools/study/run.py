@@ -9,7 +9,6 @@ Each cell's result is a JSON file under ``output_dir/cells/`` named by its key
 interrupted study resumes, and a widened grid runs only its new cells.
 """
 
-import hashlib
 import json
 import logging
 import time
@@ -19,10 +18,9 @@ from pathlib import Path
 import numpy as np
 from astropy.table import QTable
 
-from ..exceptions import InputError
 from ..utils import atomic_output, provenance
-from .study_config import METRICS, StudyConfig, cell_key, study_cells
-from .study_cost import estimate_cost
+from .config import StudyConfig, cell_key, study_cells
+from .cost import estimate_cost
 
 __all__ = ["run_study", "StudyResult", "study_data"]
 
@@ -61,21 +59,24 @@ class StudyResult:
 
 def study_data(config):
     """
-    The study's cutouts, labels, train and test rows, and the data's fingerprint.
+    What every cell of a study shares: the data, labels, train and test rows, fingerprint.
 
-    The test rows are those whose ``split_column`` is ``'test'`` when the table
-    has that column, else a stratified ``test_fraction`` of each class drawn
-    once with seed 0 (the same for every cell).
+    For classification, the test rows are those whose ``split_column`` is
+    ``'test'`` when the table has that column, else a stratified
+    ``test_fraction`` of each class drawn once with seed 0 (the same for every
+    cell); detection splits its images the same way
+    (`~astrofmtools.study.StudyTask.read`).
 
     Returns
     -------
-    stack, labels, train, test, fingerprint
-        The `~astrofmtools.cutouts.CutoutStack`, the labels (array), the train and
-        test row indices, and the sha256 of pixels, labels and split.
+    data, labels, train, test, fingerprint
+        Classification: the `~astrofmtools.cutouts.CutoutStack`, the labels
+        (array), the train and test row indices, and the sha256 of pixels,
+        labels and split.
 
     Examples
     --------
-    >>> from astrofmtools.classify import StudyConfig, study_data
+    >>> from astrofmtools.study import StudyConfig, study_data
     >>> from astrofmtools.datasets import make_radio_cutouts
     >>> config = StudyConfig({"data": make_radio_cutouts(n_per_class=10, size=32),
     ...                       "labels": "class", "test_fraction": 0.2})
@@ -83,64 +84,19 @@ def study_data(config):
     >>> len(train), len(test), sorted(set(labels[test].tolist()))
     (16, 4, ['compact', 'extended'])
     """
-    from ..cutouts import CutoutStack
-    stack = config.data if not isinstance(config.data, Path) else None
-    if stack is None:
-        if not config.data.is_file():
-            raise InputError(f"'data': cutout stack {str(config.data)!r} not found.")
-        stack = CutoutStack.read(config.data)
-    if config.labels not in stack.table.colnames:
-        raise InputError(f"'labels': the stack has no column {config.labels!r}; its columns: "
-                         f"{', '.join(stack.table.colnames)}.")
-    labels = np.asarray(stack.table[config.labels]).astype(str)
-    if config.split_column in stack.table.colnames:
-        is_test = np.char.lower(np.asarray(stack.table[config.split_column]).astype(str)) \
-            == "test"
-        test, train = np.flatnonzero(is_test), np.flatnonzero(~is_test)
-        if not len(test) or not len(train):
-            raise InputError(f"'split_column' {config.split_column!r} must mark some rows "
-                             "'test' and some not.")
-    else:
-        from sklearn.model_selection import StratifiedShuffleSplit
-        try:
-            splitter = StratifiedShuffleSplit(n_splits=1, test_size=config.test_fraction,
-                                              random_state=0)
-            train, test = next(splitter.split(np.zeros(len(labels)), labels))
-        except ValueError as err:
-            raise InputError(f"'test_fraction' {config.test_fraction}: {err}") from None
-    digest = hashlib.sha256(np.ascontiguousarray(stack.data).tobytes())
-    digest.update("\n".join(labels).encode())
-    digest.update(np.asarray(test, dtype=np.int64).tobytes())
-    return stack, labels, np.sort(train), np.sort(test), digest.hexdigest()
+    return config.task.read(config)
 
 
 def _run_cell(task, shared):
     """Train and score one cell; write its result file. Run by `map_tasks` (picklable)."""
-    from sklearn.metrics import accuracy_score, f1_score
-    cell, key, cells_dir = task
-    stack, labels, train, test = shared
-    from .train import label_fraction_indices
-    from .classifier import Classifier
-    clf = Classifier(
-        backbone=cell["model"], weights=cell["weights"], preprocess=cell["preprocess"] or None,
-        strategy=cell["strategy"], head=cell["head"], label_fraction=cell["label_fraction"],
-        seed=cell["seed"], **{**cell["classifier"], **cell["options"]})
+    cell, key, cells_dir, study_task = task
+    data, labels, train, test = shared
     start = time.perf_counter()
-    clf.fit(stack[train], labels[train])
-    predicted = np.asarray(clf.predict(stack[test])["label"]).astype(str)
+    scores = study_task.run(cell, data, labels, train, test)
     seconds = time.perf_counter() - start
-    truth = labels[test]
-    result = {
-        "key": key, **{k: v for k, v in cell.items()},
-        "n_labels": int(len(label_fraction_indices(labels[train], cell["label_fraction"],
-                                                   seed=cell["seed"]))),
-        "n_test": int(len(test)),
-        "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0)),
-        "accuracy": float(accuracy_score(truth, predicted)),
-        "seconds": float(seconds), "device": str(clf._device()),
-        "n_trainable": int(clf.n_trainable_),
-        "n_parameters": int(clf.n_parameters_),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    result = {"key": key, **cell, **scores, "n_test": int(len(test)),
+              "seconds": float(seconds),
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     with atomic_output(Path(cells_dir) / f"{key}.json", overwrite=True) as tmp:
         Path(tmp).write_text(json.dumps(result, indent=1, sort_keys=True, default=str))
     return cell["name"]
@@ -172,7 +128,7 @@ def run_study(config, output_dir, scheduler=None, workers=None, max_hours=None, 
         Threads or local Dask workers.
     max_hours : float, optional
         Budget (default: the config's ``max_hours``): the cells to run, most
-        expensive first by `~astrofmtools.classify.estimate_cost` (timed on
+        expensive first by `~astrofmtools.study.estimate_cost` (timed on
         this machine), are skipped until the rest fit.
     data : tuple, optional
         What `study_data` returned for this config, when the caller has
@@ -181,10 +137,10 @@ def run_study(config, output_dir, scheduler=None, workers=None, max_hours=None, 
         Draw the figures (``fractions.png``: score against label fraction;
         ``methods.png``: score per adaptation; ``cost.png``: cost against
         score with the Pareto front) and write ``report.md`` and
-        ``report.html`` (`~astrofmtools.classify.write_study_report`).
+        ``report.html`` (`~astrofmtools.study.write_study_report`).
     maps : bool, optional
         With ``report``: a UMAP map of each backbone's frozen features,
-        ``map_<backbone>.png`` (`~astrofmtools.classify.study_maps`), drawn
+        ``map_<backbone>.png`` (`~astrofmtools.study.study_maps`), drawn
         once per study folder.
 
     Returns
@@ -203,7 +159,7 @@ def run_study(config, output_dir, scheduler=None, workers=None, max_hours=None, 
     Examples
     --------
     >>> from astrofmtools.datasets import make_radio_cutouts
-    >>> from astrofmtools.classify import run_study
+    >>> from astrofmtools.study import run_study
     >>> make_radio_cutouts(n_per_class=10, size=32).write("cutouts.fits")
     >>> study = {"data": "cutouts.fits", "labels": "class", "methods": ["frozen/knn"],
     ...          "preprocess": {"small": {"input_size": 32}}, "seeds": 2,
@@ -241,7 +197,8 @@ def run_study(config, output_dir, scheduler=None, workers=None, max_hours=None, 
                         estimate[name])
     log.info("%d cells: %d cached, %d to run (about %.0f s), %d skipped", len(cells),
              len(cached), len(todo), sum(estimate[c["name"]] for c, _ in todo), len(skipped))
-    ran = map_tasks(_run_cell, [(c, k, str(cells_dir)) for c, k in todo], scheduler,
+    ran = map_tasks(_run_cell, [(c, k, str(cells_dir), config.task) for c, k in todo],
+                    scheduler,
                     workers=workers, common=(stack, labels, train, test), desc="cells")
     results, summary = _gather(config, cells, keys, cells_dir, fingerprint)
     for table, name in ((results, "results.ecsv"), (summary, "summary.ecsv")):
@@ -264,29 +221,30 @@ _FIGURES = (("fractions.png", "plot_study_fractions",
 
 def _report(config, results, folder, data, maps):
     """Draw the figures (and the maps not drawn yet) and write the report."""
-    from . import study_figures
-    from .study_report import write_study_report
+    from . import figures as drawing
+    from .report import write_study_report
     random = [b["label"] for b in config.backbones if b["weights"] == "random"]
     note = f" (random weights: {', '.join(random)})" if random else ""
     name = "/".join(config.data.parts[-2:]) if isinstance(config.data, Path) else "study"
     figures = []
     for file, function, caption in _FIGURES:
-        getattr(study_figures, function)(results, config.metric, path=folder / file,
-                                         title=name + note, overwrite=True)
+        getattr(drawing, function)(results, config.metric, path=folder / file,
+                                   title=name + note, overwrite=True)
         figures.append((folder / file, caption))
-    if maps:
+    if maps and config.task.maps:
         todo = [b for b in config.backbones
                 if not (folder / f"map_{b['label']}.png").exists()]
         if todo:
-            study_figures.study_maps(config, data, folder, backbones=todo)
+            drawing.study_maps(config, data, folder, backbones=todo)
         figures += [(folder / f"map_{b['label']}.png", f"UMAP of the frozen {b['label']} "
                      "features of every cutout, by class (drawn once: delete the file to "
                      "redraw)") for b in config.backbones]
     write_study_report(config, results, folder, figures)
 
 
-_COLUMNS = ("name", "backbone", "preprocess_name", "strategy", "head", "method",
-            "label_fraction", "seed", "n_labels", "n_test") + METRICS + (
+def _columns(metrics):
+    return ("name", "backbone", "preprocess_name", "strategy", "head", "method",
+            "label_fraction", "seed", "n_labels", "n_test") + tuple(metrics) + (
             "seconds", "device", "n_trainable", "n_parameters", "key")
 
 
@@ -300,22 +258,24 @@ def _gather(config, cells, keys, cells_dir, fingerprint):
                       config=json.loads(json.dumps(config.to_dict(), default=str)))
     for r in rows:
         r.setdefault("device", "cpu")  # cells written before the column was recorded
-    results = QTable(rows=[[r[c] for c in _COLUMNS] for r in rows], names=_COLUMNS,
-                     meta=meta) if rows else QTable(names=_COLUMNS, meta=meta)
+    metrics = config.task.metrics
+    columns = _columns(metrics)
+    results = QTable(rows=[[r[c] for c in columns] for r in rows], names=columns,
+                     meta=meta) if rows else QTable(names=columns, meta=meta)
     group = ("backbone", "preprocess_name", "strategy", "head", "method", "label_fraction")
     settings = list(dict.fromkeys(tuple(r[g] for g in group) for r in rows))
     out = []
     for setting in settings:
         mine = [r for r in rows if tuple(r[g] for g in group) == setting]
         row = list(setting)
-        for m in METRICS:
+        for m in metrics:
             values = np.array([r[m] for r in mine], dtype=float)
             row += [values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0]
         gpu = sum(r["seconds"] for r in mine if not r["device"].startswith("cpu")) / 3600
         row += [float(np.mean([r["seconds"] for r in mine])), gpu,
                 int(mine[0]["n_trainable"]), len(mine)]
         out.append(row)
-    names = group + tuple(f"{m}_{s}" for m in METRICS for s in ("mean", "std")) + (
+    names = group + tuple(f"{m}_{s}" for m in metrics for s in ("mean", "std")) + (
         "seconds", "gpu_hours", "n_trainable", "n_seeds")
     summary = QTable(rows=out, names=names, meta=dict(meta)) if out else \
         QTable(names=names, meta=dict(meta))

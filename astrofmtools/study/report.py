@@ -9,14 +9,13 @@ written twice, as ``report.md`` and as a self-contained ``report.html``.
 """
 
 import html
-import json
 import shlex
 from pathlib import Path
 
 import numpy as np
 
 from ..utils import atomic_output
-from .study_compare import best_settings, factor_effects, paired_difference
+from .compare import best_settings, factor_effects, paired_difference
 
 __all__ = ["write_study_report", "train_command"]
 
@@ -31,11 +30,12 @@ def _signed(value):
 
 def train_command(config, setting):
     """
-    The ``astrofm train`` command that trains one setting of a study on all its labels.
+    The command that trains one setting of a study on all its labels (``astrofm train``;
+    ``astrofm train-detector`` for detection).
 
     Parameters
     ----------
-    config : `~astrofmtools.classify.StudyConfig`
+    config : `~astrofmtools.study.StudyConfig`
     setting : tuple of str
         (backbone label, preprocessing variant, method name), as in the results.
 
@@ -45,7 +45,7 @@ def train_command(config, setting):
 
     Examples
     --------
-    >>> from astrofmtools.classify import StudyConfig, train_command
+    >>> from astrofmtools.study import StudyConfig, train_command
     >>> config = StudyConfig({"data": "cutouts.fits", "labels": "class",
     ...                       "preprocess": {"crop": {"input_size": 64, "zoom": 2}},
     ...                       "methods": [{"strategy": "finetune", "head": "linear",
@@ -59,37 +59,18 @@ def train_command(config, setting):
     backbone, variant, method = setting
     entry = next(b for b in config.backbones if b["label"] == backbone)
     chosen = next(m for m in config.methods if _method_name(m) == method)
-    data = str(config.data) if isinstance(config.data, (str, Path)) else "cutouts.fits"
-    words = ["astrofm", "train", data, "--label-column", config.labels,
-             "--model", entry["name"]]
-    if entry["weights"] is not None:
-        words += ["--weights", entry["weights"]]
-    words += ["--strategy", chosen["strategy"], "--head", chosen["head"]]
-    settings = {**config.classifier, **{k: v for k, v in chosen.items()
-                                        if k not in ("strategy", "head")}}
-    direct = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size",
-              "device": "--device", "seed": "--seed"}
-    for key, value in settings.items():
-        if key in direct:
-            words += [direct[key], str(value)]
-        elif key == "tta":
-            words.append("--tta" if value else "--no-tta")
-        else:
-            words += ["--strategy-option", f"{key}={json.dumps(value)}"]
-    for key, value in config.preprocess[variant].items():
-        words += ["--preprocess", f"{key}={json.dumps(value)}"]
-    words += ["-o", "model/"]
+    words = config.task.command(config, entry, chosen, config.preprocess[variant])
     return " ".join(shlex.quote(w) for w in words)
 
 
 def _method_name(method):
-    from .study_config import _method_name
+    from .config import _method_name
     return _method_name(method)
 
 
 def _blocks(config, results, title, figures):
     metric = config.metric
-    name = {"macro_f1": "macro-F1", "accuracy": "accuracy"}[metric]
+    name = config.task.metric_labels.get(metric, metric)
     fraction = float(np.max(results["label_fraction"]))
     ranking = best_settings(results, metric, fraction)
     blocks = [("h1", title),
@@ -98,7 +79,8 @@ def _blocks(config, results, title, figures):
                     f"{len(set(results['method']))} adaptations x "
                     f"{len(set(results['label_fraction']))} label fractions x "
                     f"{len(set(results['seed']))} seeds, scored by {name} on "
-                    f"{int(results['n_test'][0])} test cutouts.")]
+                    f"{int(results['n_test'][0])} test "
+                    f"{'cutouts' if config.task.maps else 'images'}.")]
     if not len(ranking):
         return blocks + [("p", "No cell has a result yet.")]
     top = ranking[0]
@@ -127,6 +109,10 @@ def _blocks(config, results, title, figures):
                          "(paired t) and the seeds it wins."),
                    ("table", ["against", "setting", name, "seconds", "difference",
                               "95 % interval", "wins"], rows)]
+    if "frozen" in set(results["strategy"]):
+        blocks.append(("p", "Frozen cells of one backbone and preprocessing share their "
+                            "features: the first of them carries their extraction in its "
+                            "seconds, the others fit a head only."))
     blocks += [("p", "To train it on all the labels:"),
                ("code", train_command(config, win))]
     per_fraction = []
@@ -224,7 +210,7 @@ def write_study_report(config, results, folder, figures=(), title=None):
 
     Parameters
     ----------
-    config : `~astrofmtools.classify.StudyConfig`
+    config : `~astrofmtools.study.StudyConfig`
     results : `~astropy.table.Table`
         One row per cell (``results.ecsv``).
     folder : str or `~pathlib.Path`
@@ -240,7 +226,7 @@ def write_study_report(config, results, folder, figures=(), title=None):
 
     Examples
     --------
-    See `~astrofmtools.classify.run_study`, which writes the report.
+    See `~astrofmtools.study.run_study`, which writes the report.
     """
     folder = Path(folder)
     data = config.data.name if isinstance(config.data, Path) else "the cutouts given"

@@ -8,7 +8,7 @@ Two cells of the same seed and label fraction train on the same labelled subset 
 are scored on the same test rows, so their difference is free of the subset's luck;
 the spread of that difference over seeds is the uncertainty of the comparison.
 
-Torch-free: it reads the results table of `~astrofmtools.classify.run_study`.
+Torch-free: it reads the results table of `~astrofmtools.study.run_study`.
 """
 
 import numpy as np
@@ -35,7 +35,7 @@ def best_settings(results, metric="macro_f1", fraction=None):
     Parameters
     ----------
     results : `~astropy.table.Table`
-        One row per cell (``results.ecsv`` of `~astrofmtools.classify.run_study`).
+        One row per cell (``results.ecsv`` of `~astrofmtools.study.run_study`).
     metric : str, optional
         The score column.
     fraction : float, optional
@@ -51,7 +51,7 @@ def best_settings(results, metric="macro_f1", fraction=None):
     Examples
     --------
     >>> from astropy.table import QTable
-    >>> from astrofmtools.classify import best_settings
+    >>> from astrofmtools.study import best_settings
     >>> results = QTable(rows=[("a", "full", "frozen/linear", 1.0, s, f, 2.0, 10)
     ...                        for s, f in ((0, 0.8), (1, 0.9))] +
     ...                       [("b", "full", "frozen/linear", 1.0, s, f, 5.0, 10)
@@ -103,7 +103,7 @@ def paired_difference(results, a, b, metric="macro_f1", fraction=None):
     Examples
     --------
     >>> from astropy.table import QTable
-    >>> from astrofmtools.classify import paired_difference
+    >>> from astrofmtools.study import paired_difference
     >>> results = QTable(rows=[(m, s, f) for m, s, f in (
     ...     ("x", 0, 0.80), ("x", 1, 0.90), ("x", 2, 0.70),
     ...     ("y", 0, 0.75), ("y", 1, 0.84), ("y", 2, 0.66))],
@@ -172,7 +172,7 @@ def factor_effects(results, metric="macro_f1", fraction=None):
     Examples
     --------
     >>> from astropy.table import QTable
-    >>> from astrofmtools.classify import factor_effects
+    >>> from astrofmtools.study import factor_effects
     >>> rows = [(p, s, 0.7 + 0.1 * (p == "crop") + 0.01 * s)
     ...         for p in ("full", "crop") for s in range(3)]
     >>> results = QTable(rows=rows, names=("preprocess_name", "seed", "macro_f1"))
