@@ -111,9 +111,11 @@ def estimate_cost(config, n_train=None, n_test=None, calibrate=False):
         Seconds per cell name. The first frozen cell of each backbone and
         preprocessing carries the forward passes of every cutout; the other
         frozen cells of the group fit a head on cached features. A cell that
-        trains the backbone costs its labelled cutouts times its epochs (the
-        method's or ``classifier`` ``epochs``, else the strategy's default)
-        of training steps, plus a forward pass over the test cutouts.
+        trains the backbone costs a training step per cutout it fits on (its
+        labelled cutouts less the 15 % validation split) and epoch (the
+        method's or ``classifier`` ``epochs``, else the strategy's default),
+        forward passes only in the head's warm-up epochs, and a forward pass
+        over the validation cutouts each epoch and the test cutouts once.
 
     Examples
     --------
@@ -150,10 +152,16 @@ def estimate_cost(config, n_train=None, n_test=None, calibrate=False):
         rate = rates[key]
         strategy = get_strategy(cell["strategy"])
         if strategy.trains_backbone or config.task.head is not None:  # detectors train
-            epochs = cell["options"].get("epochs", cell["classifier"].get(
-                "epochs", strategy.defaults.get("epochs", 30)))
-            seconds = (rate["epoch"] * n_train * cell["label_fraction"] * epochs
-                       + rate["features"] * n_test)
+            settings = {**strategy.defaults, **cell["classifier"], **cell["options"]}
+            epochs = int(settings.get("epochs", 30))
+            warmup = min(epochs, int(settings.get("head_warmup_epochs", 0)))
+            labelled = n_train * cell["label_fraction"]
+            fit = labelled * (1 - float(settings.get("val_fraction", 0.15)))
+            # warm-up epochs train the head alone (forward passes); every epoch scores
+            # the validation split; the test cutouts are predicted once
+            seconds = (rate["epoch"] * fit * (epochs - warmup)
+                       + rate["features"] * (fit * warmup + (labelled - fit) * epochs
+                                             + n_test))
         else:
             group = key + (repr(sorted(cell["preprocess"].items())),)
             seconds = SECONDS_PER_CUTOUT["head"]

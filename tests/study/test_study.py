@@ -68,14 +68,22 @@ def test_grid_has_one_cell_per_setting_and_seed(config):
 def test_the_estimate_charges_features_once_and_training_per_epoch(config):
     config = dict(config, methods=["frozen/linear", "frozen/knn",
                                    {"strategy": "finetune", "head": "linear", "epochs": 4}])
-    rates = time_backbone("efficientnet_lite0", "random", 32)
-    cost = estimate_cost(config, n_train=100, n_test=50, calibrate=True)
+    cost = estimate_cost(config, n_train=100, n_test=50)
     frozen = [cost[c["name"]] for c in study_cells(config) if c["strategy"] == "frozen"]
-    head = SECONDS_PER_CUTOUT["head"]
-    assert frozen[0] > head and all(v == head for v in frozen[1:])  # the cache shares them
+    area = (32 / 224) ** 2
+    head, forward, step = (SECONDS_PER_CUTOUT["head"], SECONDS_PER_CUTOUT["features"] * area,
+                           SECONDS_PER_CUTOUT["epoch"] * area)
+    assert frozen[0] == pytest.approx(head + forward * 150)  # every cutout, once
+    assert all(v == head for v in frozen[1:])  # the feature cache shares them
+    # label fraction 0.5: 50 labelled, 42.5 fitted (15 % validation), 3 warm-up epochs
     tuned = cost["efficientnet_lite0/small/finetune/linear(epochs=4)/f0.5/s0"]
-    expected = rates["epoch"] * 50 * 4 + rates["features"] * 50
-    assert tuned == pytest.approx(expected, rel=1.0)  # two timings of the same model
+    assert tuned == pytest.approx(step * 42.5 * 1 + forward * (42.5 * 3 + 7.5 * 4 + 50))
+    timed = estimate_cost(config, n_train=100, n_test=50, calibrate=True)
+    rates = time_backbone("efficientnet_lite0", "random", 32)
+    assert 0 < rates["features"] < rates["epoch"]
+    expected = rates["epoch"] * 42.5 + rates["features"] * (42.5 * 3 + 7.5 * 4 + 50)
+    name = "efficientnet_lite0/small/finetune/linear(epochs=4)/f0.5/s0"
+    assert timed[name] == pytest.approx(expected, rel=2)  # two timings of one model
 
 
 def test_run_resume_and_widen(config, monkeypatch):
