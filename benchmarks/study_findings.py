@@ -7,9 +7,9 @@ accuracy.
 For each study folder (written by benchmarks/study_setup.py, then run with
 ``astrofm study``) it prints, paired by seed (`factor_effects`):
 
-- the effect of the close crop (variant ``crop`` against ``full``), per backbone;
-- the effect of fine-tuning over a frozen linear head, per backbone;
-- each backbone against the first, with frozen heads (the study's "which features");
+- within each backbone, the effect of the close crop (``crop`` against ``full``) and of
+  each adaptation against a frozen linear head;
+- within each adaptation, each backbone against the first (the study's "which features");
 
 each over every label fraction and with all the labels; then the winner with all the
 labels, and the calibrated estimate (`estimate_cost`, timed on this machine) against
@@ -23,24 +23,7 @@ import numpy as np
 from astropy.table import QTable
 
 
-def _effect(results, column, level, baseline, fraction=None, **match):
-    from astrofmtools.study import factor_effects
-    rows = results[[all(str(r[k]) == v for k, v in match.items()) and
-                    str(r[column]) in (level, baseline) for r in results]]
-    if not len(rows):
-        return None
-    # the first level of the factor is the baseline: put its rows first
-    order = np.argsort([str(v) != baseline for v in rows[column]], kind="stable")
-    effects = factor_effects(rows[order], fraction=fraction)
-    name = {"preprocess_name": "preprocessing", "method": "adaptation",
-            "backbone": "backbone"}[column]
-    hit = [e for e in effects if e["factor"] == name and e["level"] == level]
-    return hit[0] if hit else None
-
-
 def _line(what, e):
-    if e is None:
-        return f"  {what:<64} —"
     return (f"  {what:<64} {e['mean']:+.3f}  [{e['low']:+.3f}, {e['high']:+.3f}]  "
             f"wins {e['wins']}/{e['n']}")
 
@@ -51,32 +34,20 @@ def main():
     parser.add_argument("--no-timing", action="store_true",
                         help="skip the calibrated estimate (it loads every backbone)")
     args = parser.parse_args()
-    from astrofmtools.study import StudyConfig, best_settings, estimate_cost
+    from astrofmtools.study import StudyConfig, best_settings, estimate_cost, factor_effects
     for folder in map(Path, args.folders):
         results = QTable.read(folder / "study" / "results.ecsv")
         config = StudyConfig(folder / "study.yaml")
         top = max(results["label_fraction"])
         print(f"\n== {folder.name}: {len(results)} cells, {results['n_test'][0]} test cutouts; "
               "macro-F1 differences, paired by seed: mean [95 % interval] wins")
-        backbones = list(dict.fromkeys(results["backbone"]))
-        methods = list(dict.fromkeys(results["method"]))
-        tuned = [m for m in methods if m.startswith(("finetune", "partial", "lora"))]
         for fraction, label in ((None, "all fractions"), (top, "all labels")):
             print(f" {label}:")
-            for b in backbones:
-                print(_line(f"crop - full, {b}",
-                            _effect(results, "preprocess_name", "crop", "full", fraction,
-                                    backbone=b)))
-            for b in backbones:
-                for m in tuned:
-                    print(_line(f"{m} - frozen/linear, {b}",
-                                _effect(results, "method", m, "frozen/linear", fraction,
-                                        backbone=b)))
-            for b in backbones[1:]:
-                for m in (m for m in methods if m.startswith("frozen")):
-                    print(_line(f"{b} - {backbones[0]}, {m}",
-                                _effect(results, "backbone", b, backbones[0], fraction,
-                                        method=m)))
+            for e in factor_effects(results, fraction=fraction, by="backbone"):
+                print(_line(f"{e['level']} - {e['baseline']}, {e['backbone']}", e))
+            for e in factor_effects(results, fraction=fraction, by="method"):
+                if e["factor"] == "backbone":
+                    print(_line(f"{e['level']} - {e['baseline']}, {e['method']}", e))
         best = best_settings(results, fraction=top)[0]
         print(f" winner with all labels: {best['backbone']} / {best['preprocess_name']} / "
               f"{best['method']}: {best['macro_f1_mean']:.3f} ± {best['macro_f1_std']:.3f}")

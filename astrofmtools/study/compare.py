@@ -132,7 +132,7 @@ def _paired(a, b):
     out = {"n": n, "mean": float(diffs.mean()) if n else np.nan,
            "std": float(diffs.std(ddof=1)) if n > 1 else np.nan, "low": np.nan,
            "high": np.nan, "p": np.nan, "wins": int((diffs > 0).sum())}
-    if n > 1 and out["std"] > 0:
+    if n > 1 and out["std"] > 1e-12:  # (below: equal differences up to rounding)
         test = stats.ttest_1samp(diffs, 0.0)
         interval = test.confidence_interval(0.95)
         out.update(low=float(interval.low), high=float(interval.high), p=float(test.pvalue))
@@ -141,7 +141,7 @@ def _paired(a, b):
     return out
 
 
-def factor_effects(results, metric="macro_f1", fraction=None):
+def factor_effects(results, metric="macro_f1", fraction=None, by=None):
     """
     The effect of each factor of the grid: every other level against the first, paired.
 
@@ -161,13 +161,18 @@ def factor_effects(results, metric="macro_f1", fraction=None):
     metric : str, optional
     fraction : float, optional
         Only this label fraction (default: all of them).
+    by : str, optional
+        A column of the setting (``'backbone'``, say): the effects of the
+        other factors within each of its levels, since a crop may help one
+        backbone and hurt another.
 
     Returns
     -------
     effects : `~astropy.table.QTable`
         ``factor``, ``level``, ``baseline``, ``n``, ``mean``, ``std``,
         ``low``, ``high``, ``p`` and ``wins``: one row per level after the
-        first, of each factor with two levels or more.
+        first, of each factor with two levels or more; with ``by``, a first
+        column named ``by`` gives the level each row is within.
 
     Examples
     --------
@@ -183,6 +188,16 @@ def factor_effects(results, metric="macro_f1", fraction=None):
     >>> round(float(effects["mean"][0]), 3)
     0.1
     """
+    if by is not None:
+        parts = []
+        for value in dict.fromkeys(str(v) for v in results[by]):
+            part = factor_effects(results[[str(v) == value for v in results[by]]], metric,
+                                  fraction)
+            part = part[part["factor"] != FACTORS.get(by, by)]
+            part.add_column([value] * len(part), name=by, index=0)
+            parts.append(part)
+        from astropy.table import vstack
+        return vstack(parts) if parts else QTable(names=(by,))
     rows = [r for r in results if _at(r, fraction)]
     out = []
     for column, name in FACTORS.items():

@@ -134,6 +134,16 @@ def _blocks(config, results, title, figures):
                     [[e["factor"], e["level"], e["baseline"], str(e["n"]),
                       _signed(e["mean"]), f"[{_signed(e['low'])}, {_signed(e['high'])}]",
                       f"{e['wins']} of {e['n']}"] for e in effects])]
+    if len(set(results["backbone"])) > 1:
+        within = factor_effects(results, metric, by="backbone")
+        if len(within):
+            blocks += [("p", "The same within each backbone (a choice may help one backbone "
+                             "and hurt another):"),
+                       ("table", ["backbone", "factor", "level", "against", "pairs",
+                                  "mean difference", "95 % interval", "wins"],
+                        [[e["backbone"], e["factor"], e["level"], e["baseline"], str(e["n"]),
+                          _signed(e["mean"]), f"[{_signed(e['low'])}, {_signed(e['high'])}]",
+                          f"{e['wins']} of {e['n']}"] for e in within])]
     blocks.append(("h2", "Figures"))
     blocks += [("img", str(path), caption) for path, caption in figures]
     blocks += [("h2", f"All settings at label fraction {fraction:g}"),

@@ -224,3 +224,16 @@ def test_a_detection_study_scores_map_on_held_out_images(detection_study):
     assert not list(Path("out").glob("map_*.png"))  # no cutouts to map
     again = run_study(detection_study, "out")
     assert again.ran == [] and len(again.cached) == 2
+
+
+def test_effects_within_each_backbone_show_an_interaction():
+    results = _results(noise=0)
+    # the crop helps backbone a and hurts backbone b
+    sign = np.where((results["backbone"] == "b") & (results["preprocess_name"] == "crop"), -2, 0)
+    results["macro_f1"] += 0.05 * sign
+    pooled = {(e["factor"], e["level"]): e["mean"] for e in factor_effects(results)}
+    within = factor_effects(results, by="backbone")
+    crop = {e["backbone"]: e["mean"] for e in within if e["factor"] == "preprocessing"}
+    assert pooled["preprocessing", "crop"] == pytest.approx(0.0, abs=1e-9)  # cancels out
+    assert crop == pytest.approx({"a": 0.05, "b": -0.05})
+    assert "backbone" not in set(within["factor"])
