@@ -70,7 +70,8 @@ def cmd_study(args):
             path.unlink()  # recompute every cell, redraw every map
     scheduler, workers = scheduler_of(args)
     result = run_study(config, out, scheduler=scheduler, workers=workers,
-                       max_hours=args.max_hours, data=data, maps=not args.no_maps)
+                       max_hours=args.max_hours, data=data, maps=not args.no_maps,
+                       estimate=estimate)
     log.info("%d cells run, %d cached, %d skipped by the budget; results in %s",
              len(result.ran), len(result.cached), len(result.skipped), out)
     metric = config.metric

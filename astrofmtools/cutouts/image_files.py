@@ -125,7 +125,8 @@ def cutouts_from_images(paths, pixel_scale=None, size=None, *, sky=None, fill=np
     >>> print(stack.wcs_of(0).proj_plane_pixel_scales()[0].to(u.arcsec))
     0.262 arcsec
     """
-    from .core import _add_cutout_columns, _gather, _stamp_shape
+    from .core import _add_cutout_columns, _stamp_shape
+    from .pixels import _gather
     from ..io import SkyImage
 
     files = _image_files(paths)

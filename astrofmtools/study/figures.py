@@ -42,6 +42,12 @@ def _mean_std(results, metric, **match):
     return np.array(fractions), np.array(means), np.array(stds)
 
 
+def _ranking(results, metric, fraction):
+    """The settings ranked at a label fraction (default: the largest), and that fraction."""
+    fraction = float(np.max(results["label_fraction"])) if fraction is None else fraction
+    return best_settings(results, metric, fraction), fraction
+
+
 def _label(metric):
     from .tasks import _TASKS
     labels = {k: v for task in _TASKS.values() for k, v in task.metric_labels.items()}
@@ -142,8 +148,7 @@ def plot_study_methods(results, metric="macro_f1", fraction=None, path=None, tit
     ['full (label fraction 1)', 'crop (label fraction 1)']
     """
     from matplotlib.figure import Figure
-    ranking = best_settings(results, metric, fraction)
-    fraction = float(np.max(results["label_fraction"])) if fraction is None else fraction
+    ranking, fraction = _ranking(results, metric, fraction)
     methods, backbones = _levels(results, "method"), _levels(results, "backbone")
     variants, colors = _levels(results, "preprocess_name"), _colors(backbones)
     fig = Figure(figsize=(max(2.4, 1.2 + 0.9 * len(methods) * max(1, len(backbones)) / 2)
@@ -237,8 +242,7 @@ def plot_study_cost(results, metric="macro_f1", fraction=None, path=None, title=
     'seconds per cell (mean over seeds)'
     """
     from matplotlib.figure import Figure
-    ranking = best_settings(results, metric, fraction)
-    fraction = float(np.max(results["label_fraction"])) if fraction is None else fraction
+    ranking, fraction = _ranking(results, metric, fraction)
     methods, variants = _levels(results, "method"), _levels(results, "preprocess_name")
     colors = _colors(_levels(results, "backbone"))
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..utils import atomic_output
 from .compare import best_settings, factor_effects, paired_difference
+from .config import _method_name
 
 __all__ = ["write_study_report", "train_command"]
 
@@ -61,11 +62,6 @@ def train_command(config, setting):
     chosen = next(m for m in config.methods if _method_name(m) == method)
     words = config.task.command(config, entry, chosen, config.preprocess[variant])
     return " ".join(shlex.quote(w) for w in words)
-
-
-def _method_name(method):
-    from .config import _method_name
-    return _method_name(method)
 
 
 def _blocks(config, results, title, figures):

@@ -103,7 +103,7 @@ def _run_cell(task, shared):
 
 
 def run_study(config, output_dir, scheduler=None, workers=None, max_hours=None, data=None,
-              report=True, maps=True):
+              report=True, maps=True, estimate=None):
     """
     Run every cell of a study not yet in ``output_dir``, then write its tables.
 
@@ -133,6 +133,10 @@ def run_study(config, output_dir, scheduler=None, workers=None, max_hours=None, 
     data : tuple, optional
         What `study_data` returned for this config, when the caller has
         already read it (the data are then not read and hashed again).
+    estimate : dict, optional
+        Seconds per cell name (`~astrofmtools.study.estimate_cost`), when the
+        caller has timed them already (default: estimated here, timed on this
+        machine when there is a budget).
     report : bool, optional
         Draw the figures (``fractions.png``: score against label fraction;
         ``methods.png``: score per adaptation; ``cost.png``: cost against
@@ -184,8 +188,9 @@ def run_study(config, output_dir, scheduler=None, workers=None, max_hours=None, 
     keys = [cell_key(c, fingerprint) for c in cells]
     todo = [(c, k) for c, k in zip(cells, keys) if not (cells_dir / f"{k}.json").exists()]
     cached = [c["name"] for c, k in zip(cells, keys) if (cells_dir / f"{k}.json").exists()]
-    estimate = estimate_cost(config, n_train=len(train), n_test=len(test),
-                             calibrate=max_hours is not None)
+    if estimate is None:
+        estimate = estimate_cost(config, n_train=len(train), n_test=len(test),
+                                 calibrate=max_hours is not None)
     skipped = []
     if max_hours is not None:
         budget = float(max_hours) * 3600

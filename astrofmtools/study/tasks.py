@@ -84,12 +84,28 @@ def register_study_task(task, overwrite=False):
 
 
 def get_study_task(name):
-    """The registered `StudyTask` called ``name`` (an error lists the known ones)."""
+    """
+    The registered `StudyTask` called ``name`` (an error lists the known ones).
+
+    Examples
+    --------
+    >>> from astrofmtools.study import get_study_task
+    >>> get_study_task("classification").metrics
+    ('macro_f1', 'accuracy')
+    """
     return _TASKS.lookup(name)
 
 
 def list_study_tasks():
-    """The names of the registered study tasks."""
+    """
+    The names of the registered study tasks.
+
+    Examples
+    --------
+    >>> from astrofmtools.study import list_study_tasks
+    >>> list_study_tasks()
+    ['classification', 'detection']
+    """
     return list(_TASKS)
 
 
@@ -249,7 +265,6 @@ class DetectionTask(StudyTask):
         label = config.labels if boxes is not None and config.labels in boxes.colnames \
             else None
         samples, classes = load_training_set(files, boxes, label_column=label)
-        names = np.array([str(f) for f in files])
         # a stratum per image: its commonest class (every image counts once)
         strata = np.array([_commonest(s[2]) for s in samples])
         if len(samples) < 2:
@@ -264,14 +279,13 @@ class DetectionTask(StudyTask):
             digest.update(np.ascontiguousarray(box).tobytes())
             digest.update("\n".join(map(str, labels)).encode())
         digest.update(np.asarray(test, dtype=np.int64).tobytes())
-        return (samples, classes, names), None, np.sort(train), np.sort(test), \
+        return (samples, classes), None, np.sort(train), np.sort(test), \
             digest.hexdigest()
 
     def run(self, cell, data, labels, train, test):
         from ..detect import Detector
         from ..evaluate import detection_map
-        from ..schema import boxes_to_columns
-        samples, classes, _ = data
+        samples, classes = data
         rng = np.random.default_rng(cell["seed"])
         n = max(1, int(round(cell["label_fraction"] * len(train))))
         chosen = np.sort(rng.choice(train, n, replace=False))
@@ -282,9 +296,9 @@ class DetectionTask(StudyTask):
             strategy_options={k: v for k, v in options.items() if k not in _DETECTOR_SCHEDULE},
             **{k: v for k, v in options.items() if k in _DETECTOR_SCHEDULE})
         det.fit([samples[i][0] for i in chosen],
-                [_truth(samples[i], boxes_to_columns) for i in chosen], label_column="label")
+                [_truth(samples[i]) for i in chosen], label_column="label")
         pairs = [(det.predict(samples[i][0], score_threshold=0.05),
-                  _truth(samples[i], boxes_to_columns)) for i in test]
+                  _truth(samples[i])) for i in test]
         scores = detection_map(pairs, iou_thresholds=[0.5], class_agnostic=len(classes) == 1)
         parameters = list(det.model_.parameters())
         return {"map50": float(scores["map_50"]), "recall50": float(scores["mar"]),
@@ -320,9 +334,10 @@ def _commonest(labels):
     return max(set(labels), key=labels.count) if labels else ""
 
 
-def _truth(sample, boxes_to_columns):
+def _truth(sample):
     """The boxes of one training sample as a table (bbox columns, label)."""
     from astropy.table import QTable
+    from ..schema import boxes_to_columns
     _, boxes, labels = sample
     table = QTable(boxes_to_columns(np.asarray(boxes, float).reshape(-1, 4)))
     table["label"] = np.asarray(labels).astype(str)
